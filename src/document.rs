@@ -1,0 +1,116 @@
+//! The data that flows through the pipeline: a loaded document, and the translated
+//! document every writer renders. `TranslatedDocument` *is* the JSON schema of `NAME.json`.
+
+use serde::{Deserialize, Serialize};
+
+/// How a paragraph is treated by the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParagraphKind {
+    /// A short line without final punctuation: translated as one unit, rendered as a heading.
+    Heading,
+    /// Running text: split into sentences, each translated, then rejoined in order.
+    Body,
+    /// No Arabic letters (e.g. "Leave a Reply"): copied as is, never sent to the model.
+    Passthrough,
+}
+
+/// One paragraph of a loaded, normalized document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paragraph {
+    pub kind: ParagraphKind,
+    pub text: String,
+}
+
+/// A document after loading: normalized text split into classified paragraphs.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// Where it came from, as the user named it (`-` for stdin).
+    pub source_path: String,
+    /// sha256 of the raw input bytes, hex.
+    pub source_sha256: String,
+    pub paragraphs: Vec<Paragraph>,
+}
+
+impl Document {
+    /// Words in Arabic script, the unit of the throughput figures.
+    pub fn arabic_words(&self) -> usize {
+        self.paragraphs
+            .iter()
+            .map(|p| crate::load::count_arabic_words(&p.text))
+            .sum()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranslatedSentence {
+    pub source: String,
+    pub translation: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranslatedParagraph {
+    pub kind: ParagraphKind,
+    pub source: String,
+    pub translation: String,
+    pub sentences: Vec<TranslatedSentence>,
+}
+
+/// The model that produced a translation, as recorded in the outputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelRecord {
+    pub name: String,
+    /// sha256 of the weights file, hex.
+    pub file_sha256: String,
+}
+
+/// Everything besides the input and the model that changes what tarjama writes.
+/// A document is redone when any of these differ from its existing `NAME.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    pub max_new_tokens: usize,
+    pub max_segment_tokens: usize,
+    pub summary: bool,
+    /// Bumped whenever prompts or decoding change, so old outputs are not reused.
+    pub prompt_version: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    pub load_seconds: f64,
+    pub translate_seconds: f64,
+    pub summarize_seconds: f64,
+    pub total_seconds: f64,
+}
+
+/// A fully translated document: what every writer renders, and the `NAME.json` schema.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranslatedDocument {
+    /// Output file stem: `NAME` in `NAME.html`, `NAME.json`, ...
+    pub name: String,
+    pub source_path: String,
+    pub source_sha256: String,
+    pub model: ModelRecord,
+    pub settings: Settings,
+    pub title: String,
+    /// `None` when run with `--no-summary`.
+    pub summary: Option<String>,
+    pub arabic_words: usize,
+    pub paragraphs: Vec<TranslatedParagraph>,
+    pub timings: Timings,
+}
+
+impl TranslatedDocument {
+    /// The English text, one paragraph per block.
+    pub fn english_text(&self) -> String {
+        let mut out = String::new();
+        for p in &self.paragraphs {
+            if !out.is_empty() {
+                out.push_str("\n\n");
+            }
+            out.push_str(&p.translation);
+        }
+        out.push('\n');
+        out
+    }
+}
