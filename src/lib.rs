@@ -2,8 +2,13 @@
 //!
 //! The pipeline, one module per stage:
 //! [`load`] → [`segment`] → [`translate`] → [`summarize`] → [`write`],
-//! driven by [`job`]. Models live in [`model`] (weights, tokenizers, backends)
-//! and are fetched by [`registry`].
+//! driven by [`job`] over the documents that [`inputs`] collects. Model backends live in
+//! [`model`]; their weights are found or fetched by [`registry`].
 
 pub mod document;
+pub mod inputs;
 pub mod load;
+pub mod model;
+pub mod registry;
+pub mod summarize;
+pub mod translate;

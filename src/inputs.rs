@@ -1,0 +1,221 @@
+//! Which documents a run covers, and the output name each one gets.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// Extensions picked up when a directory is given.
+const DOCUMENT_EXTENSIONS: &[&str] = &["txt", "md"];
+
+/// Where a document's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    File(PathBuf),
+    Stdin,
+}
+
+/// One document of the run, with its unique output stem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    pub source: Source,
+    /// As shown to the user and recorded in outputs.
+    pub display: String,
+    /// `NAME` in `NAME.html`: unique within the run.
+    pub name: String,
+}
+
+/// An input argument that yields no document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputProblem {
+    pub path: String,
+    pub error: String,
+}
+
+/// Expands the INPUT arguments: files as given, directories recursed (sorted, `.txt` and
+/// `.md` only), `-` for stdin. Output names come from file stems; a stem that repeats is
+/// made unique with its parent directories, then a counter, so nothing is overwritten.
+pub fn collect(args: &[String]) -> (Vec<Input>, Vec<InputProblem>) {
+    let mut found: Vec<(Source, String)> = Vec::new();
+    let mut problems = Vec::new();
+    for arg in args {
+        if arg == "-" {
+            found.push((Source::Stdin, "-".to_string()));
+            continue;
+        }
+        let path = PathBuf::from(arg);
+        match std::fs::metadata(&path) {
+            Err(_) => problems.push(InputProblem {
+                path: arg.clone(),
+                error: format!("{arg}: no such file or directory; check the path"),
+            }),
+            Ok(m) if m.is_dir() => {
+                let mut files = Vec::new();
+                walk(&path, &mut files);
+                files.sort();
+                if files.is_empty() {
+                    problems.push(InputProblem {
+                        path: arg.clone(),
+                        error: format!(
+                            "{arg}: directory holds no .txt or .md documents; point tarjama at the files to translate"
+                        ),
+                    });
+                }
+                for f in files {
+                    let display = f.display().to_string();
+                    found.push((Source::File(f), display));
+                }
+            }
+            Ok(_) => found.push((Source::File(path), arg.clone())),
+        }
+    }
+    let mut seen_files = HashSet::new();
+    found.retain(|(source, _)| match source {
+        Source::File(p) => seen_files.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())),
+        Source::Stdin => true,
+    });
+    let names = unique_names(&found);
+    let inputs = found
+        .into_iter()
+        .zip(names)
+        .map(|((source, display), name)| Input {
+            source,
+            display,
+            name,
+        })
+        .collect();
+    (inputs, problems)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        if hidden {
+            continue;
+        }
+        if path.is_dir() {
+            walk(&path, out);
+        } else if path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| DOCUMENT_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        {
+            out.push(path);
+        }
+    }
+}
+
+/// Candidate names for a path, from the plain stem to ever longer parent-qualified ones.
+fn candidates(source: &Source) -> Vec<String> {
+    let Source::File(path) = source else {
+        return vec!["stdin".to_string()];
+    };
+    let stem = path
+        .file_stem()
+        .map(|s| sanitize(&s.to_string_lossy()))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "document".to_string());
+    let mut names = vec![stem.clone()];
+    let mut qualified = stem;
+    for parent in path
+        .parent()
+        .into_iter()
+        .flat_map(|p| p.components().rev())
+        .filter_map(|c| match c {
+            std::path::Component::Normal(s) => Some(sanitize(&s.to_string_lossy())),
+            _ => None,
+        })
+    {
+        qualified = format!("{parent}__{qualified}");
+        names.push(qualified.clone());
+    }
+    names
+}
+
+/// Keeps names safe as file names and URLs on every platform.
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>()
+        .trim_matches('.')
+        .to_string()
+}
+
+fn unique_names(found: &[(Source, String)]) -> Vec<String> {
+    let all: Vec<Vec<String>> = found.iter().map(|(s, _)| candidates(s)).collect();
+    let mut stem_count = std::collections::HashMap::new();
+    for c in &all {
+        *stem_count.entry(c[0].clone()).or_insert(0usize) += 1;
+    }
+    let mut used = HashSet::new();
+    all.into_iter()
+        .map(|c| {
+            let preferred = if stem_count[&c[0]] > 1 {
+                // Shortest parent-qualified name not yet taken.
+                c.iter().skip(1).find(|n| !used.contains(*n)).cloned()
+            } else {
+                None
+            };
+            let mut name = preferred.unwrap_or_else(|| c[0].clone());
+            let base = name.clone();
+            let mut n = 2;
+            while used.contains(&name) {
+                name = format!("{base}-{n}");
+                n += 1;
+            }
+            used.insert(name.clone());
+            name
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directories_are_recursed_and_same_stems_get_distinct_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        std::fs::create_dir_all(root.join("b")).unwrap();
+        std::fs::write(root.join("a/news.txt"), "x").unwrap();
+        std::fs::write(root.join("b/news.md"), "x").unwrap();
+        std::fs::write(root.join("b/image.png"), "x").unwrap();
+        std::fs::write(root.join("top.txt"), "x").unwrap();
+        let (inputs, problems) = collect(&[root.display().to_string()]);
+        assert!(problems.is_empty());
+        let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, vec!["a__news", "b__news", "top"]);
+    }
+
+    #[test]
+    fn missing_paths_and_empty_directories_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.txt").display().to_string();
+        let (inputs, problems) = collect(&[missing.clone(), dir.path().display().to_string()]);
+        assert!(inputs.is_empty());
+        assert_eq!(problems.len(), 2);
+        assert!(problems[0].error.contains(&missing));
+        assert!(problems[1].error.contains("no .txt or .md"));
+    }
+
+    #[test]
+    fn the_same_file_twice_is_translated_once_and_stdin_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("x.txt");
+        std::fs::write(&f, "x").unwrap();
+        let arg = f.display().to_string();
+        let (inputs, _) = collect(&[arg.clone(), arg, "-".into()]);
+        assert_eq!(inputs.len(), 2);
+        assert_eq!(inputs[1].name, "stdin");
+    }
+}

@@ -1,0 +1,57 @@
+//! Model backends. A translation backend implements [`crate::translate::Translator`];
+//! a chat LLM implements [`ChatModel`], which the LLM translator and the summarizer share.
+
+pub mod gguf_llm;
+
+use std::path::PathBuf;
+
+pub use gguf_llm::GgufLlm;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{path}: not a usable GGUF model ({reason}); delete it and run `tarjama models fetch`, or pass another file to --model")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("{path}: GGUF architecture `{arch}` is not supported; tarjama runs Qwen2, Qwen2.5 and Qwen3 instruct GGUFs")]
+    Unsupported { path: PathBuf, arch: String },
+    #[error("{path}: cannot build a tokenizer from the GGUF metadata ({reason})")]
+    Tokenizer { path: PathBuf, reason: String },
+    #[error("model inference failed: {0}")]
+    Inference(String),
+}
+
+impl From<candle_core::Error> for ModelError {
+    fn from(e: candle_core::Error) -> Self {
+        ModelError::Inference(e.to_string())
+    }
+}
+
+/// One chat request: a system prompt, optional example exchanges, then the user turn.
+#[derive(Debug, Clone, Default)]
+pub struct ChatPrompt {
+    pub system: String,
+    /// (user, assistant) pairs shown to the model before the real request.
+    pub examples: Vec<(String, String)>,
+    pub user: String,
+}
+
+/// What one generation produced.
+#[derive(Debug, Clone)]
+pub struct Generation {
+    pub text: String,
+    pub prompt_tokens: usize,
+    pub generated_tokens: usize,
+    /// True when generation stopped at the token cap rather than at end-of-turn.
+    pub hit_cap: bool,
+}
+
+/// A local instruct LLM that answers chat prompts.
+pub trait ChatModel {
+    fn count_tokens(&self, text: &str) -> Result<usize, ModelError>;
+    /// Tokens the model can attend to in one prompt plus answer.
+    fn context_length(&self) -> usize;
+    fn generate(
+        &mut self,
+        prompt: &ChatPrompt,
+        max_new_tokens: usize,
+    ) -> Result<Generation, ModelError>;
+}

