@@ -90,7 +90,10 @@ pub fn clean_answer(answer: &str) -> String {
         "English:",
         "Here is the translation:",
     ] {
-        if text.len() >= label.len() && text[..label.len()].eq_ignore_ascii_case(label) {
+        let starts_with_label = text
+            .get(..label.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(label));
+        if starts_with_label {
             text = text[label.len()..].trim_start();
         }
     }
