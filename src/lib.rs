@@ -5,6 +5,7 @@
 //! driven by [`job`] over the documents that [`inputs`] collects. Model backends live in
 //! [`model`]; their weights are found or fetched by [`registry`].
 
+pub mod check;
 pub mod document;
 pub mod inputs;
 pub mod load;

@@ -218,6 +218,14 @@ pub fn fetch(m: &Manifest, show_progress: bool) -> Result<PathBuf, RegistryError
     if target.is_file() {
         return Ok(target);
     }
+    fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    // Two runs starting at once (cron overlap, parallel tests) must not interleave parts.
+    let lock_path = dir.join(format!(".fetch-{}.lock", m.name));
+    let lock = File::create(&lock_path).map_err(io_err(&lock_path))?;
+    lock.lock().map_err(io_err(&lock_path))?;
+    if target.is_file() {
+        return Ok(target);
+    }
     let work = dir.join(format!(".fetch-{}", m.name));
     fs::create_dir_all(&work).map_err(io_err(&work))?;
 

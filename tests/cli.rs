@@ -1,0 +1,229 @@
+//! The `tarjama` binary end to end, on the real default model and real samples.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tarjama::check;
+use tarjama::document::{ParagraphKind, TranslatedDocument};
+
+fn tarjama(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tarjama"))
+        .args(args)
+        .env("TARJAMA_LOG", "tarjama=info")
+        .output()
+        .expect("run tarjama")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn sample(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(name)
+}
+
+fn latin_share(s: &str) -> f64 {
+    let letters: Vec<char> = s.chars().filter(|c| c.is_alphabetic()).collect();
+    let latin = letters.iter().filter(|c| c.is_ascii_alphabetic()).count();
+    latin as f64 / letters.len().max(1) as f64
+}
+
+#[test]
+fn translates_a_real_sample_end_to_end_then_skips_it() {
+    let out = tempfile::tempdir().unwrap();
+    let input = sample("001_16cb7a662e3fa037.txt");
+    let o = tarjama(&[
+        "translate",
+        input.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    let log = text(&o);
+    assert!(o.status.success(), "{log}");
+    assert!(log.contains("1 translated"), "{log}");
+
+    let name = "001_16cb7a662e3fa037";
+    for f in ["html", "md", "en.txt", "json"] {
+        let p = out.path().join(format!("{name}.{f}"));
+        assert!(p.is_file(), "missing {}", p.display());
+    }
+    for f in ["index.html", "digest.md"] {
+        assert!(out.path().join(f).is_file(), "missing {f}");
+    }
+    let json = std::fs::read_to_string(out.path().join(format!("{name}.json"))).unwrap();
+    let doc: TranslatedDocument = serde_json::from_str(&json).unwrap();
+
+    let html = std::fs::read_to_string(out.path().join(format!("{name}.html"))).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
+    assert_eq!(
+        html.matches(r#"dir="rtl" lang="ar""#).count(),
+        doc.paragraphs
+            .iter()
+            .filter(|p| p.kind != ParagraphKind::Passthrough)
+            .count()
+    );
+    let md = std::fs::read_to_string(out.path().join(format!("{name}.md"))).unwrap();
+    assert!(md.contains("| Arabic | English |"));
+    let txt = std::fs::read_to_string(out.path().join(format!("{name}.en.txt"))).unwrap();
+    assert_eq!(txt.trim().split("\n\n").count(), doc.paragraphs.len());
+
+    let english = doc.english_text();
+    assert!(latin_share(&english) > 0.95, "{english}");
+    for p in doc.paragraphs.iter().filter(|p| p.kind == ParagraphKind::Body) {
+        assert!(!check::has_arabic_script(&p.translation), "{}", p.translation);
+        for s in &p.sentences {
+            let missing = check::missing_numbers(&s.source, &s.translation);
+            assert!(missing.is_empty(), "numbers {missing:?} lost in {:?}", s);
+        }
+    }
+    let summary = doc.summary.clone().unwrap_or_default();
+    assert!(!summary.is_empty());
+    assert!(summary.len() < english.len() / 2, "{summary}");
+    assert!(!doc.title.is_empty());
+    assert!(doc.arabic_words > 300);
+
+    let again = tarjama(&[
+        "translate",
+        input.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+        "--offline",
+    ]);
+    let log = text(&again);
+    assert!(again.status.success(), "{log}");
+    assert!(log.contains("0 translated, 1 skipped"), "{log}");
+}
+
+#[test]
+fn bad_documents_fail_alone_and_good_ones_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.txt");
+    std::fs::write(&good, "انعقد الاجتماع في الرياض يوم الثلاثاء.\n").unwrap();
+    let latin = dir.path().join("latin.txt");
+    std::fs::write(&latin, "Leave a Reply\n").unwrap();
+    let bad = dir.path().join("bad.txt");
+    std::fs::write(&bad, b"\xd8\xa7\xd9\x84\nok\n\xff\xfe broken\n").unwrap();
+    let empty = dir.path().join("empty.txt");
+    std::fs::write(&empty, "  \n\n").unwrap();
+
+    let o = tarjama(&[
+        "translate",
+        dir.path().to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+        "--no-summary",
+    ]);
+    let log = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{log}");
+    assert!(log.contains("bad.txt") && log.contains("UTF-8"), "{log}");
+    assert!(log.contains("line 3"), "{log}");
+    assert!(log.contains("empty.txt"), "{log}");
+    assert!(log.contains("2 translated, 0 skipped, 2 failed"), "{log}");
+    assert!(out.path().join("good.json").is_file());
+    assert!(!out.path().join("bad.json").exists());
+    assert!(!out.path().join("empty.json").exists());
+
+    let latin_doc: TranslatedDocument =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("latin.json")).unwrap())
+            .unwrap();
+    assert_eq!(latin_doc.paragraphs[0].translation, "Leave a Reply");
+    assert!(log.contains("no Arabic text"), "{log}");
+    let digest = std::fs::read_to_string(out.path().join("digest.md")).unwrap();
+    assert!(digest.contains("bad.txt") && digest.contains("empty.txt"), "{digest}");
+    // Nothing half-written: no temporary files left behind.
+    for entry in std::fs::read_dir(out.path()).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!name.starts_with(".tmp"), "{name}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2_and_missing_inputs_exit_1() {
+    let out = tempfile::tempdir().unwrap();
+    let o = tarjama(&["translate", "--out", out.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = tarjama(&["translate", "x.txt", "--out", "o", "--format", "pdf"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = tarjama(&[
+        "translate",
+        "/nonexistent/doc.txt",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("/nonexistent/doc.txt"), "{}", text(&o));
+}
+
+#[test]
+fn corrupt_and_truncated_models_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let doc = dir.path().join("d.txt");
+    std::fs::write(&doc, "انعقد الاجتماع في الرياض.\n").unwrap();
+    let junk = dir.path().join("junk.gguf");
+    std::fs::write(&junk, b"this is not a model").unwrap();
+    let o = tarjama(&[
+        "translate",
+        doc.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+        "--model",
+        junk.to_str().unwrap(),
+    ]);
+    let log = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{log}");
+    assert!(log.contains("junk.gguf") && log.contains("not a usable GGUF"), "{log}");
+
+    // The real header with the tensor data cut off.
+    let real = tarjama::registry::resolve(
+        tarjama::registry::DEFAULT_MODEL,
+        tarjama::registry::FetchPolicy::Allow,
+    )
+    .unwrap();
+    let truncated = dir.path().join("truncated.gguf");
+    let mut bytes = vec![0u8; 8 << 20];
+    use std::io::Read;
+    std::fs::File::open(&real.path)
+        .unwrap()
+        .read_exact(&mut bytes)
+        .unwrap();
+    std::fs::write(&truncated, &bytes).unwrap();
+    let o = tarjama(&[
+        "translate",
+        doc.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+        "--model",
+        truncated.to_str().unwrap(),
+    ]);
+    let log = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{log}");
+    assert!(log.contains("truncated"), "{log}");
+}
+
+#[test]
+fn hub_references_fail_fast_with_one_line() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let doc = dir.path().join("d.txt");
+    std::fs::write(&doc, "انعقد الاجتماع في الرياض.\n").unwrap();
+    let started = std::time::Instant::now();
+    let o = tarjama(&[
+        "translate",
+        doc.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+        "--model",
+        // A repository that does not exist: fails with or without network access.
+        "hf:tarjama-tests/no-such-model:model.gguf",
+    ]);
+    let log = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{log}");
+    assert!(log.contains("cannot fetch `hf:tarjama-tests/no-such-model"), "{log}");
+    assert!(started.elapsed().as_secs() < 120);
+}
