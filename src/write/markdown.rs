@@ -71,12 +71,12 @@ fn escape_inline(text: &str) -> String {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use crate::write::fixture;
 
     /// Column separators in a table row: pipes not escaped by an odd run of backslashes.
-    pub(crate) fn unescaped_pipes(line: &str) -> usize {
+    fn unescaped_pipes(line: &str) -> usize {
         let mut count = 0;
         let mut backslashes = 0;
         for c in line.chars() {
