@@ -1,7 +1,7 @@
 //! tarjama: offline Arabic→English document translation.
 //!
 //! The pipeline, one module per stage:
-//! [`load`] → [`segment`] → [`translate`] → [`summarize`] → [`write`],
+//! [`load`] → [`segment`] → [`translate`] → [`check`] → [`summarize`] → [`write`],
 //! driven by [`job`] over the documents that [`inputs`] collects. Model backends live in
 //! [`model`]; their weights are found or fetched by [`registry`].
 
@@ -13,3 +13,4 @@ pub mod model;
 pub mod registry;
 pub mod summarize;
 pub mod translate;
+pub mod write;

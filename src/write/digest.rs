@@ -1,0 +1,388 @@
+//! The run's digest: `index.html` and `digest.md`, one entry per document in input
+//! order, each linking to that document's output, then the documents that failed.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use html_escape::{encode_double_quoted_attribute, encode_text};
+
+use super::markdown::escape_line;
+use super::{ensure_dir, html, write_file, Format, WriteError};
+use crate::document::TranslatedDocument;
+
+pub const INDEX_HTML: &str = "index.html";
+pub const DIGEST_MD: &str = "digest.md";
+
+/// What the digest shows of one translated document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestEntry {
+    /// Output stem: the entry links to `NAME.html`, `NAME.md`, ...
+    pub name: String,
+    pub source_path: String,
+    pub title: String,
+    pub summary: Option<String>,
+    pub arabic_words: usize,
+}
+
+impl From<&TranslatedDocument> for DigestEntry {
+    fn from(doc: &TranslatedDocument) -> Self {
+        DigestEntry {
+            name: doc.name.clone(),
+            source_path: doc.source_path.clone(),
+            title: doc.title.clone(),
+            summary: doc.summary.clone(),
+            arabic_words: doc.arabic_words,
+        }
+    }
+}
+
+/// A document of the run that produced no output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestFailure {
+    pub source_path: String,
+    /// Shown on one line; line breaks are folded into spaces.
+    pub error: String,
+}
+
+/// Writes `index.html` and `digest.md` into `dir`, each atomically; returns their paths.
+pub fn write_digest(
+    dir: &Path,
+    entries: &[DigestEntry],
+    failures: &[DigestFailure],
+    formats: &[Format],
+) -> Result<Vec<PathBuf>, WriteError> {
+    ensure_dir(dir)?;
+    let files = [
+        (INDEX_HTML, render_index_html(entries, failures, formats)),
+        (DIGEST_MD, render_digest_md(entries, failures, formats)),
+    ];
+    let mut written = Vec::new();
+    for (file, contents) in files {
+        let path = dir.join(file);
+        write_file(&path, contents.as_bytes())?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// The digest as a self-contained HTML page, linking each document's best page.
+pub fn render_index_html(
+    entries: &[DigestEntry],
+    failures: &[DigestFailure],
+    formats: &[Format],
+) -> String {
+    let target = link_target(formats, Format::Html);
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "<header>\n<h1>Translation digest</h1>\n<p class=\"meta\">{}</p>\n</header>\n",
+        encode_text(&counts(entries.len(), failures.len()))
+    );
+    if !entries.is_empty() {
+        body.push_str("<ol class=\"digest\">\n");
+        for entry in entries {
+            html_entry(&mut body, entry, target);
+        }
+        body.push_str("</ol>\n");
+    }
+    if !failures.is_empty() {
+        body.push_str("<section class=\"failures\">\n<h2>Not translated</h2>\n<ul>\n");
+        for failure in failures {
+            let _ = writeln!(
+                body,
+                "<li><code>{}</code>: {}</li>",
+                encode_text(&failure.source_path),
+                encode_text(&one_line(&failure.error))
+            );
+        }
+        body.push_str("</ul>\n</section>\n");
+    }
+    html::page("Translation digest", &body)
+}
+
+fn html_entry(out: &mut String, entry: &DigestEntry, target: Format) {
+    let href = percent_encode(&target.file_name(&entry.name));
+    let _ = writeln!(
+        out,
+        "<li>\n<h2><a href=\"{}\">{}</a></h2>",
+        encode_double_quoted_attribute(&href),
+        encode_text(&entry.title)
+    );
+    match &entry.summary {
+        Some(summary) => {
+            let _ = writeln!(out, "<p>{}</p>", encode_text(summary.trim()));
+        }
+        None => out.push_str("<p class=\"none\">No summary.</p>\n"),
+    }
+    let _ = writeln!(
+        out,
+        "<p class=\"meta\">Source: <code>{}</code> · {}</p>\n</li>",
+        encode_text(&entry.source_path),
+        words(entry.arabic_words)
+    );
+}
+
+/// The digest in Markdown, linking each document's Markdown file when there is one.
+pub fn render_digest_md(
+    entries: &[DigestEntry],
+    failures: &[DigestFailure],
+    formats: &[Format],
+) -> String {
+    let target = link_target(formats, Format::Markdown);
+    let mut out = String::from("# Translation digest\n\n");
+    let _ = writeln!(out, "{}\n", counts(entries.len(), failures.len()));
+    for (i, entry) in entries.iter().enumerate() {
+        let href = percent_encode(&target.file_name(&entry.name));
+        let _ = writeln!(out, "{}. [{}]({href})", i + 1, escape_line(&entry.title));
+        // Indented by the list marker's width so these lines stay inside the item.
+        let indent = " ".repeat((i + 1).to_string().len() + 2);
+        let summary = match &entry.summary {
+            Some(summary) => escape_line(summary),
+            None => "_No summary._".to_string(),
+        };
+        let _ = writeln!(out, "\n{indent}{summary}\n");
+        let _ = writeln!(
+            out,
+            "{indent}_Source: {} · {}_\n",
+            escape_line(&entry.source_path),
+            words(entry.arabic_words)
+        );
+    }
+    if !failures.is_empty() {
+        out.push_str("## Not translated\n\n");
+        for failure in failures {
+            let _ = writeln!(
+                out,
+                "- {}: {}",
+                escape_line(&failure.source_path),
+                escape_line(&failure.error)
+            );
+        }
+    }
+    out
+}
+
+/// The file an entry links to: `preferred` if it was written, else the first written
+/// format in [`Format::ALL`] order, else the JSON record, which is always written.
+fn link_target(formats: &[Format], preferred: Format) -> Format {
+    std::iter::once(preferred)
+        .chain(Format::ALL)
+        .find(|f| formats.contains(f))
+        .unwrap_or(Format::Json)
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters, so that spaces,
+/// quotes, `#`, `?` and non-ASCII names survive as a relative link.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn counts(translated: usize, failed: usize) -> String {
+    let documents = if translated == 1 {
+        "document"
+    } else {
+        "documents"
+    };
+    let mut line = format!("{translated} {documents} translated");
+    if failed > 0 {
+        let _ = write!(line, ", {failed} not translated");
+    }
+    line.push('.');
+    line
+}
+
+fn words(n: usize) -> String {
+    if n == 1 {
+        "1 Arabic word".to_string()
+    } else {
+        format!("{n} Arabic words")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::write::fixture;
+
+    fn entry(name: &str, title: &str) -> DigestEntry {
+        DigestEntry {
+            name: name.to_string(),
+            source_path: format!("press/{name}.txt"),
+            title: title.to_string(),
+            summary: Some(format!("Summary of {title}.")),
+            arabic_words: 120,
+        }
+    }
+
+    fn sample() -> (Vec<DigestEntry>, Vec<DigestFailure>) {
+        let entries = vec![
+            entry("zeta", "Ministry announces new budget"),
+            entry("alpha", "GCC council meets in Riyadh"),
+            DigestEntry {
+                summary: None,
+                ..entry("mid", "Health ministry campaign")
+            },
+        ];
+        let failures = vec![DigestFailure {
+            source_path: "press/broken.docx".to_string(),
+            error: "not a valid DOCX file:\nmissing word/document.xml".to_string(),
+        }];
+        (entries, failures)
+    }
+
+    fn positions(text: &str, needles: &[&str]) -> Vec<usize> {
+        needles.iter().map(|n| text.find(n).unwrap()).collect()
+    }
+
+    #[test]
+    fn entry_from_document() {
+        let doc = fixture::document();
+        let e = DigestEntry::from(&doc);
+        assert_eq!(e.name, doc.name);
+        assert_eq!(e.title, doc.title);
+        assert_eq!(e.summary, doc.summary);
+        assert_eq!(e.source_path, doc.source_path);
+        assert_eq!(e.arabic_words, 42);
+    }
+
+    #[test]
+    fn entries_keep_input_order() {
+        let (entries, failures) = sample();
+        let titles = ["Ministry announces", "GCC council", "Health ministry"];
+        let html = render_index_html(&entries, &failures, &Format::ALL);
+        let at = positions(&html, &titles);
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{html}");
+        let md = render_digest_md(&entries, &failures, &Format::ALL);
+        let at = positions(&md, &titles);
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{md}");
+        assert!(md.contains("1. [Ministry announces new budget](zeta.md)"));
+        assert!(md.contains("3. [Health ministry campaign](mid.md)"));
+    }
+
+    #[test]
+    fn links_fall_back_through_the_formats() {
+        use Format::*;
+        let (entries, _) = sample();
+        let cases: [(&[Format], &str, &str); 6] = [
+            (&[Html, Markdown, Text, Json], "zeta.html", "zeta.md"),
+            (&[Html], "zeta.html", "zeta.html"),
+            (&[Markdown, Json], "zeta.md", "zeta.md"),
+            (&[Text, Json], "zeta.en.txt", "zeta.en.txt"),
+            (&[Json], "zeta.json", "zeta.json"),
+            (&[], "zeta.json", "zeta.json"),
+        ];
+        for (formats, html_link, md_link) in cases {
+            let html = render_index_html(&entries, &[], formats);
+            assert!(
+                html.contains(&format!("<a href=\"{html_link}\">")),
+                "{formats:?}: {html}"
+            );
+            let md = render_digest_md(&entries, &[], formats);
+            assert!(md.contains(&format!("]({md_link})")), "{formats:?}: {md}");
+        }
+    }
+
+    #[test]
+    fn titles_and_links_are_escaped() {
+        let evil = r#"<script>alert("x")</script> & [co]"#;
+        let mut e = entry("a \"quoted\" name#1", evil);
+        e.summary = Some(evil.to_string());
+        e.source_path = evil.to_string();
+        let failures = [DigestFailure {
+            source_path: evil.to_string(),
+            error: evil.to_string(),
+        }];
+        let html = render_index_html(std::slice::from_ref(&e), &failures, &[Format::Html]);
+        assert!(!html.contains("<script"), "{html}");
+        assert!(html.contains("<a href=\"a%20%22quoted%22%20name%231.html\">"));
+        assert!(html.contains("&lt;script&gt;alert(\"x\")&lt;/script&gt; &amp; [co]</a>"));
+
+        let md = render_digest_md(std::slice::from_ref(&e), &failures, &[Format::Markdown]);
+        assert!(!md.contains("<script"), "{md}");
+        assert!(md.contains(
+            "1. [&lt;script&gt;alert(\"x\")&lt;/script&gt; &amp; \\[co\\]](a%20%22quoted%22%20name%231.md)"
+        ));
+    }
+
+    #[test]
+    fn arabic_names_are_percent_encoded() {
+        let html = render_index_html(&[entry("بيان", "Statement")], &[], &[Format::Html]);
+        assert!(
+            html.contains("href=\"%D8%A8%D9%8A%D8%A7%D9%86.html\""),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn failures_listed_at_the_end_on_one_line() {
+        let (entries, failures) = sample();
+        let html = render_index_html(&entries, &failures, &Format::ALL);
+        let section = html.find("<h2>Not translated</h2>").unwrap();
+        assert!(section > html.find("Health ministry").unwrap());
+        assert!(html.contains(
+            "<li><code>press/broken.docx</code>: not a valid DOCX file: missing word/document.xml</li>"
+        ));
+        assert!(html.contains("3 documents translated, 1 not translated."));
+
+        let md = render_digest_md(&entries, &failures, &Format::ALL);
+        let section = md.find("## Not translated").unwrap();
+        assert!(section > md.find("Health ministry").unwrap());
+        assert!(
+            md.contains("- press/broken.docx: not a valid DOCX file: missing word/document.xml\n")
+        );
+
+        let html = render_index_html(&entries, &[], &Format::ALL);
+        assert!(!html.contains("Not translated"));
+        assert!(!render_digest_md(&entries, &[], &Format::ALL).contains("Not translated"));
+    }
+
+    #[test]
+    fn summaries_or_a_note() {
+        let (entries, _) = sample();
+        let html = render_index_html(&entries, &[], &Format::ALL);
+        assert!(html.contains("<p>Summary of GCC council meets in Riyadh.</p>"));
+        assert!(html.contains("No summary."));
+        assert!(html.contains("<meta charset=\"utf-8\">"));
+        assert!(html.contains("press/alpha.txt"));
+        let md = render_digest_md(&entries, &[], &Format::ALL);
+        assert!(md.contains("   Summary of GCC council meets in Riyadh.\n"));
+        assert!(md.contains("   _No summary._\n"));
+    }
+
+    #[test]
+    fn writes_both_files_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let (entries, failures) = sample();
+        let paths = write_digest(dir.path(), &entries, &failures, &Format::ALL).unwrap();
+        assert_eq!(
+            paths,
+            [dir.path().join(INDEX_HTML), dir.path().join(DIGEST_MD)]
+        );
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["digest.md", "index.html"]);
+        assert_eq!(
+            std::fs::read_to_string(&paths[0]).unwrap(),
+            render_index_html(&entries, &failures, &Format::ALL)
+        );
+
+        let missing = dir.path().join("missing");
+        let err = write_digest(&missing, &entries, &failures, &Format::ALL).unwrap_err();
+        assert!(matches!(err, WriteError::MissingDir { .. }));
+    }
+}

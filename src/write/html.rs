@@ -1,0 +1,229 @@
+//! `NAME.html`: a self-contained bilingual page, Arabic and English side by side.
+
+use std::fmt::Write;
+
+use html_escape::encode_text;
+
+use crate::document::{ParagraphKind, TranslatedDocument, TranslatedParagraph};
+
+/// Shared by the document pages and the digest so a run's files look like one set.
+/// Inline, because the files are meant to be mailed or archived without anything beside them.
+pub(crate) const STYLE: &str = r#"
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+  line-height: 1.5; color: #1b1b1b; background: #fff; max-width: 75rem; margin: 2rem auto; padding: 0 1rem; }
+h1 { font-size: 1.75rem; line-height: 1.25; margin: 0 0 .25rem; }
+.meta { font-size: .85rem; color: #5a5a5a; margin: .25rem 0; overflow-wrap: anywhere; }
+.summary { background: #f4f6f9; border-left: 4px solid #2f5f8f; padding: .6rem 1rem; margin: 1rem 0 1.5rem; }
+.summary h2 { font-size: .8rem; text-transform: uppercase; letter-spacing: .06em; color: #2f5f8f; margin: 0 0 .25rem; }
+.summary p { margin: 0; white-space: pre-line; }
+.none { color: #5a5a5a; font-style: italic; }
+table.bilingual { width: 100%; border-collapse: collapse; table-layout: fixed; }
+table.bilingual th { font-size: .8rem; text-transform: uppercase; letter-spacing: .06em; color: #5a5a5a;
+  text-align: left; border-bottom: 2px solid #ccc; padding: .4rem .75rem; }
+table.bilingual td { vertical-align: top; padding: .6rem .75rem; border-bottom: 1px solid #e2e2e2;
+  white-space: pre-line; overflow-wrap: anywhere; }
+[lang="ar"] { text-align: right; font-family: "Noto Naskh Arabic", "Amiri", "Scheherazade New", "Geeza Pro",
+  "Traditional Arabic", "Arabic Typesetting", "Noto Sans Arabic", "Segoe UI", Tahoma, serif;
+  font-size: 1.15em; line-height: 1.9; }
+td h2 { font-size: 1.15rem; line-height: 1.4; margin: 0; }
+td[lang="ar"] h2 { font-size: 1.25rem; line-height: 1.7; }
+tr.passthrough td { color: #5a5a5a; font-style: italic; }
+ol.digest { padding-left: 1.5rem; }
+ol.digest li { margin-bottom: 1.25rem; }
+ol.digest h2 { font-size: 1.15rem; margin: 0; }
+ol.digest p { margin: .2rem 0; }
+section.failures h2 { font-size: 1.15rem; color: #8a1c1c; }
+a { color: #1f4f7f; }
+@media print {
+  body { max-width: none; margin: 0; padding: 0; font-size: 10.5pt; }
+  .summary { background: none; border-left-color: #888; }
+  tr, li { break-inside: avoid; }
+  thead { display: table-header-group; }
+  a { color: inherit; text-decoration: none; }
+}
+"#;
+
+/// Wraps `body` into a complete page. `title` is escaped here; `body` must already be.
+pub(crate) fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n",
+        encode_text(title)
+    )
+}
+
+/// Renders the bilingual page for `doc`.
+pub fn render(doc: &TranslatedDocument) -> String {
+    let mut body = String::new();
+    header(&mut body, doc);
+    summary(&mut body, doc.summary.as_deref());
+    table(&mut body, &doc.paragraphs);
+    page(&doc.title, &body)
+}
+
+fn header(out: &mut String, doc: &TranslatedDocument) {
+    let _ = write!(
+        out,
+        "<header>\n<h1>{}</h1>\n<p class=\"meta\">Source: <code>{}</code> · Model: {}</p>\n</header>\n",
+        encode_text(&doc.title),
+        encode_text(&doc.source_path),
+        encode_text(&doc.model.name),
+    );
+}
+
+fn summary(out: &mut String, summary: Option<&str>) {
+    match summary {
+        Some(text) => {
+            let _ = write!(
+                out,
+                "<section class=\"summary\">\n<h2>Summary</h2>\n<p>{}</p>\n</section>\n",
+                encode_text(text.trim())
+            );
+        }
+        None => out.push_str("<p class=\"summary none\">No summary for this document.</p>\n"),
+    }
+}
+
+fn table(out: &mut String, paragraphs: &[TranslatedParagraph]) {
+    out.push_str(
+        "<table class=\"bilingual\">\n<thead><tr><th dir=\"rtl\" lang=\"ar\">العربية</th>\
+         <th lang=\"en\">English</th></tr></thead>\n<tbody>\n",
+    );
+    for p in paragraphs {
+        row(out, p);
+    }
+    out.push_str("</tbody>\n</table>\n");
+}
+
+/// One paragraph as a row. Cell contents carry no surrounding whitespace because the
+/// cells use `white-space: pre-line` to keep line breaks inside a paragraph.
+fn row(out: &mut String, p: &TranslatedParagraph) {
+    let source = encode_text(&p.source);
+    let translation = encode_text(&p.translation);
+    let _ = match p.kind {
+        ParagraphKind::Heading => writeln!(
+            out,
+            "<tr class=\"heading\"><td dir=\"rtl\" lang=\"ar\"><h2>{source}</h2></td>\
+             <td lang=\"en\"><h2>{translation}</h2></td></tr>"
+        ),
+        ParagraphKind::Body => writeln!(
+            out,
+            "<tr class=\"body\"><td dir=\"rtl\" lang=\"ar\">{source}</td>\
+             <td lang=\"en\">{translation}</td></tr>"
+        ),
+        // Copied text such as "Leave a Reply" is usually Latin, so let the browser pick
+        // the direction instead of forcing right-to-left.
+        ParagraphKind::Passthrough => writeln!(
+            out,
+            "<tr class=\"passthrough\"><td dir=\"auto\">{source}</td>\
+             <td lang=\"en\">{translation}</td></tr>"
+        ),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::write::fixture;
+
+    /// The `<td ...>` opening tags in document order.
+    fn cell_tags(html: &str) -> Vec<&str> {
+        html.match_indices("<td")
+            .map(|(i, _)| {
+                let end = html[i..].find('>').unwrap();
+                &html[i..=i + end]
+            })
+            .collect()
+    }
+
+    fn tbody(html: &str) -> &str {
+        let start = html.find("<tbody>").unwrap();
+        let end = html.find("</tbody>").unwrap();
+        &html[start..end]
+    }
+
+    #[test]
+    fn is_a_self_contained_utf8_page() {
+        let html = render(&fixture::document());
+        assert!(html.starts_with("<!DOCTYPE html>\n<html lang=\"en\">"));
+        assert!(html.contains("<meta charset=\"utf-8\">"));
+        assert!(html.contains("<style>"));
+        for external in [
+            "<script", "<link", "src=", "http://", "https://", "@import", "url(",
+        ] {
+            assert!(!html.contains(external), "page refers to {external}");
+        }
+        assert!(html.trim_end().ends_with("</html>"));
+    }
+
+    #[test]
+    fn markup_in_the_document_stays_text() {
+        let doc = fixture::hostile_document();
+        let html = render(&doc);
+        assert!(!html.contains("<script"), "{html}");
+        assert!(!html.contains("</script"));
+        assert!(!html.contains(" & co"), "bare ampersand");
+        let escaped = "&lt;script&gt;alert(\"x\")&lt;/script&gt; &amp; co";
+        // Paragraphs twice each (source and translation); title in <title> and <h1>;
+        // summary, source path and model name once each.
+        let expected = 2 * doc.paragraphs.len() + 2 + 3;
+        assert_eq!(html.matches(escaped).count(), expected, "{html}");
+        assert!(html.contains(&format!("<h1>Title {escaped}</h1>")));
+        assert!(html.contains(&format!("<title>Title {escaped}</title>")));
+        assert!(html.contains(&format!("<p>Summary {escaped}</p>")));
+    }
+
+    #[test]
+    fn cells_carry_direction_and_language() {
+        let doc = fixture::document();
+        let html = render(&doc);
+        let body = tbody(&html);
+        assert_eq!(body.matches("<tr").count(), doc.paragraphs.len());
+
+        let cells = cell_tags(body);
+        assert_eq!(cells.len(), 2 * doc.paragraphs.len());
+        for (p, pair) in doc.paragraphs.iter().zip(cells.chunks(2)) {
+            let expected_source = match p.kind {
+                ParagraphKind::Passthrough => "<td dir=\"auto\">",
+                _ => "<td dir=\"rtl\" lang=\"ar\">",
+            };
+            assert_eq!(pair[0], expected_source, "{:?}", p.kind);
+            assert_eq!(pair[1], "<td lang=\"en\">");
+        }
+        for p in &doc.paragraphs {
+            assert!(body.contains(&encode_text(&p.source).into_owned()));
+            assert!(body.contains(&encode_text(&p.translation).into_owned()));
+        }
+    }
+
+    #[test]
+    fn headings_render_as_headings_in_both_cells() {
+        let doc = fixture::document();
+        let html = render(&doc);
+        let heading = &doc.paragraphs[0];
+        assert_eq!(heading.kind, ParagraphKind::Heading);
+        assert!(html.contains(&format!(
+            "<td dir=\"rtl\" lang=\"ar\"><h2>{}</h2></td><td lang=\"en\"><h2>{}</h2></td>",
+            heading.source, heading.translation
+        )));
+        // Only the heading paragraph (two cells) puts headings inside the table.
+        assert_eq!(tbody(&html).matches("<h2>").count(), 2);
+    }
+
+    #[test]
+    fn summary_on_top_or_a_note() {
+        let mut doc = fixture::document();
+        let html = render(&doc);
+        let summary = html.find("class=\"summary\"").unwrap();
+        assert!(summary < html.find("<table").unwrap());
+        assert!(html.contains(doc.summary.as_deref().unwrap()));
+        assert!(html.contains("Model: opus-mt-ar-en"));
+        assert!(html.contains("samples/gcc central asia.txt"));
+
+        doc.summary = None;
+        let html = render(&doc);
+        assert!(html.contains("No summary"));
+        assert!(!html.contains("<h2>Summary</h2>"));
+    }
+}

@@ -1,0 +1,157 @@
+//! `NAME.md`: the bilingual document as a two-column Markdown table.
+
+use std::fmt::Write;
+
+use crate::document::{ParagraphKind, TranslatedDocument, TranslatedParagraph};
+
+/// Renders `doc` as Markdown: title, summary, then one table row per paragraph.
+pub fn render(doc: &TranslatedDocument) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# {}\n", escape_line(&doc.title));
+    match &doc.summary {
+        Some(summary) => {
+            let _ = writeln!(out, "**Summary:** {}\n", escape_line(summary));
+        }
+        None => out.push_str("_No summary for this document._\n\n"),
+    }
+    let _ = writeln!(
+        out,
+        "_Source: {} · Model: {}_\n",
+        escape_line(&doc.source_path),
+        escape_line(&doc.model.name)
+    );
+    out.push_str("| Arabic | English |\n| --- | --- |\n");
+    for p in &doc.paragraphs {
+        out.push_str(&row(p));
+    }
+    out
+}
+
+fn row(p: &TranslatedParagraph) -> String {
+    let (source, translation) = (escape_cell(&p.source), escape_cell(&p.translation));
+    match p.kind {
+        ParagraphKind::Heading => format!("| **{source}** | **{translation}** |\n"),
+        ParagraphKind::Body | ParagraphKind::Passthrough => {
+            format!("| {source} | {translation} |\n")
+        }
+    }
+}
+
+/// Escapes text for a table cell, so that it stays in its cell and renders as written:
+/// a `|` would start a new column and a newline would end the row.
+pub(crate) fn escape_cell(text: &str) -> String {
+    escape_inline(text.trim())
+        .replace('|', "\\|")
+        .replace("\r\n", "<br>")
+        .replace(['\n', '\r'], "<br>")
+}
+
+/// Escapes text for one line of Markdown outside a table (a heading, a list item).
+pub(crate) fn escape_line(text: &str) -> String {
+    escape_inline(&text.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// Makes text literal: HTML entities for what would be markup (Markdown passes raw
+/// HTML through), backslashes for the characters that start emphasis, code or links.
+fn escape_inline(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::write::fixture;
+
+    /// Column separators in a table row: pipes not escaped by an odd run of backslashes.
+    fn unescaped_pipes(line: &str) -> usize {
+        let mut count = 0;
+        let mut backslashes = 0;
+        for c in line.chars() {
+            match c {
+                '\\' => backslashes += 1,
+                '|' if backslashes % 2 == 0 => {
+                    count += 1;
+                    backslashes = 0;
+                }
+                _ => backslashes = 0,
+            }
+        }
+        count
+    }
+
+    fn table_rows(md: &str) -> Vec<&str> {
+        md.lines().filter(|l| l.starts_with('|')).collect()
+    }
+
+    #[test]
+    fn title_summary_then_one_row_per_paragraph() {
+        let doc = fixture::document();
+        let md = render(&doc);
+        assert!(md.starts_with(&format!("# {}\n", doc.title)));
+        assert!(md.contains(doc.summary.as_deref().unwrap()));
+        let rows = table_rows(&md);
+        assert_eq!(rows[0], "| Arabic | English |");
+        assert_eq!(rows[1], "| --- | --- |");
+        assert_eq!(rows.len(), 2 + doc.paragraphs.len());
+        assert_eq!(
+            rows[2],
+            format!(
+                "| **{}** | **{}** |",
+                doc.paragraphs[0].source, doc.paragraphs[0].translation
+            )
+        );
+        assert_eq!(rows[5], "| Leave a Reply | Leave a Reply |");
+    }
+
+    #[test]
+    fn pipes_and_newlines_keep_two_columns() {
+        let mut doc = fixture::document();
+        doc.paragraphs[1].source = "أ | ب || ج \\| د\nسطر ثان\r\nثالث".to_string();
+        doc.paragraphs[1].translation = "a | b || c \\| d\nsecond line\r\nthird |".to_string();
+        doc.paragraphs[0].translation = "| heading with pipes |".to_string();
+        let md = render(&doc);
+        let rows = table_rows(&md);
+        assert_eq!(rows.len(), 2 + doc.paragraphs.len(), "{md}");
+        for row in &rows {
+            assert_eq!(unescaped_pipes(row), 3, "row {row:?}");
+        }
+        assert!(rows[3].contains("a \\| b \\|\\| c \\\\\\| d<br>second line<br>third \\|"));
+        assert!(!md.contains('\r'));
+    }
+
+    #[test]
+    fn raw_html_and_markdown_stay_text() {
+        let doc = fixture::hostile_document();
+        let md = render(&doc);
+        assert!(!md.contains("<script"), "{md}");
+        assert!(!md.contains(" & co"));
+        assert!(md.starts_with("# Title &lt;script&gt;alert(\"x\")&lt;/script&gt; &amp; co\n"));
+
+        let mut doc = fixture::document();
+        doc.paragraphs[2].translation = "*not bold* [not](a-link) `code` snake_case".to_string();
+        let md = render(&doc);
+        assert!(md.contains("\\*not bold\\* \\[not\\](a-link) \\`code\\` snake\\_case"));
+    }
+
+    #[test]
+    fn missing_summary_gets_a_note() {
+        let mut doc = fixture::document();
+        doc.summary = None;
+        let md = render(&doc);
+        assert!(md.contains("No summary"));
+        assert!(!md.contains("**Summary:**"));
+    }
+}

@@ -1,0 +1,530 @@
+//! Write: render a translated document into bilingual files, plus the run's digest.
+//!
+//! Every file is replaced atomically. `NAME.json` is the record of a finished
+//! document: it is always written, and always last, so its presence (with matching
+//! hashes and settings) is what lets a later run skip the document.
+
+pub mod atomic;
+pub mod digest;
+pub mod html;
+pub mod json;
+pub mod markdown;
+pub mod text;
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use crate::document::{Settings, TranslatedDocument};
+
+pub use atomic::write_atomic;
+pub use digest::{write_digest, DigestEntry, DigestFailure};
+
+/// An output format for a translated document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    Html,
+    Markdown,
+    Text,
+    Json,
+}
+
+impl Format {
+    /// Every format, in the order links fall back to one another.
+    pub const ALL: [Format; 4] = [Format::Html, Format::Markdown, Format::Text, Format::Json];
+
+    /// The name used on the command line.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Format::Html => "html",
+            Format::Markdown => "md",
+            Format::Text => "txt",
+            Format::Json => "json",
+        }
+    }
+
+    /// The output file for the document stem `name`.
+    pub fn file_name(&self, name: &str) -> String {
+        match self {
+            Format::Html => format!("{name}.html"),
+            Format::Markdown => format!("{name}.md"),
+            // `.en.txt` because the text output holds only the English side.
+            Format::Text => format!("{name}.en.txt"),
+            Format::Json => format!("{name}.json"),
+        }
+    }
+
+    fn render(&self, doc: &TranslatedDocument) -> Result<String, serde_json::Error> {
+        Ok(match self {
+            Format::Html => html::render(doc),
+            Format::Markdown => markdown::render(doc),
+            Format::Text => text::render(doc),
+            Format::Json => json::render(doc)?,
+        })
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An output format name that is not one of [`Format::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown output format `{0}`; valid formats are html, md, txt, json")]
+pub struct ParseFormatError(pub String);
+
+impl FromStr for Format {
+    type Err = ParseFormatError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .ok_or_else(|| ParseFormatError(s.to_string()))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("output directory {} does not exist; create it or choose another output directory", dir.display())]
+    MissingDir { dir: PathBuf },
+    #[error("cannot write {}: {source}; check that the output directory is writable and the disk is not full", path.display())]
+    Write { path: PathBuf, source: io::Error },
+    #[error("cannot remove the old record {}: {source}; check the permissions of the output directory", path.display())]
+    RemoveRecord { path: PathBuf, source: io::Error },
+    #[error("cannot serialize the record for {}: {source}; this is a bug in tarjama, please report it", path.display())]
+    Serialize {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+/// Writes `doc` into `dir` in each of `formats`, returning the paths written.
+///
+/// `NAME.json` is written even when `Json` is not requested, because it is the record
+/// that later runs check to skip finished documents; it comes last, after the old
+/// record is removed, so that an interruption leaves no record claiming completeness.
+pub fn write_document(
+    dir: &Path,
+    doc: &TranslatedDocument,
+    formats: &[Format],
+) -> Result<Vec<PathBuf>, WriteError> {
+    ensure_dir(dir)?;
+    remove_record(dir, &doc.name)?;
+
+    let mut written = Vec::new();
+    for format in write_order(formats) {
+        let path = dir.join(format.file_name(&doc.name));
+        let contents = format.render(doc).map_err(|source| WriteError::Serialize {
+            path: path.clone(),
+            source,
+        })?;
+        write_file(&path, contents.as_bytes())?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// The existing record `NAME.json` in `dir`, if there is one that parses.
+pub fn read_record(dir: &Path, name: &str) -> Option<TranslatedDocument> {
+    let path = dir.join(Format::Json.file_name(name));
+    let bytes = std::fs::read(&path).ok()?;
+    match serde_json::from_slice(&bytes) {
+        Ok(doc) => Some(doc),
+        Err(e) => {
+            tracing::debug!("ignoring unreadable record {}: {e}", path.display());
+            None
+        }
+    }
+}
+
+/// Whether a previous run already produced this document from the same input,
+/// model and settings, in every requested format.
+pub fn is_up_to_date(
+    dir: &Path,
+    name: &str,
+    source_sha256: &str,
+    model_sha256: &str,
+    settings: &Settings,
+    formats: &[Format],
+) -> bool {
+    let Some(record) = read_record(dir, name) else {
+        return false;
+    };
+    record.source_sha256 == source_sha256
+        && record.model.file_sha256 == model_sha256
+        && &record.settings == settings
+        && formats
+            .iter()
+            .all(|f| dir.join(f.file_name(name)).is_file())
+}
+
+/// Requested formats without duplicates, then the record: JSON always exactly once, last.
+fn write_order(formats: &[Format]) -> Vec<Format> {
+    let mut order: Vec<Format> = Vec::new();
+    for &f in formats {
+        if f != Format::Json && !order.contains(&f) {
+            order.push(f);
+        }
+    }
+    order.push(Format::Json);
+    order
+}
+
+/// A missing directory gets its own error, since "No such file" on a file inside it
+/// would point the user at the wrong thing.
+fn ensure_dir(dir: &Path) -> Result<(), WriteError> {
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(WriteError::MissingDir {
+            dir: dir.to_path_buf(),
+        })
+    }
+}
+
+fn remove_record(dir: &Path, name: &str) -> Result<(), WriteError> {
+    let path = dir.join(Format::Json.file_name(name));
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(WriteError::RemoveRecord { path, source }),
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+    write_atomic(path, bytes).map_err(|source| WriteError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A small realistic document shared by the writers' tests.
+#[cfg(test)]
+pub(crate) mod fixture {
+    use crate::document::*;
+
+    fn para(kind: ParagraphKind, sentences: &[(&str, &str)]) -> TranslatedParagraph {
+        let sentences: Vec<TranslatedSentence> = sentences
+            .iter()
+            .map(|(s, t)| TranslatedSentence {
+                source: s.to_string(),
+                translation: t.to_string(),
+            })
+            .collect();
+        TranslatedParagraph {
+            kind,
+            source: sentences
+                .iter()
+                .map(|s| s.source.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            translation: sentences
+                .iter()
+                .map(|s| s.translation.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            sentences,
+        }
+    }
+
+    pub fn settings() -> Settings {
+        Settings {
+            max_new_tokens: 256,
+            max_segment_tokens: 200,
+            summary: true,
+            prompt_version: 3,
+        }
+    }
+
+    pub fn document() -> TranslatedDocument {
+        let paragraphs = vec![
+            para(
+                ParagraphKind::Heading,
+                &[(
+                    "الأمين العام لمجلس التعاون يؤكد أهمية العلاقات مع آسيا الوسطى",
+                    "GCC Secretary-General stresses the importance of relations with Central Asia",
+                )],
+            ),
+            para(
+                ParagraphKind::Body,
+                &[
+                    (
+                        "أكد الأمين العام لمجلس التعاون على أهمية العلاقات بين مجلس التعاون وجمهوريات آسيا الوسطى.",
+                        "The GCC Secretary-General affirmed the importance of relations between the GCC and the Central Asian republics.",
+                    ),
+                    (
+                        "وأعرب عن تطلعه لأن تسهم الجولة في فتح آفاق جديدة من التعاون.",
+                        "He expressed his hope that the tour would open new horizons of cooperation.",
+                    ),
+                ],
+            ),
+            para(
+                ParagraphKind::Body,
+                &[(
+                    "وتناولت المباحثات تعزيز التبادل التجاري وأمن الطاقة والمياه.",
+                    "The talks addressed strengthening trade, energy and water security.",
+                )],
+            ),
+            para(ParagraphKind::Passthrough, &[("Leave a Reply", "Leave a Reply")]),
+        ];
+        TranslatedDocument {
+            name: "gcc-central-asia".to_string(),
+            source_path: "samples/gcc central asia.txt".to_string(),
+            source_sha256: "a".repeat(64),
+            model: ModelRecord {
+                name: "opus-mt-ar-en".to_string(),
+                file_sha256: "b".repeat(64),
+            },
+            settings: settings(),
+            title: "GCC Secretary-General stresses ties with Central Asia".to_string(),
+            summary: Some(
+                "The GCC Secretary-General toured five Central Asian states to deepen trade and security cooperation."
+                    .to_string(),
+            ),
+            arabic_words: 42,
+            paragraphs,
+            timings: Timings {
+                load_seconds: 0.01,
+                translate_seconds: 12.5,
+                summarize_seconds: 3.25,
+                total_seconds: 15.76,
+            },
+        }
+    }
+
+    /// The fixture with markup-looking text in every field a writer renders.
+    pub fn hostile_document() -> TranslatedDocument {
+        let mut doc = document();
+        let evil = r#"<script>alert("x")</script> & co"#;
+        doc.title = format!("Title {evil}");
+        doc.summary = Some(format!("Summary {evil}"));
+        doc.source_path = format!("in/{evil}.txt");
+        doc.model.name = format!("model {evil}");
+        for p in &mut doc.paragraphs {
+            p.source = format!("{} {evil}", p.source);
+            p.translation = format!("{} {evil}", p.translation);
+        }
+        doc
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::Settings;
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn format_names_parse_and_round_trip() {
+        for f in Format::ALL {
+            assert_eq!(f.as_str().parse::<Format>().unwrap(), f);
+        }
+        let err = "pdf".parse::<Format>().unwrap_err().to_string();
+        assert!(err.contains("pdf"), "{err}");
+        for name in ["html", "md", "txt", "json"] {
+            assert!(err.contains(name), "{err} should list {name}");
+        }
+    }
+
+    #[test]
+    fn file_names() {
+        assert_eq!(Format::Html.file_name("doc"), "doc.html");
+        assert_eq!(Format::Markdown.file_name("doc"), "doc.md");
+        assert_eq!(Format::Text.file_name("doc"), "doc.en.txt");
+        assert_eq!(Format::Json.file_name("doc"), "doc.json");
+    }
+
+    #[test]
+    fn json_is_written_once_and_last() {
+        use Format::*;
+        assert_eq!(
+            write_order(&[Json, Html, Markdown]),
+            vec![Html, Markdown, Json]
+        );
+        assert_eq!(write_order(&[Text, Text]), vec![Text, Json]);
+        assert_eq!(write_order(&[]), vec![Json]);
+    }
+
+    #[test]
+    fn writes_every_format_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let doc = fixture::document();
+        let paths = write_document(dir.path(), &doc, &Format::ALL).unwrap();
+        let names: Vec<String> = paths
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "gcc-central-asia.html",
+                "gcc-central-asia.md",
+                "gcc-central-asia.en.txt",
+                "gcc-central-asia.json"
+            ]
+        );
+        let mut expected = names.clone();
+        expected.sort();
+        assert_eq!(entries(dir.path()), expected, "no stray temp files");
+        assert_eq!(read_record(dir.path(), &doc.name).unwrap(), doc);
+        assert_eq!(
+            std::fs::read_to_string(&paths[2]).unwrap(),
+            doc.english_text()
+        );
+    }
+
+    #[test]
+    fn record_is_written_even_when_json_is_not_requested() {
+        let dir = tempfile::tempdir().unwrap();
+        let doc = fixture::document();
+        write_document(dir.path(), &doc, &[Format::Html]).unwrap();
+        assert_eq!(
+            entries(dir.path()),
+            ["gcc-central-asia.html", "gcc-central-asia.json"]
+        );
+    }
+
+    #[test]
+    fn missing_directory_is_reported_and_nothing_is_created() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("no-such-dir");
+        let err = write_document(&dir, &fixture::document(), &Format::ALL).unwrap_err();
+        assert!(matches!(err, WriteError::MissingDir { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains("no-such-dir"), "{msg}");
+        assert!(!msg.contains('\n'), "one-line message: {msg}");
+        assert!(entries(parent.path()).is_empty());
+    }
+
+    #[test]
+    fn failed_write_leaves_no_record_and_no_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let doc = fixture::document();
+        let s = fixture::settings();
+        write_document(dir.path(), &doc, &Format::ALL).unwrap();
+        assert!(is_up_to_date(
+            dir.path(),
+            &doc.name,
+            &doc.source_sha256,
+            &doc.model.file_sha256,
+            &s,
+            &Format::ALL
+        ));
+
+        // A directory where the Markdown file should go makes the second file fail.
+        let md = dir.path().join("gcc-central-asia.md");
+        std::fs::remove_file(&md).unwrap();
+        std::fs::create_dir(&md).unwrap();
+        let err = write_document(dir.path(), &doc, &Format::ALL).unwrap_err();
+        assert!(
+            matches!(err, WriteError::Write { ref path, .. } if path == &md),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("gcc-central-asia.md"));
+
+        // The old record was withdrawn before rewriting, so nothing claims completeness.
+        assert!(read_record(dir.path(), &doc.name).is_none());
+        assert!(!is_up_to_date(
+            dir.path(),
+            &doc.name,
+            &doc.source_sha256,
+            &doc.model.file_sha256,
+            &s,
+            &[Format::Html]
+        ));
+        assert_eq!(
+            entries(dir.path()),
+            [
+                "gcc-central-asia.en.txt",
+                "gcc-central-asia.html",
+                "gcc-central-asia.md"
+            ]
+        );
+    }
+
+    #[test]
+    fn up_to_date_only_when_everything_matches() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let doc = fixture::document();
+        let src = doc.source_sha256.as_str();
+        let model = doc.model.file_sha256.as_str();
+        let s = fixture::settings();
+        let formats = [Format::Html, Format::Markdown];
+
+        assert!(
+            !is_up_to_date(d, &doc.name, src, model, &s, &formats),
+            "nothing written yet"
+        );
+        write_document(d, &doc, &formats).unwrap();
+        assert!(is_up_to_date(d, &doc.name, src, model, &s, &formats));
+        assert!(is_up_to_date(d, &doc.name, src, model, &s, &[Format::Json]));
+
+        assert!(!is_up_to_date(
+            d,
+            &doc.name,
+            &"c".repeat(64),
+            model,
+            &s,
+            &formats
+        ));
+        assert!(!is_up_to_date(
+            d,
+            &doc.name,
+            src,
+            &"c".repeat(64),
+            &s,
+            &formats
+        ));
+        let other = Settings {
+            prompt_version: s.prompt_version + 1,
+            ..s.clone()
+        };
+        assert!(!is_up_to_date(d, &doc.name, src, model, &other, &formats));
+        let no_summary = Settings {
+            summary: false,
+            ..s.clone()
+        };
+        assert!(!is_up_to_date(
+            d,
+            &doc.name,
+            src,
+            model,
+            &no_summary,
+            &formats
+        ));
+        assert!(
+            !is_up_to_date(d, &doc.name, src, model, &s, &[Format::Html, Format::Text]),
+            "text was never written"
+        );
+        assert!(!is_up_to_date(d, "other-name", src, model, &s, &formats));
+
+        std::fs::remove_file(d.join("gcc-central-asia.md")).unwrap();
+        assert!(
+            !is_up_to_date(d, &doc.name, src, model, &s, &formats),
+            "md removed"
+        );
+        assert!(is_up_to_date(d, &doc.name, src, model, &s, &[Format::Html]));
+
+        let json = d.join("gcc-central-asia.json");
+        let text = std::fs::read_to_string(&json).unwrap();
+        std::fs::write(&json, &text[..text.len() / 2]).unwrap();
+        assert!(read_record(d, &doc.name).is_none());
+        assert!(
+            !is_up_to_date(d, &doc.name, src, model, &s, &[Format::Html]),
+            "corrupt json"
+        );
+    }
+}

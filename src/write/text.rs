@@ -1,0 +1,29 @@
+//! `NAME.en.txt`: the English translation alone, for reading or further processing.
+
+use crate::document::TranslatedDocument;
+
+/// The English text, paragraphs separated by a blank line.
+pub fn render(doc: &TranslatedDocument) -> String {
+    doc.english_text()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::write::fixture;
+
+    #[test]
+    fn english_paragraphs_separated_by_blank_lines() {
+        let doc = fixture::document();
+        let text = render(&doc);
+        let blocks: Vec<&str> = text.trim_end().split("\n\n").collect();
+        let expected: Vec<&str> = doc
+            .paragraphs
+            .iter()
+            .map(|p| p.translation.as_str())
+            .collect();
+        assert_eq!(blocks, expected);
+        assert!(text.ends_with(".\n\nLeave a Reply\n"));
+        assert!(!text.chars().any(crate::load::is_arabic_letter));
+    }
+}
