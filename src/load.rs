@@ -162,7 +162,8 @@ fn binary_reason(bytes: &[u8]) -> Option<BinaryReason> {
     let sample = &bytes[..bytes.len().min(BINARY_SAMPLE_BYTES)];
     let controls = sample.iter().filter(|&&b| is_binary_control(b)).count();
     let percent = controls * 100 / sample.len();
-    (percent > MAX_CONTROL_PERCENT).then(|| BinaryReason::ControlCharacters(percent as u8))
+    // percent is at most 100, so it fits a u8
+    (percent > MAX_CONTROL_PERCENT).then_some(BinaryReason::ControlCharacters(percent as u8))
 }
 
 /// C0 controls and DEL, except the whitespace ones text files legitimately contain.

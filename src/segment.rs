@@ -80,7 +80,7 @@ fn span<'a>(text: &'a str, tokens: &[Token]) -> &'a str {
     }
 }
 
-fn token_text<'a>(text: &'a str, token: Token) -> &'a str {
+fn token_text(text: &str, token: Token) -> &str {
     &text[token.start..token.end]
 }
 
@@ -616,6 +616,18 @@ mod tests {
             segment_paragraph("كلمتان هنا", 0, &words),
             vec!["كلمتان", "هنا"]
         );
+    }
+
+    #[test]
+    fn long_unpunctuated_text_is_cut_evenly() {
+        let text = "كلمة ".repeat(500);
+        let pieces = segment_words(text.trim(), 64);
+        assert_eq!(pieces.len(), 8); // ceil(500 / 64)
+        assert!(
+            pieces.iter().all(|p| (62..=63).contains(&words(p))),
+            "{pieces:?}"
+        );
+        assert_eq!(pieces.join(" "), text.trim());
     }
 
     #[test]
