@@ -8,9 +8,11 @@
 pub mod check;
 pub mod document;
 pub mod inputs;
+pub mod job;
 pub mod load;
 pub mod model;
 pub mod registry;
+pub mod segment;
 pub mod summarize;
 pub mod translate;
 pub mod write;
