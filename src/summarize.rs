@@ -121,13 +121,46 @@ pub fn title(paragraphs: &[TranslatedParagraph]) -> String {
     {
         return h.translation.trim().to_string();
     }
-    paragraphs
+    let text = paragraphs
         .iter()
         .find(|p| p.kind == ParagraphKind::Body)
-        .and_then(|p| p.sentences.first())
-        .map(|s| s.translation.trim().to_string())
-        .or_else(|| paragraphs.first().map(|p| p.translation.trim().to_string()))
-        .unwrap_or_default()
+        .or_else(|| paragraphs.first())
+        .map(|p| p.translation.trim())
+        .unwrap_or_default();
+    shorten_to_title(first_english_sentence(text))
+}
+
+/// Titles longer than this are cut with an ellipsis: press-release openings run long.
+const MAX_TITLE_WORDS: usize = 24;
+
+fn first_english_sentence(text: &str) -> &str {
+    let mut words = 0;
+    for (i, c) in text.char_indices() {
+        if c.is_whitespace() {
+            words += 1;
+        }
+        let ends = matches!(c, '.' | '!' | '?')
+            && text[i + 1..].starts_with(' ')
+            // "Dr." and initials are not sentence ends; a sentence has a few words.
+            && words >= 3
+            && !text[..i].rsplit(' ').next().is_some_and(|w| w.len() <= 2 || w == "Mrs");
+        if ends {
+            return &text[..=i];
+        }
+    }
+    text
+}
+
+fn shorten_to_title(sentence: &str) -> String {
+    let words: Vec<&str> = sentence.split_whitespace().collect();
+    if words.len() <= MAX_TITLE_WORDS {
+        return words.join(" ");
+    }
+    let cut = words[..MAX_TITLE_WORDS]
+        .join(" ")
+        .trim_end_matches([',', ';', ':'])
+        .to_string();
+    format!("{cut}…")
 }
 
 #[cfg(test)]
@@ -155,8 +188,12 @@ mod tests {
             para(ParagraphKind::Body, "The summit met. It agreed."),
         ];
         assert_eq!(title(&doc), "Summit approves integration path");
-        let no_heading = vec![para(ParagraphKind::Body, "The summit met.")];
-        assert_eq!(title(&no_heading), "The summit met.");
+        let no_heading = vec![para(ParagraphKind::Body, "Dr. Smith met the council. It agreed.")];
+        assert_eq!(title(&no_heading), "Dr. Smith met the council.");
+        let long = vec![para(ParagraphKind::Body, &format!("{} end.", "word, ".repeat(40)))];
+        let t = title(&long);
+        assert!(t.ends_with("word…"), "{t}");
+        assert_eq!(t.split_whitespace().count(), MAX_TITLE_WORDS);
     }
 
     #[test]
