@@ -68,14 +68,20 @@ mod tests {
     fn numbers_in_every_script_compare_equal() {
         assert_eq!(numbers("في ١٢ أكتوبر ٢٠٢١م"), vec!["12", "2021"]);
         assert_eq!(numbers("on October 12, 2021"), vec!["12", "2021"]);
-        assert_eq!(numbers("۱۴۰۲ and 1,117,320,768 bytes"), vec!["1402", "1117320768"]);
+        assert_eq!(
+            numbers("۱۴۰۲ and 1,117,320,768 bytes"),
+            vec!["1402", "1117320768"]
+        );
         assert_eq!(numbers("3.5% and 2022-2024."), vec!["35", "2022", "2024"]);
     }
 
     #[test]
     fn missing_numbers_respect_multiplicity() {
         assert!(missing_numbers("عام 2022م", "in 2022").is_empty());
-        assert_eq!(missing_numbers("من 14 إلى 15 سبتمبر", "on 14 September"), vec!["15"]);
+        assert_eq!(
+            missing_numbers("من 14 إلى 15 سبتمبر", "on 14 September"),
+            vec!["15"]
+        );
         assert_eq!(missing_numbers("5 و 5", "5"), vec!["5"]);
     }
 }

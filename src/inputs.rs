@@ -69,7 +69,9 @@ pub fn collect(args: &[String]) -> (Vec<Input>, Vec<InputProblem>) {
     }
     let mut seen_files = HashSet::new();
     found.retain(|(source, _)| match source {
-        Source::File(p) => seen_files.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())),
+        Source::File(p) => {
+            seen_files.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+        }
         Source::Stdin => true,
     });
     let names = unique_names(&found);

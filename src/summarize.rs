@@ -188,9 +188,15 @@ mod tests {
             para(ParagraphKind::Body, "The summit met. It agreed."),
         ];
         assert_eq!(title(&doc), "Summit approves integration path");
-        let no_heading = vec![para(ParagraphKind::Body, "Dr. Smith met the council. It agreed.")];
+        let no_heading = vec![para(
+            ParagraphKind::Body,
+            "Dr. Smith met the council. It agreed.",
+        )];
         assert_eq!(title(&no_heading), "Dr. Smith met the council.");
-        let long = vec![para(ParagraphKind::Body, &format!("{} end.", "word, ".repeat(40)))];
+        let long = vec![para(
+            ParagraphKind::Body,
+            &format!("{} end.", "word, ".repeat(40)),
+        )];
         let t = title(&long);
         assert!(t.ends_with("word…"), "{t}");
         assert_eq!(t.split_whitespace().count(), MAX_TITLE_WORDS);

@@ -99,7 +99,9 @@ pub fn clean_answer(answer: &str) -> String {
     }
     // Code fences come from the coder model's habits, never from the source text.
     if let Some(inner) = text.strip_prefix("```").and_then(|t| t.strip_suffix("```")) {
-        text = inner.trim_start_matches(|c: char| c.is_ascii_alphabetic()).trim();
+        text = inner
+            .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+            .trim();
     }
     // Paragraph structure is ours to keep: a segment is one run of text.
     text.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -111,8 +113,17 @@ mod tests {
 
     #[test]
     fn answers_lose_labels_fences_and_line_breaks() {
-        assert_eq!(clean_answer("Translation: The council met."), "The council met.");
-        assert_eq!(clean_answer("```text\nThe council\nmet.\n```"), "The council met.");
-        assert_eq!(clean_answer("  Riyadh – General Secretariat "), "Riyadh – General Secretariat");
+        assert_eq!(
+            clean_answer("Translation: The council met."),
+            "The council met."
+        );
+        assert_eq!(
+            clean_answer("```text\nThe council\nmet.\n```"),
+            "The council met."
+        );
+        assert_eq!(
+            clean_answer("  Riyadh – General Secretariat "),
+            "Riyadh – General Secretariat"
+        );
     }
 }

@@ -23,7 +23,9 @@ fn text(o: &Output) -> String {
 }
 
 fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("samples")
+        .join(name)
 }
 
 fn latin_share(s: &str) -> f64 {
@@ -60,7 +62,7 @@ fn translates_a_real_sample_end_to_end_then_skips_it() {
     let html = std::fs::read_to_string(out.path().join(format!("{name}.html"))).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
     assert_eq!(
-        html.matches(r#"dir="rtl" lang="ar""#).count(),
+        html.matches(r#"<td dir="rtl" lang="ar""#).count(),
         doc.paragraphs
             .iter()
             .filter(|p| p.kind != ParagraphKind::Passthrough)
@@ -73,8 +75,16 @@ fn translates_a_real_sample_end_to_end_then_skips_it() {
 
     let english = doc.english_text();
     assert!(latin_share(&english) > 0.95, "{english}");
-    for p in doc.paragraphs.iter().filter(|p| p.kind == ParagraphKind::Body) {
-        assert!(!check::has_arabic_script(&p.translation), "{}", p.translation);
+    for p in doc
+        .paragraphs
+        .iter()
+        .filter(|p| p.kind == ParagraphKind::Body)
+    {
+        assert!(
+            !check::has_arabic_script(&p.translation),
+            "{}",
+            p.translation
+        );
         for s in &p.sentences {
             let missing = check::missing_numbers(&s.source, &s.translation);
             assert!(missing.is_empty(), "numbers {missing:?} lost in {:?}", s);
@@ -123,7 +133,10 @@ fn bad_documents_fail_alone_and_good_ones_complete() {
     assert!(log.contains("bad.txt") && log.contains("UTF-8"), "{log}");
     assert!(log.contains("line 3"), "{log}");
     assert!(log.contains("empty.txt"), "{log}");
-    assert!(log.contains("2 translated, 0 skipped, 2 failed"), "{log}");
+    assert!(
+        log.contains("2 translated, 0 skipped (up to date), 2 failed"),
+        "{log}"
+    );
     assert!(out.path().join("good.json").is_file());
     assert!(!out.path().join("bad.json").exists());
     assert!(!out.path().join("empty.json").exists());
@@ -134,7 +147,10 @@ fn bad_documents_fail_alone_and_good_ones_complete() {
     assert_eq!(latin_doc.paragraphs[0].translation, "Leave a Reply");
     assert!(log.contains("no Arabic text"), "{log}");
     let digest = std::fs::read_to_string(out.path().join("digest.md")).unwrap();
-    assert!(digest.contains("bad.txt") && digest.contains("empty.txt"), "{digest}");
+    assert!(
+        digest.contains("bad.txt") && digest.contains("empty.txt"),
+        "{digest}"
+    );
     // Nothing half-written: no temporary files left behind.
     for entry in std::fs::read_dir(out.path()).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
@@ -177,7 +193,10 @@ fn corrupt_and_truncated_models_are_clear_errors() {
     ]);
     let log = text(&o);
     assert_eq!(o.status.code(), Some(1), "{log}");
-    assert!(log.contains("junk.gguf") && log.contains("not a usable GGUF"), "{log}");
+    assert!(
+        log.contains("junk.gguf") && log.contains("not a usable GGUF"),
+        "{log}"
+    );
 
     // The real header with the tensor data cut off.
     let real = tarjama::registry::resolve(
@@ -224,6 +243,9 @@ fn hub_references_fail_fast_with_one_line() {
     ]);
     let log = text(&o);
     assert_eq!(o.status.code(), Some(1), "{log}");
-    assert!(log.contains("cannot fetch `hf:tarjama-tests/no-such-model"), "{log}");
+    assert!(
+        log.contains("cannot fetch `hf:tarjama-tests/no-such-model"),
+        "{log}"
+    );
     assert!(started.elapsed().as_secs() < 120);
 }

@@ -34,5 +34,9 @@ fn translates_an_arabic_sentence_into_english() {
     assert!(!out.hit_cap);
     assert!(out.text.contains("2021"), "{}", out.text);
     assert!(out.text.contains("Riyadh"), "{}", out.text);
-    assert!(!out.text.chars().any(tarjama::load::is_arabic_letter), "{}", out.text);
+    assert!(
+        !out.text.chars().any(tarjama::load::is_arabic_letter),
+        "{}",
+        out.text
+    );
 }

@@ -62,7 +62,11 @@ fn read_header(path: &Path) -> Result<(gguf_file::Content, BufReader<File>), Mod
     Ok((content, reader))
 }
 
-fn check_complete(path: &Path, content: &gguf_file::Content, reader: &mut BufReader<File>) -> Result<(), ModelError> {
+fn check_complete(
+    path: &Path,
+    content: &gguf_file::Content,
+    reader: &mut BufReader<File>,
+) -> Result<(), ModelError> {
     let file_size = reader
         .seek(SeekFrom::End(0))
         .map_err(|e| corrupt(path, e))?;
@@ -116,8 +120,8 @@ impl GgufLlm {
         let arch = metadata_str(&content, "general.architecture").unwrap_or_default();
         check_complete(path, &content, &mut reader)?;
         let tokenizer = tokenizer_from(path, &content)?;
-        let context_length = metadata_u32(&content, &format!("{arch}.context_length"))
-            .unwrap_or(4096) as usize;
+        let context_length =
+            metadata_u32(&content, &format!("{arch}.context_length")).unwrap_or(4096) as usize;
         let weights = match arch.as_str() {
             "qwen2" => Weights::Qwen2(
                 quantized_qwen2::ModelWeights::from_gguf(content, &mut reader, device)
