@@ -1,6 +1,266 @@
 //! Check: reference-free tests of a translated segment against its source.
+//!
+//! A small LLM changes numbers, leaves words in Arabic script, loops, and drops or
+//! invents text. None of that needs a reference to notice: each check here compares the
+//! English with its Arabic source, and a failed check becomes a [`Warning`] that every
+//! output shows the reader.
 
+use serde::{Deserialize, Serialize};
+
+use crate::glossary::{fold_words, Term};
 use crate::load::is_arabic_letter;
+
+/// What a warning is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckKind {
+    /// A number in the source is missing from the English, or one was added.
+    Numbers,
+    /// Arabic script left in the English.
+    Untranslated,
+    /// The output repeats the source instead of translating it.
+    Echo,
+    /// The same words over and over.
+    Repetition,
+    /// Generation stopped at the token cap: the end may be missing.
+    Truncated,
+    /// Far shorter or longer than translations of this length normally are.
+    Length,
+    /// A glossary term was not rendered as the glossary says.
+    Glossary,
+}
+
+/// A reason to doubt one translated segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    pub check: CheckKind,
+    pub message: String,
+}
+
+impl Warning {
+    fn new(check: CheckKind, message: String) -> Self {
+        Self { check, message }
+    }
+}
+
+/// English/Arabic length ratio in characters. FLORES-200 human translations range from
+/// 0.68 to 1.9 over 1012 sentences; beyond these bounds something was dropped or invented.
+const MIN_LENGTH_RATIO: f64 = 0.5;
+const MAX_LENGTH_RATIO: f64 = 2.5;
+/// Ratios of very short segments (headings, datelines) say little.
+const MIN_CHARS_FOR_RATIO: usize = 30;
+
+/// Runs every check on one translated segment.
+pub fn check_segment(
+    source: &str,
+    translation: &str,
+    hit_cap: bool,
+    terms: &[&Term],
+) -> Vec<Warning> {
+    let mut warnings = Vec::new();
+    let arabic_share = arabic_letter_share(translation);
+    if arabic_share > 0.5 {
+        warnings.push(Warning::new(
+            CheckKind::Echo,
+            "the output is mostly Arabic: the source was repeated, not translated".into(),
+        ));
+    } else if let Some(word) = translation
+        .split_whitespace()
+        .find(|w| has_arabic_script(w))
+    {
+        warnings.push(Warning::new(
+            CheckKind::Untranslated,
+            format!("Arabic script left in the English: «{word}»"),
+        ));
+    }
+    let missing = missing_numbers(source, translation);
+    if !missing.is_empty() {
+        warnings.push(Warning::new(
+            CheckKind::Numbers,
+            format!("number(s) from the source missing: {}", missing.join(", ")),
+        ));
+    }
+    let added = added_numbers(source, translation);
+    if !added.is_empty() {
+        warnings.push(Warning::new(
+            CheckKind::Numbers,
+            format!("number(s) not in the source: {}", added.join(", ")),
+        ));
+    }
+    if hit_cap {
+        warnings.push(Warning::new(
+            CheckKind::Truncated,
+            "generation hit the token cap; the end may be missing".into(),
+        ));
+    }
+    if let Some(phrase) = repeated_phrase(translation) {
+        warnings.push(Warning::new(
+            CheckKind::Repetition,
+            format!("repeats «{phrase}»"),
+        ));
+    }
+    let source_chars = source.chars().filter(|c| !c.is_whitespace()).count();
+    if source_chars >= MIN_CHARS_FOR_RATIO && arabic_share <= 0.5 {
+        let ratio =
+            translation.chars().filter(|c| !c.is_whitespace()).count() as f64 / source_chars as f64;
+        if !(MIN_LENGTH_RATIO..=MAX_LENGTH_RATIO).contains(&ratio) {
+            warnings.push(Warning::new(
+                CheckKind::Length,
+                format!("English is {ratio:.2}× the length of the Arabic (normal: 0.7–1.9×)"),
+            ));
+        }
+    }
+    for term in terms {
+        if !term.is_rendered_in(translation) {
+            warnings.push(Warning::new(
+                CheckKind::Glossary,
+                format!(
+                    "«{}» should be rendered as “{}”",
+                    term.arabic,
+                    term.preferred()
+                ),
+            ));
+        }
+    }
+    warnings
+}
+
+fn arabic_letter_share(text: &str) -> f64 {
+    let letters = text.chars().filter(|c| c.is_alphabetic()).count();
+    if letters == 0 {
+        return 0.0;
+    }
+    text.chars().filter(|&c| is_arabic_letter(c)).count() as f64 / letters as f64
+}
+
+/// Arabic number words and ordinals, spelling-folded as [`fold_words`] folds them. When
+/// the source spells numbers out, small numbers in the English ("the 23rd session") are
+/// translations, not inventions.
+const ARABIC_NUMBER_WORDS: &[&str] = &[
+    "واحد",
+    "واحده",
+    "اثنان",
+    "اثنين",
+    "اثنتين",
+    "ثلاث",
+    "ثلاثه",
+    "ثلاثين",
+    "اربع",
+    "اربعه",
+    "اربعين",
+    "خمس",
+    "خمسه",
+    "خمسين",
+    "ست",
+    "سته",
+    "ستين",
+    "سبع",
+    "سبعه",
+    "سبعين",
+    "ثمان",
+    "ثماني",
+    "ثمانيه",
+    "ثمانين",
+    "تسع",
+    "تسعه",
+    "تسعين",
+    "عشر",
+    "عشره",
+    "عشرين",
+    "مائه",
+    "مئه",
+    "الف",
+    "مليون",
+    "مليار",
+    "اول",
+    "اولي",
+    "ثاني",
+    "ثانيه",
+    "ثالث",
+    "ثالثه",
+    "رابع",
+    "رابعه",
+    "خامس",
+    "خامسه",
+    "سادس",
+    "سادسه",
+    "سابع",
+    "سابعه",
+    "ثامن",
+    "ثامنه",
+    "تاسع",
+    "تاسعه",
+    "عاشر",
+    "عاشره",
+];
+
+fn spells_out_numbers(source: &str) -> bool {
+    fold_words(source).iter().any(|w| {
+        let bare = w.strip_prefix('و').unwrap_or(w);
+        let bare = bare
+            .strip_prefix("ال")
+            .or_else(|| bare.strip_prefix("لل"))
+            .unwrap_or(bare);
+        ARABIC_NUMBER_WORDS.contains(&bare)
+    })
+}
+
+/// Numbers in the English that the source does not have.
+pub fn added_numbers(source: &str, translation: &str) -> Vec<String> {
+    let spelled_out = spells_out_numbers(source);
+    let mut source_numbers = numbers(source);
+    let mut added = Vec::new();
+    for n in numbers(translation) {
+        match source_numbers.iter().position(|s| s == &n) {
+            Some(i) => {
+                source_numbers.swap_remove(i);
+            }
+            None => {
+                let small = n.parse::<u64>().is_ok_and(|v| v <= 1000);
+                if !(spelled_out && small) {
+                    added.push(n);
+                }
+            }
+        }
+    }
+    added
+}
+
+/// A phrase of 1–4 words repeated back to back at least 3 times, or a 4-word phrase
+/// appearing 3 times anywhere: the signature of a decoding loop.
+pub fn repeated_phrase(text: &str) -> Option<String> {
+    let words: Vec<String> = text
+        .split_whitespace()
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase()
+        })
+        .filter(|w| !w.is_empty())
+        .collect();
+    for n in 1..=4 {
+        for start in 0..words.len().saturating_sub(n * 3 - 1) {
+            let phrase = &words[start..start + n];
+            let repeats = (1..3).all(|k| {
+                words
+                    .get(start + k * n..start + (k + 1) * n)
+                    .is_some_and(|next| next == phrase)
+            });
+            // "very very" is English; a single word must repeat 3 times to count.
+            if repeats {
+                return Some(phrase.join(" "));
+            }
+        }
+    }
+    let mut counts = std::collections::HashMap::new();
+    for window in words.windows(4) {
+        let c = counts.entry(window).or_insert(0);
+        *c += 1;
+        if *c >= 3 {
+            return Some(window.join(" "));
+        }
+    }
+    None
+}
 
 /// Maps Arabic-Indic (٠-٩) and Persian (۰-۹) digits to ASCII digits.
 fn ascii_digit(c: char) -> Option<char> {
@@ -63,6 +323,97 @@ pub fn has_arabic_script(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::glossary::Glossary;
+
+    fn kinds(w: &[Warning]) -> Vec<CheckKind> {
+        w.iter().map(|w| w.check).collect()
+    }
+
+    #[test]
+    fn a_faithful_translation_passes() {
+        let g = Glossary::default_glossary();
+        let src = "عقد مجلس التعاون اجتماعه في الرياض يوم 12 أكتوبر 2021م.";
+        let w = check_segment(
+            src,
+            "The GCC held its meeting in Riyadh on October 12, 2021.",
+            false,
+            &g.find(src),
+        );
+        assert!(w.is_empty(), "{w:?}");
+    }
+
+    #[test]
+    fn each_failure_is_named() {
+        let src = "عقد المجلس اجتماعه في الرياض يوم 12 أكتوبر 2021م.";
+        let w = check_segment(
+            src,
+            "The council met in Riyadh on October 13, 2021.",
+            false,
+            &[],
+        );
+        assert_eq!(kinds(&w), vec![CheckKind::Numbers, CheckKind::Numbers]);
+        assert!(w[0].message.contains("12") && w[1].message.contains("13"));
+
+        let w = check_segment(
+            src,
+            "The council met in الرياض on October 12, 2021.",
+            false,
+            &[],
+        );
+        assert_eq!(kinds(&w), vec![CheckKind::Untranslated]);
+        let w = check_segment(src, src, false, &[]);
+        assert_eq!(kinds(&w), vec![CheckKind::Echo]);
+        let w = check_segment(
+            src,
+            "The council met on 12 October 2021 and and and and.",
+            true,
+            &[],
+        );
+        assert_eq!(kinds(&w), vec![CheckKind::Truncated, CheckKind::Repetition]);
+        let w = check_segment(src, "Met 12 2021.", false, &[]);
+        assert_eq!(kinds(&w), vec![CheckKind::Length]);
+    }
+
+    #[test]
+    fn spelled_out_numbers_may_become_digits() {
+        let src = "الدورة الثالثة والعشرين لمنتدى الدوحة";
+        assert!(added_numbers(src, "the 23rd Doha Forum").is_empty());
+        assert_eq!(
+            added_numbers("منتدى الدوحة", "the 23rd Doha Forum"),
+            vec!["23"]
+        );
+        // "ست" inside a longer word is not the number six.
+        assert_eq!(
+            added_numbers("حوار استراتيجي", "6 strategic dialogues"),
+            vec!["6"]
+        );
+    }
+
+    #[test]
+    fn loops_are_found_but_ordinary_english_is_not() {
+        assert_eq!(
+            repeated_phrase("the council the council the council met"),
+            Some("the council".into())
+        );
+        assert!(repeated_phrase("very very good, and the council met the council").is_none());
+        assert!(
+            repeated_phrase("in the field of a b in the field of c d in the field of e").is_some()
+        );
+    }
+
+    #[test]
+    fn glossary_terms_must_be_rendered() {
+        let g = Glossary::default_glossary();
+        let src = "في مدينة نور سلطان عاصمة جمهورية كازاخستان";
+        let w = check_segment(
+            src,
+            "in the city of Nuri Sultan, capital of Kazakhstan",
+            false,
+            &g.find(src),
+        );
+        assert_eq!(kinds(&w), vec![CheckKind::Glossary]);
+        assert!(w[0].message.contains("Nur-Sultan"));
+    }
 
     #[test]
     fn numbers_in_every_script_compare_equal() {

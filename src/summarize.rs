@@ -5,7 +5,7 @@
 //! are summarized together.
 
 use crate::document::{ParagraphKind, TranslatedParagraph};
-use crate::model::{ChatModel, ChatPrompt, ModelError};
+use crate::model::{ChatModel, ChatPrompt, Decoding, ModelError};
 
 const SYSTEM_PROMPT: &str = "You summarize press releases for readers who need the facts quickly. \
 Write 2 to 4 plain sentences, at most 100 words, in English. \
@@ -54,7 +54,7 @@ fn summarize_text(model: &mut dyn ChatModel, english: &str) -> Result<String, Mo
         examples: Vec::new(),
         user: format!("Summarize this text:\n\n{english}"),
     };
-    let g = model.generate(&prompt, SUMMARY_TOKENS)?;
+    let g = model.generate(&prompt, Decoding::greedy(SUMMARY_TOKENS))?;
     Ok(clean_summary(&g.text))
 }
 
@@ -173,10 +173,7 @@ mod tests {
             kind,
             source: String::new(),
             translation: translation.to_string(),
-            sentences: vec![TranslatedSentence {
-                source: String::new(),
-                translation: translation.to_string(),
-            }],
+            sentences: vec![TranslatedSentence::plain("", translation)],
         }
     }
 

@@ -173,6 +173,20 @@ fn usage_errors_exit_2_and_missing_inputs_exit_1() {
     ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("/nonexistent/doc.txt"), "{}", text(&o));
+
+    // An output "directory" that is a file cannot be written into.
+    let file = out.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let o = tarjama(&[
+        "translate",
+        sample("001_16cb7a662e3fa037.txt").to_str().unwrap(),
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let log = text(&o);
+    assert!(log.contains("not-a-dir") && log.contains("--out"), "{log}");
+    assert_eq!(log.trim().lines().count(), 1, "{log}");
 }
 
 #[test]

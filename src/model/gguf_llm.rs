@@ -12,7 +12,7 @@ use candle_core::{Device, Tensor};
 use candle_transformers::models::{quantized_qwen2, quantized_qwen3};
 use tokenizers::Tokenizer;
 
-use super::{ChatModel, ChatPrompt, Generation, ModelError};
+use super::{ChatModel, ChatPrompt, Decoding, Generation, ModelError};
 
 /// Special tokens of the ChatML template; document text must never be able to produce them.
 const SPECIAL_MARKERS: &[&str] = &["<|im_start|>", "<|im_end|>", "<|endoftext|>"];
@@ -194,9 +194,22 @@ impl GgufLlm {
             .map_err(|e| ModelError::Inference(format!("tokenizer: {e}")))
     }
 
-    fn next_token(&mut self, input: &[u32], pos: usize) -> Result<u32, ModelError> {
+    fn next_token(
+        &mut self,
+        input: &[u32],
+        pos: usize,
+        decoding: Decoding,
+        generated: &[u32],
+    ) -> Result<u32, ModelError> {
         let input = Tensor::new(input, &self.device)?.unsqueeze(0)?;
-        let logits = self.weights.forward(&input, pos)?.squeeze(0)?;
+        let mut logits = self.weights.forward(&input, pos)?.squeeze(0)?;
+        if decoding.repeat_penalty != 1.0 && !generated.is_empty() {
+            logits = candle_transformers::utils::apply_repeat_penalty(
+                &logits,
+                decoding.repeat_penalty,
+                generated,
+            )?;
+        }
         Ok(logits.argmax(0)?.to_scalar::<u32>()?)
     }
 }
@@ -224,16 +237,16 @@ impl ChatModel for GgufLlm {
     fn generate(
         &mut self,
         prompt: &ChatPrompt,
-        max_new_tokens: usize,
+        decoding: Decoding,
     ) -> Result<Generation, ModelError> {
         let ids = self.encode(&self.render_chatml(prompt))?;
         let budget = self.context_length.saturating_sub(ids.len());
-        let max_new_tokens = max_new_tokens.min(budget);
+        let max_new_tokens = decoding.max_new_tokens.min(budget);
         self.weights.clear_kv_cache();
         let mut generated: Vec<u32> = Vec::new();
         let mut hit_cap = true;
         if max_new_tokens > 0 {
-            let mut next = self.next_token(&ids, 0)?;
+            let mut next = self.next_token(&ids, 0, decoding, &generated)?;
             loop {
                 if self.stop_ids.contains(&next) {
                     hit_cap = false;
@@ -243,7 +256,8 @@ impl ChatModel for GgufLlm {
                 if generated.len() >= max_new_tokens {
                     break;
                 }
-                next = self.next_token(&[next], ids.len() + generated.len() - 1)?;
+                let pos = ids.len() + generated.len() - 1;
+                next = self.next_token(&[next], pos, decoding, &generated)?;
             }
         }
         let text = self

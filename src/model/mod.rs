@@ -34,6 +34,23 @@ pub struct ChatPrompt {
     pub user: String,
 }
 
+/// How to decode one answer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Decoding {
+    pub max_new_tokens: usize,
+    /// 1.0 = plain greedy; above 1.0 discourages tokens already generated.
+    pub repeat_penalty: f32,
+}
+
+impl Decoding {
+    pub fn greedy(max_new_tokens: usize) -> Self {
+        Self {
+            max_new_tokens,
+            repeat_penalty: 1.0,
+        }
+    }
+}
+
 /// What one generation produced.
 #[derive(Debug, Clone)]
 pub struct Generation {
@@ -52,6 +69,6 @@ pub trait ChatModel {
     fn generate(
         &mut self,
         prompt: &ChatPrompt,
-        max_new_tokens: usize,
+        decoding: Decoding,
     ) -> Result<Generation, ModelError>;
 }

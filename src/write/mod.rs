@@ -210,10 +210,7 @@ pub(crate) mod fixture {
     fn para(kind: ParagraphKind, sentences: &[(&str, &str)]) -> TranslatedParagraph {
         let sentences: Vec<TranslatedSentence> = sentences
             .iter()
-            .map(|(s, t)| TranslatedSentence {
-                source: s.to_string(),
-                translation: t.to_string(),
-            })
+            .map(|(s, t)| TranslatedSentence::plain(*s, *t))
             .collect();
         TranslatedParagraph {
             kind,
@@ -237,6 +234,7 @@ pub(crate) mod fixture {
             max_segment_tokens: 200,
             summary: true,
             prompt_version: 3,
+            glossary_sha256: None,
         }
     }
 
@@ -287,6 +285,7 @@ pub(crate) mod fixture {
             ),
             arabic_words: 42,
             paragraphs,
+            warnings: Vec::new(),
             timings: Timings {
                 load_seconds: 0.01,
                 translate_seconds: 12.5,
