@@ -104,6 +104,12 @@ pub struct Settings {
     /// sha256 of the glossary's entries; `None` without a glossary.
     #[serde(default)]
     pub glossary_sha256: Option<String>,
+    /// How requests were put to the model (`plain`, `instructed`, `few-shot`).
+    #[serde(default)]
+    pub prompt_style: String,
+    /// Whether segments failing a check were retried.
+    #[serde(default)]
+    pub retry: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

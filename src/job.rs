@@ -21,7 +21,7 @@ use crate::model::{GgufLlm, ModelError};
 use crate::registry::{self, FetchPolicy, ModelFile};
 use crate::segment;
 use crate::summarize;
-use crate::translate::{translate_checked, LlmTranslator, Translator, PROMPT_VERSION};
+use crate::translate::{translate_checked, LlmTranslator, PromptStyle, Translator, PROMPT_VERSION};
 use crate::write::digest::{DigestEntry, DigestFailure};
 use crate::write::{self, Format};
 use crate::{load, load::LoadError};
@@ -39,6 +39,9 @@ pub struct JobOptions {
     pub max_segment_tokens: usize,
     /// Terms whose renderings are imposed and checked; empty to disable.
     pub glossary: Glossary,
+    pub prompt_style: PromptStyle,
+    /// Retry segments that fail a check.
+    pub retry: bool,
     pub fetch: FetchPolicy,
     /// Draw a progress bar (stderr is a terminal and not `-q`).
     pub progress_bar: bool,
@@ -174,6 +177,8 @@ pub fn run(opts: &JobOptions) -> anyhow::Result<Report> {
         summary: opts.summary,
         prompt_version: PROMPT_VERSION,
         glossary_sha256: (!opts.glossary.is_empty()).then(|| opts.glossary.fingerprint()),
+        prompt_style: opts.prompt_style.name().to_string(),
+        retry: opts.retry,
     };
     let known_sha = registry::manifest(&opts.model).map(|m| m.sha256);
 
@@ -280,10 +285,16 @@ fn load_input(input: &Input) -> Result<Document, LoadError> {
     }
 }
 
-fn load_model(opts: &JobOptions) -> anyhow::Result<(ModelFile, GgufLlm)> {
-    let file = registry::resolve(&opts.model, opts.fetch)?;
+/// Finds (fetching if allowed) and loads a model, ready to translate.
+pub fn load_translator(
+    spec: &str,
+    fetch: FetchPolicy,
+    max_new_tokens: usize,
+    style: PromptStyle,
+) -> anyhow::Result<(ModelFile, LlmTranslator<GgufLlm>)> {
+    let file = registry::resolve(spec, fetch)?;
     let llm = GgufLlm::load(&file.path, &Device::Cpu)?;
-    Ok((file, llm))
+    Ok((file, LlmTranslator::new(llm, max_new_tokens, style)))
 }
 
 /// A document cut into the units the model translates.
@@ -319,7 +330,13 @@ fn translate_pending(
     report: &mut Report,
 ) -> anyhow::Result<()> {
     let t = Instant::now();
-    let (file, llm) = match load_model(opts) {
+    let loaded = load_translator(
+        &opts.model,
+        opts.fetch,
+        opts.max_new_tokens,
+        opts.prompt_style,
+    );
+    let (file, mut translator) = match loaded {
         Ok(m) => m,
         Err(e) => {
             // Without a model no pending document can be translated; all are failures.
@@ -346,7 +363,6 @@ fn translate_pending(
         name: file.name.clone(),
         file_sha256: file.sha256.clone(),
     };
-    let mut translator = LlmTranslator::new(llm, opts.max_new_tokens);
 
     let segmented: Vec<Segmented> = pending
         .iter()
@@ -448,7 +464,7 @@ fn translate_document(
         let mut sentences = Vec::with_capacity(segments.len());
         for source in segments {
             let terms = opts.glossary.find(&source);
-            let t = translate_checked(translator, &source, &terms)?;
+            let t = translate_checked(translator, &source, &terms, opts.retry)?;
             for w in &t.warnings {
                 tracing::debug!("{}: flagged: {}", pending.input.display, w.message);
             }

@@ -7,10 +7,12 @@
 
 pub mod check;
 pub mod document;
+pub mod eval;
 pub mod glossary;
 pub mod inputs;
 pub mod job;
 pub mod load;
+pub mod metrics;
 pub mod model;
 pub mod registry;
 pub mod segment;

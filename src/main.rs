@@ -8,9 +8,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
+use tarjama::eval::{self, EvalOptions};
 use tarjama::glossary::Glossary;
 use tarjama::job::{self, JobOptions};
+use tarjama::metrics;
 use tarjama::registry::{self, FetchPolicy, DEFAULT_MODEL};
+use tarjama::translate::PromptStyle;
 use tarjama::write::Format;
 
 #[derive(Parser)]
@@ -24,7 +27,8 @@ bilingual files, a short English summary of each document, and a digest of the w
 tarjama translate samples --out out          translate every .txt/.md under samples/\n  \
 tarjama translate release.txt --out out -q   one document, errors only\n  \
 cat release.txt | tarjama translate - --out out\n  \
-tarjama models fetch                         download the default model ahead of time"
+tarjama models fetch                         download the default model ahead of time\n  \
+tarjama score --hyp hyp.en --ref ref.en      BLEU and chrF of existing translations"
 )]
 struct Cli {
     #[command(flatten)]
@@ -53,11 +57,34 @@ enum Command {
 tarjama translate samples --out out\n  \
 tarjama translate a.txt b.md --out out --format html,json --no-summary\n  \
 tarjama translate feed/ --out out --model ~/models/qwen2.5-3b-instruct-q4_k_m.gguf\n  \
+tarjama translate feed/ --out out --glossary my-terms.tsv\n  \
 cat release.txt | tarjama translate - --out out\n\n\
 Outputs per document NAME (from the input's file name): NAME.html, NAME.md, NAME.en.txt, NAME.json;\n\
 per run: index.html and digest.md. Documents whose outputs are up to date are skipped.\n\
+Sentences whose translation fails a check (numbers, Arabic left over, loops, length,\n\
+glossary terms) are retried once, then flagged in every output.\n\
 Exit status: 0 all documents succeeded, 1 some failed (the others still complete), 2 usage error.")]
     Translate(TranslateArgs),
+    /// Translate a test set line by line and score it with BLEU and chrF.
+    #[command(after_help = "Examples:\n  \
+tarjama eval --src devtest.arb --ref devtest.eng --limit 200\n  \
+tarjama eval --src dev.ar --ref dev.en --offset 200 --limit 200 --hyp-out hyp.en --json\n\n\
+Each source line is one unit: long lines are segmented and rejoined as in `translate`.\n\
+Scores are sacreBLEU-exact: BLEU nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp and\n\
+chrF2 nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no.")]
+    Eval(EvalArgs),
+    /// Score an existing hypothesis file against references (no model needed).
+    Score {
+        /// Hypotheses, one line per reference line.
+        #[arg(long, value_name = "FILE")]
+        hyp: PathBuf,
+        /// References, one line each.
+        #[arg(long = "ref", value_name = "FILE")]
+        reference: PathBuf,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// List or fetch known models.
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -71,10 +98,6 @@ struct TranslateArgs {
     /// Directory for the outputs (created if missing).
     #[arg(short, long, value_name = "DIR")]
     out: PathBuf,
-    /// A known model name (see `tarjama models list`), a path to a Qwen2/2.5/3 instruct
-    /// .gguf file, or hf:OWNER/REPO[:FILE.gguf] fetched from the Hugging Face hub.
-    #[arg(short, long, default_value = DEFAULT_MODEL, value_name = "MODEL")]
-    model: String,
     /// Output formats, comma-separated: html, md, txt, json.
     #[arg(
         long,
@@ -89,6 +112,41 @@ struct TranslateArgs {
     /// Redo documents whose outputs are already up to date.
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// Source lines (Arabic), one segment unit per line.
+    #[arg(long, value_name = "FILE")]
+    src: PathBuf,
+    /// Reference translations, line by line.
+    #[arg(long = "ref", value_name = "FILE")]
+    reference: PathBuf,
+    /// Translate at most N lines.
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Skip the first K lines (`--offset 200` starts at line 201).
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    offset: usize,
+    /// Write the translations here, one per line.
+    #[arg(long, value_name = "FILE")]
+    hyp_out: Option<PathBuf>,
+    /// Print one JSON object (bleu, chrf, lines, seconds, ...) instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+/// Model and translation settings shared by `translate` and `eval`.
+#[derive(Args)]
+struct ModelArgs {
+    /// A known model name (see `tarjama models list`), a path to a Qwen2/2.5/3 instruct
+    /// .gguf file, or hf:OWNER/REPO[:FILE.gguf] fetched from the Hugging Face hub.
+    #[arg(short, long, default_value = DEFAULT_MODEL, value_name = "MODEL")]
+    model: String,
     /// Upper bound on tokens generated for one segment.
     #[arg(long, default_value_t = 512, value_name = "N", value_parser = clap::value_parser!(u32).range(16..=8192))]
     max_new_tokens: u32,
@@ -105,6 +163,30 @@ struct TranslateArgs {
     /// Use no glossary at all.
     #[arg(long)]
     no_glossary: bool,
+    /// How the request is put to the model (for quality experiments).
+    #[arg(long, value_enum, default_value_t = PromptStyle::Instructed, hide = true)]
+    prompt_style: PromptStyle,
+    /// Do not retry segments that fail a check (for quality experiments).
+    #[arg(long, hide = true)]
+    no_retry: bool,
+}
+
+impl ModelArgs {
+    fn glossary(&self) -> anyhow::Result<Glossary> {
+        Ok(match (&self.glossary, self.no_glossary) {
+            (_, true) => Glossary::default(),
+            (Some(path), false) => Glossary::from_file(path)?,
+            (None, false) => Glossary::default_glossary(),
+        })
+    }
+
+    fn fetch_policy(&self) -> FetchPolicy {
+        if self.offline {
+            FetchPolicy::Forbid
+        } else {
+            FetchPolicy::Allow
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -153,9 +235,33 @@ fn init_logging(g: &GlobalArgs) {
         .init();
 }
 
+fn show_progress(g: &GlobalArgs) -> bool {
+    !g.quiet && std::io::stderr().is_terminal()
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Translate(args) => translate(args, &cli.global),
+        Command::Eval(args) => evaluate(args, &cli.global),
+        Command::Score {
+            hyp,
+            reference,
+            json,
+        } => {
+            let (hyps, refs) = metrics::read_parallel(&hyp, &reference)?;
+            let bleu = metrics::corpus_bleu(&hyps, &refs);
+            let chrf = metrics::corpus_chrf(&hyps, &refs);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "bleu": bleu.score, "chrf": chrf.score, "lines": hyps.len() })
+                );
+            } else {
+                println!("BLEU = {:.2} {}", bleu.score, metrics::BLEU_SIGNATURE);
+                println!("chrF2 = {:.2} {}", chrf.score, metrics::CHRF_SIGNATURE);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Models(ModelsCommand::List) => {
             for m in registry::manifests() {
                 let state = if registry::is_cached(&m) {
@@ -185,7 +291,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 format!("unknown model `{name}`; run `tarjama models list` for known names")
             })?;
             let started = std::time::Instant::now();
-            let path = registry::fetch(&m, std::io::stderr().is_terminal() && !cli.global.quiet)?;
+            let path = registry::fetch(&m, show_progress(&cli.global))?;
             println!(
                 "{} ready at {} ({:.1} s)",
                 m.name,
@@ -201,27 +307,20 @@ fn translate(args: TranslateArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let mut formats = args.format;
     formats.sort_by_key(|f| *f as u8);
     formats.dedup();
-    let glossary = match (&args.glossary, args.no_glossary) {
-        (_, true) => Glossary::default(),
-        (Some(path), false) => Glossary::from_file(path)?,
-        (None, false) => Glossary::default_glossary(),
-    };
     let opts = JobOptions {
         inputs: args.inputs,
         out_dir: args.out,
-        model: args.model,
         formats,
         summary: !args.no_summary,
         force: args.force,
-        max_new_tokens: args.max_new_tokens as usize,
-        max_segment_tokens: args.max_segment_tokens as usize,
-        glossary,
-        fetch: if args.offline {
-            FetchPolicy::Forbid
-        } else {
-            FetchPolicy::Allow
-        },
-        progress_bar: !g.quiet && std::io::stderr().is_terminal(),
+        glossary: args.model.glossary()?,
+        model: args.model.model.clone(),
+        max_new_tokens: args.model.max_new_tokens as usize,
+        max_segment_tokens: args.model.max_segment_tokens as usize,
+        prompt_style: args.model.prompt_style,
+        retry: !args.model.no_retry,
+        fetch: args.model.fetch_policy(),
+        progress_bar: show_progress(g),
     };
     let report = job::run(&opts)?;
     println!("{}", report.render());
@@ -230,4 +329,32 @@ fn translate(args: TranslateArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn evaluate(args: EvalArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let m = &args.model;
+    let (_, mut translator) = job::load_translator(
+        &m.model,
+        m.fetch_policy(),
+        m.max_new_tokens as usize,
+        m.prompt_style,
+    )?;
+    let opts = EvalOptions {
+        src: args.src,
+        reference: args.reference,
+        offset: args.offset,
+        limit: args.limit,
+        hyp_out: args.hyp_out,
+        max_segment_tokens: m.max_segment_tokens as usize,
+        glossary: m.glossary()?,
+        retry: !m.no_retry,
+        progress_bar: show_progress(g),
+    };
+    let report = eval::run(&opts, &mut translator)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("{}", report.render());
+    }
+    Ok(ExitCode::SUCCESS)
 }

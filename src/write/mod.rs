@@ -235,6 +235,8 @@ pub(crate) mod fixture {
             summary: true,
             prompt_version: 3,
             glossary_sha256: None,
+            prompt_style: "instructed".into(),
+            retry: true,
         }
     }
 
