@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use html_escape::{encode_double_quoted_attribute, encode_text};
 
 use super::markdown::escape_line;
-use super::{ensure_dir, html, write_file, Format, WriteError};
+use super::{ensure_dir, html, one_line, sentences_count, write_file, Format, WriteError};
 use crate::document::TranslatedDocument;
 
 pub const INDEX_HTML: &str = "index.html";
@@ -22,6 +22,8 @@ pub struct DigestEntry {
     pub title: String,
     pub summary: Option<String>,
     pub arabic_words: usize,
+    /// Sentences whose translation failed a check: the reader should review them.
+    pub flagged: usize,
 }
 
 impl From<&TranslatedDocument> for DigestEntry {
@@ -32,6 +34,7 @@ impl From<&TranslatedDocument> for DigestEntry {
             title: doc.title.clone(),
             summary: doc.summary.clone(),
             arabic_words: doc.arabic_words,
+            flagged: doc.flagged_sentences(),
         }
     }
 }
@@ -78,6 +81,9 @@ pub fn render_index_html(
         "<header>\n<h1>Translation digest</h1>\n<p class=\"meta\">{}</p>\n</header>\n",
         encode_text(&counts(entries.len(), failures.len()))
     );
+    if let Some(line) = flagged_total(entries) {
+        let _ = writeln!(body, "<p class=\"flags\">{}</p>", encode_text(&line));
+    }
     if !entries.is_empty() {
         body.push_str("<ol class=\"digest\">\n");
         for entry in entries {
@@ -116,9 +122,13 @@ fn html_entry(out: &mut String, entry: &DigestEntry, target: Format) {
     }
     let _ = writeln!(
         out,
-        "<p class=\"meta\">Source: <code>{}</code> · {}</p>\n</li>",
+        "<p class=\"meta\">Source: <code>{}</code> · {}{}</p>\n</li>",
         encode_text(&entry.source_path),
-        words(entry.arabic_words)
+        words(entry.arabic_words),
+        match entry.flagged {
+            0 => String::new(),
+            n => format!(" · <strong>{}</strong>", flagged(n)),
+        }
     );
 }
 
@@ -131,6 +141,9 @@ pub fn render_digest_md(
     let target = link_target(formats, Format::Markdown);
     let mut out = String::from("# Translation digest\n\n");
     let _ = writeln!(out, "{}\n", counts(entries.len(), failures.len()));
+    if let Some(line) = flagged_total(entries) {
+        let _ = writeln!(out, "**{line}**\n");
+    }
     for (i, entry) in entries.iter().enumerate() {
         let href = percent_encode(&target.file_name(&entry.name));
         let _ = writeln!(out, "{}. [{}]({href})", i + 1, escape_line(&entry.title));
@@ -143,9 +156,13 @@ pub fn render_digest_md(
         let _ = writeln!(out, "\n{indent}{summary}\n");
         let _ = writeln!(
             out,
-            "{indent}_Source: {} · {}_\n",
+            "{indent}_Source: {} · {}{}_\n",
             escape_line(&entry.source_path),
-            words(entry.arabic_words)
+            words(entry.arabic_words),
+            match entry.flagged {
+                0 => String::new(),
+                n => format!(" · ⚠️ {}", flagged(n)),
+            }
         );
     }
     if !failures.is_empty() {
@@ -185,10 +202,6 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 fn counts(translated: usize, failed: usize) -> String {
     let documents = if translated == 1 {
         "document"
@@ -201,6 +214,29 @@ fn counts(translated: usize, failed: usize) -> String {
     }
     line.push('.');
     line
+}
+
+/// "N sentence(s) flagged", for one document.
+fn flagged(n: usize) -> String {
+    format!("{} flagged", sentences_count(n))
+}
+
+/// The run's flagged sentences and the documents they are in, when there are any.
+fn flagged_total(entries: &[DigestEntry]) -> Option<String> {
+    let total: usize = entries.iter().map(|e| e.flagged).sum();
+    if total == 0 {
+        return None;
+    }
+    let documents = entries.iter().filter(|e| e.flagged > 0).count();
+    Some(format!(
+        "{} flagged for review, in {documents} {}.",
+        sentences_count(total),
+        if documents == 1 {
+            "document"
+        } else {
+            "documents"
+        }
+    ))
 }
 
 fn words(n: usize) -> String {
@@ -223,6 +259,7 @@ mod tests {
             title: title.to_string(),
             summary: Some(format!("Summary of {title}.")),
             arabic_words: 120,
+            flagged: 0,
         }
     }
 
@@ -255,6 +292,62 @@ mod tests {
         assert_eq!(e.summary, doc.summary);
         assert_eq!(e.source_path, doc.source_path);
         assert_eq!(e.arabic_words, 42);
+    }
+
+    #[test]
+    fn entry_counts_flagged_sentences() {
+        assert_eq!(DigestEntry::from(&fixture::document()).flagged, 0);
+        assert_eq!(DigestEntry::from(&fixture::flagged_document()).flagged, 1);
+    }
+
+    #[test]
+    fn flagged_counts_per_document_and_in_total() {
+        let (mut entries, _) = sample();
+        entries[0].flagged = 2;
+        entries[2].flagged = 1;
+        let html = render_index_html(&entries, &[], &Format::ALL);
+        assert!(
+            html.contains("<p class=\"flags\">3 sentences flagged for review, in 2 documents.</p>")
+        );
+        assert!(html.find("class=\"flags\"").unwrap() < html.find("<ol").unwrap());
+        assert!(html.contains(
+            "<p class=\"meta\">Source: <code>press/zeta.txt</code> · 120 Arabic words · \
+             <strong>2 sentences flagged</strong></p>"
+        ));
+        assert!(html.contains(
+            "<p class=\"meta\">Source: <code>press/mid.txt</code> · 120 Arabic words · \
+             <strong>1 sentence flagged</strong></p>"
+        ));
+        assert!(html.contains(
+            "<p class=\"meta\">Source: <code>press/alpha.txt</code> · 120 Arabic words</p>"
+        ));
+
+        let md = render_digest_md(&entries, &[], &Format::ALL);
+        assert!(md.contains("\n**3 sentences flagged for review, in 2 documents.**\n"));
+        assert!(md.find("flagged for review").unwrap() < md.find("1. [").unwrap());
+        assert!(md
+            .contains("   _Source: press/zeta.txt · 120 Arabic words · ⚠️ 2 sentences flagged_\n"));
+        assert!(
+            md.contains("   _Source: press/mid.txt · 120 Arabic words · ⚠️ 1 sentence flagged_\n")
+        );
+        assert!(md.contains("   _Source: press/alpha.txt · 120 Arabic words_\n"));
+
+        let one = [DigestEntry {
+            flagged: 1,
+            ..entry("one", "One")
+        }];
+        assert!(render_digest_md(&one, &[], &Format::ALL)
+            .contains("**1 sentence flagged for review, in 1 document.**"));
+    }
+
+    #[test]
+    fn no_flag_lines_without_flags() {
+        let (entries, failures) = sample();
+        let html = render_index_html(&entries, &failures, &Format::ALL);
+        assert!(!html.contains("flagged"), "{html}");
+        let md = render_digest_md(&entries, &failures, &Format::ALL);
+        assert!(!md.contains("flagged"), "{md}");
+        assert!(!md.contains("⚠️"));
     }
 
     #[test]

@@ -2,8 +2,9 @@
 
 use std::fmt::Write;
 
-use html_escape::encode_text;
+use html_escape::{encode_double_quoted_attribute, encode_text};
 
+use super::{pieces, reasons, sentences_count, Piece, NO_TRANSLATION};
 use crate::document::{ParagraphKind, TranslatedDocument, TranslatedParagraph};
 
 /// Shared by the document pages and the digest so a run's files look like one set.
@@ -17,6 +18,9 @@ h1 { font-size: 1.75rem; line-height: 1.25; margin: 0 0 .25rem; }
 .summary h2 { font-size: .8rem; text-transform: uppercase; letter-spacing: .06em; color: #2f5f8f; margin: 0 0 .25rem; }
 .summary p { margin: 0; white-space: pre-line; }
 .none { color: #5a5a5a; font-style: italic; }
+.flags { background: #fff6dc; border-left: 4px solid #d9a400; padding: .4rem 1rem; margin: 0 0 1.5rem; }
+mark.flag { background: #ffe8a3; color: inherit; text-decoration: underline dotted #a26f00;
+  text-underline-offset: .2em; cursor: help; }
 table.bilingual { width: 100%; border-collapse: collapse; table-layout: fixed; }
 table.bilingual th { font-size: .8rem; text-transform: uppercase; letter-spacing: .06em; color: #5a5a5a;
   text-align: left; border-bottom: 2px solid #ccc; padding: .4rem .75rem; }
@@ -40,6 +44,7 @@ a { color: #1f4f7f; }
   tr, li { break-inside: avoid; }
   thead { display: table-header-group; }
   a { color: inherit; text-decoration: none; }
+  mark.flag::after { content: " [" attr(title) "]"; font-size: .85em; }
 }
 "#;
 
@@ -58,6 +63,7 @@ pub fn render(doc: &TranslatedDocument) -> String {
     let mut body = String::new();
     header(&mut body, doc);
     summary(&mut body, doc.summary.as_deref());
+    flags_notice(&mut body, doc.flagged_sentences());
     table(&mut body, &doc.paragraphs);
     page(&doc.title, &body)
 }
@@ -85,6 +91,17 @@ fn summary(out: &mut String, summary: Option<&str>) {
     }
 }
 
+/// Tells the reader, before the text, that some sentences are doubted and how to see why.
+fn flags_notice(out: &mut String, flagged: usize) {
+    if flagged > 0 {
+        let _ = writeln!(
+            out,
+            "<p class=\"flags\">{} flagged for review: highlighted below; hover for the reason.</p>",
+            sentences_count(flagged)
+        );
+    }
+}
+
 fn table(out: &mut String, paragraphs: &[TranslatedParagraph]) {
     out.push_str(
         "<table class=\"bilingual\">\n<thead><tr><th dir=\"rtl\" lang=\"ar\">العربية</th>\
@@ -98,9 +115,20 @@ fn table(out: &mut String, paragraphs: &[TranslatedParagraph]) {
 
 /// One paragraph as a row. Cell contents carry no surrounding whitespace because the
 /// cells use `white-space: pre-line` to keep line breaks inside a paragraph.
+///
+/// Each cell is rendered from the paragraph's sentences, so that a flagged sentence can be
+/// marked on both sides; without flags the text is exactly the paragraph's.
 fn row(out: &mut String, p: &TranslatedParagraph) {
-    let source = encode_text(&p.source);
-    let translation = encode_text(&p.translation);
+    let (source, translation) = match p.kind {
+        ParagraphKind::Passthrough => (
+            encode_text(&p.source).into_owned(),
+            encode_text(&p.translation).into_owned(),
+        ),
+        ParagraphKind::Heading | ParagraphKind::Body => (
+            cell(&pieces(&p.source, &p.sentences, |s| &s.source)),
+            cell(&pieces(&p.translation, &p.sentences, |s| &s.translation)),
+        ),
+    };
     let _ = match p.kind {
         ParagraphKind::Heading => writeln!(
             out,
@@ -122,9 +150,36 @@ fn row(out: &mut String, p: &TranslatedParagraph) {
     };
 }
 
+/// Escaped cell text with each flagged sentence in a `<mark>` whose title gives the reasons.
+fn cell(pieces: &[Piece]) -> String {
+    let mut out = String::new();
+    for piece in pieces {
+        match *piece {
+            Piece::Text(text) | Piece::Sentence { text, warnings: [] } => {
+                out.push_str(&encode_text(text))
+            }
+            Piece::Sentence { text, warnings } => {
+                let text = if text.is_empty() {
+                    NO_TRANSLATION
+                } else {
+                    text
+                };
+                let _ = write!(
+                    out,
+                    "<mark class=\"flag\" title=\"{}\">{}</mark>",
+                    encode_double_quoted_attribute(&reasons(warnings)),
+                    encode_text(text)
+                );
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::{CheckKind, Warning};
     use crate::write::fixture;
 
     /// The `<td ...>` opening tags in document order.
@@ -209,6 +264,148 @@ mod tests {
         )));
         // Only the heading paragraph (two cells) puts headings inside the table.
         assert_eq!(tbody(&html).matches("<h2>").count(), 2);
+    }
+
+    /// The contents of every `<td>` in the table body, in document order.
+    fn cells(html: &str) -> Vec<&str> {
+        let body = tbody(html);
+        body.match_indices("<td")
+            .map(|(i, _)| {
+                let open = i + body[i..].find('>').unwrap() + 1;
+                let close = open + body[open..].find("</td>").unwrap();
+                &body[open..close]
+            })
+            .collect()
+    }
+
+    /// What a reader sees of a cell: tags removed, entities decoded.
+    fn visible_text(cell: &str) -> String {
+        let mut text = String::new();
+        let mut in_tag = false;
+        for c in cell.chars() {
+            match c {
+                '<' => in_tag = true,
+                '>' if in_tag => in_tag = false,
+                _ if !in_tag => text.push(c),
+                _ => {}
+            }
+        }
+        html_escape::decode_html_entities(&text).into_owned()
+    }
+
+    #[test]
+    fn flagged_sentence_is_marked_in_both_cells() {
+        let doc = fixture::flagged_document();
+        let html = render(&doc);
+        let cells = cells(&html);
+        let (arabic, english) = (cells[2], cells[3]);
+        assert_eq!(
+            english.matches("<mark class=\"flag\"").count(),
+            1,
+            "{english}"
+        );
+        assert_eq!(
+            arabic.matches("<mark class=\"flag\"").count(),
+            1,
+            "{arabic}"
+        );
+        assert_eq!(html.matches("<mark").count(), 2, "no other marks");
+
+        let title = "title=\"numbers: number(s) from the source missing: 5 \
+                     &lt;b&gt;&amp;&quot;&lt;/b&gt;; length: English is 2.60× the length of the Arabic\"";
+        assert!(english.contains(title), "{english}");
+        assert!(arabic.contains(title), "{arabic}");
+        assert!(!html.contains("<b>"), "{html}");
+        assert!(!html.contains("</b>"), "{html}");
+
+        // The mark holds exactly the flagged sentence, on each side.
+        let flagged = &doc.paragraphs[1].sentences[1];
+        assert!(english.contains(&format!("\">{}</mark>", encode_text(&flagged.translation))));
+        assert!(arabic.contains(&format!("\">{}</mark>", encode_text(&flagged.source))));
+        assert!(english.starts_with(&*encode_text(&doc.paragraphs[1].sentences[0].translation)));
+
+        assert!(html.contains(
+            "<p class=\"flags\">1 sentence flagged for review: highlighted below; \
+             hover for the reason.</p>"
+        ));
+        assert!(html.find("class=\"flags\"").unwrap() > html.find("class=\"summary\"").unwrap());
+        assert!(html.contains("mark.flag {"), "styled");
+    }
+
+    #[test]
+    fn cells_show_exactly_the_paragraph_text() {
+        for doc in [fixture::document(), fixture::flagged_document()] {
+            let html = render(&doc);
+            let cells = cells(&html);
+            assert_eq!(cells.len(), 2 * doc.paragraphs.len());
+            for (p, pair) in doc.paragraphs.iter().zip(cells.chunks(2)) {
+                assert_eq!(visible_text(pair[0]), p.source);
+                assert_eq!(visible_text(pair[1]), p.translation);
+            }
+        }
+    }
+
+    #[test]
+    fn unflagged_documents_have_no_marks() {
+        for doc in [fixture::document(), fixture::hostile_document()] {
+            let html = render(&doc);
+            assert!(!html.contains("<mark"), "{html}");
+            assert!(!html.contains("class=\"flags\""));
+        }
+    }
+
+    #[test]
+    fn flagged_headings_are_marked_inside_the_heading() {
+        let mut doc = fixture::document();
+        fixture::flag(
+            &mut doc,
+            0,
+            0,
+            vec![Warning {
+                check: CheckKind::Glossary,
+                message: "«مجلس التعاون» should be rendered as “GCC”".to_string(),
+            }],
+        );
+        let html = render(&doc);
+        let title = "title=\"glossary: «مجلس التعاون» should be rendered as “GCC”\"";
+        let heading = &doc.paragraphs[0];
+        assert!(
+            html.contains(&format!(
+                "<td dir=\"rtl\" lang=\"ar\"><h2><mark class=\"flag\" {title}>{}</mark></h2></td>\
+                 <td lang=\"en\"><h2><mark class=\"flag\" {title}>{}</mark></h2></td>",
+                heading.source, heading.translation
+            )),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn line_breaks_inside_a_paragraph_survive_marking() {
+        let mut doc = fixture::flagged_document();
+        let p = &mut doc.paragraphs[1];
+        let first = p.sentences[0].source.clone();
+        p.source = format!("{first}\n{}", p.sentences[1].source);
+        let html = render(&doc);
+        let arabic = cells(&html)[2];
+        assert!(
+            arabic.starts_with(&format!("{first}\n<mark class=\"flag\"")),
+            "{arabic}"
+        );
+        assert_eq!(visible_text(arabic), doc.paragraphs[1].source);
+    }
+
+    #[test]
+    fn flagged_empty_translation_still_shows_its_mark() {
+        let mut doc = fixture::flagged_document();
+        doc.paragraphs[1].sentences[1].translation.clear();
+        fixture::rejoin(&mut doc.paragraphs[1]);
+        let html = render(&doc);
+        let english = cells(&html)[3];
+        assert!(
+            english.ends_with(&format!("\">{}</mark>", crate::write::NO_TRANSLATION)),
+            "{english}"
+        );
+        assert!(english.starts_with(&format!("{} <mark", doc.paragraphs[1].translation)));
     }
 
     #[test]

@@ -2,7 +2,11 @@
 
 use std::fmt::Write;
 
+use super::{pieces, reasons, sentences_count, Piece, NO_TRANSLATION};
 use crate::document::{ParagraphKind, TranslatedDocument, TranslatedParagraph};
+
+/// Follows a flagged English sentence; the reasons come after it in brackets.
+const FLAG: &str = "⚠️";
 
 /// Renders `doc` as Markdown: title, summary, then one table row per paragraph.
 pub fn render(doc: &TranslatedDocument) -> String {
@@ -13,6 +17,14 @@ pub fn render(doc: &TranslatedDocument) -> String {
             let _ = writeln!(out, "**Summary:** {}\n", escape_line(summary));
         }
         None => out.push_str("_No summary for this document._\n\n"),
+    }
+    let flagged = doc.flagged_sentences();
+    if flagged > 0 {
+        let _ = writeln!(
+            out,
+            "**{} flagged for review** (marked {FLAG}).\n",
+            sentences_count(flagged)
+        );
     }
     let _ = writeln!(
         out,
@@ -28,19 +40,74 @@ pub fn render(doc: &TranslatedDocument) -> String {
 }
 
 fn row(p: &TranslatedParagraph) -> String {
-    let (source, translation) = (escape_cell(&p.source), escape_cell(&p.translation));
+    let source = escape_cell(&p.source);
     match p.kind {
-        ParagraphKind::Heading => format!("| **{source}** | **{translation}** |\n"),
-        ParagraphKind::Body | ParagraphKind::Passthrough => {
+        ParagraphKind::Heading => {
+            // A heading is one unit: bold text, then the reasons outside the bold.
+            let pieces = pieces(&p.translation, &p.sentences, |s| &s.translation);
+            let translation = english_cell(&pieces, false);
+            let mut markers = String::new();
+            for piece in &pieces {
+                if let Piece::Sentence { warnings, .. } = piece {
+                    if !warnings.is_empty() {
+                        markers.push_str(&marker(warnings));
+                    }
+                }
+            }
+            format!("| **{source}** | **{translation}**{markers} |\n")
+        }
+        ParagraphKind::Body => {
+            let pieces = pieces(&p.translation, &p.sentences, |s| &s.translation);
+            let translation = english_cell(&pieces, true);
             format!("| {source} | {translation} |\n")
         }
+        ParagraphKind::Passthrough => {
+            format!("| {source} | {} |\n", escape_cell(&p.translation))
+        }
     }
+}
+
+/// The English cell from its pieces, escaped like [`escape_cell`], with a [`marker`]
+/// after each flagged sentence when `markers` is set.
+fn english_cell(pieces: &[Piece], markers: bool) -> String {
+    let mut out = String::new();
+    let last = pieces.len().saturating_sub(1);
+    for (i, piece) in pieces.iter().enumerate() {
+        let (mut text, warnings) = match *piece {
+            Piece::Text(text) => (text, &[][..]),
+            Piece::Sentence { text, warnings } => (text, warnings),
+        };
+        if !warnings.is_empty() && text.is_empty() {
+            text = NO_TRANSLATION;
+        }
+        if i == 0 {
+            text = text.trim_start();
+        }
+        if i == last {
+            text = text.trim_end();
+        }
+        out.push_str(&escape_fragment(text));
+        if markers && !warnings.is_empty() {
+            out.push_str(&marker(warnings));
+        }
+    }
+    out
+}
+
+/// ` ⚠️ *[check: message; …]*`: the reasons, escaped so that they stay in their cell.
+fn marker(warnings: &[crate::check::Warning]) -> String {
+    format!(" {FLAG} *[{}]*", escape_fragment(&reasons(warnings)))
 }
 
 /// Escapes text for a table cell, so that it stays in its cell and renders as written:
 /// a `|` would start a new column and a newline would end the row.
 pub(crate) fn escape_cell(text: &str) -> String {
-    escape_inline(text.trim())
+    escape_fragment(text.trim())
+}
+
+/// [`escape_cell`] for part of a cell: the same, without trimming.
+fn escape_fragment(text: &str) -> String {
+    escape_inline(text)
         .replace('|', "\\|")
         .replace("\r\n", "<br>")
         .replace(['\n', '\r'], "<br>")
@@ -73,6 +140,7 @@ fn escape_inline(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::{CheckKind, Warning};
     use crate::write::fixture;
 
     /// Column separators in a table row: pipes not escaped by an odd run of backslashes.
@@ -144,6 +212,71 @@ mod tests {
         doc.paragraphs[2].translation = "*not bold* [not](a-link) `code` snake_case".to_string();
         let md = render(&doc);
         assert!(md.contains("\\*not bold\\* \\[not\\](a-link) \\`code\\` snake\\_case"));
+    }
+
+    #[test]
+    fn flagged_sentences_carry_a_marker_and_rows_keep_two_cells() {
+        let doc = fixture::flagged_document();
+        let md = render(&doc);
+        let rows = table_rows(&md);
+        assert_eq!(rows.len(), 2 + doc.paragraphs.len(), "{md}");
+        for row in &rows {
+            assert_eq!(unescaped_pipes(row), 3, "row {row:?}");
+        }
+        let evil = "&lt;b&gt;&amp;\"&lt;/b&gt;";
+        assert!(
+            rows[3].ends_with(&format!(
+                "Central Asian republics. He hoped the 6th tour {evil} would open new horizons. \
+                 ⚠️ *[numbers: number(s) from the source missing: 5 {evil}; \
+                 length: English is 2.60× the length of the Arabic]* |"
+            )),
+            "{}",
+            rows[3]
+        );
+        assert_eq!(
+            md.matches("⚠️").count(),
+            2,
+            "one marker and the notice: {md}"
+        );
+        assert!(!md.contains("<b>"));
+        assert!(md.contains("\n**1 sentence flagged for review** (marked ⚠️).\n"));
+        assert!(md.find("flagged for review").unwrap() < md.find("| Arabic |").unwrap());
+    }
+
+    #[test]
+    fn reasons_with_pipes_and_line_breaks_stay_in_their_cell() {
+        let mut doc = fixture::document();
+        let warning = |message: &str| Warning {
+            check: CheckKind::Repetition,
+            message: message.to_string(),
+        };
+        fixture::flag(&mut doc, 0, 0, vec![warning("repeats «a | b»\nand *more*")]);
+        fixture::flag(&mut doc, 2, 0, vec![warning("x || y"), warning("[z]")]);
+        let md = render(&doc);
+        let rows = table_rows(&md);
+        assert_eq!(rows.len(), 2 + doc.paragraphs.len(), "{md}");
+        for row in &rows {
+            assert_eq!(unescaped_pipes(row), 3, "row {row:?}");
+        }
+        assert!(
+            rows[2].ends_with(&format!(
+                "| **{}** ⚠️ *[repetition: repeats «a \\| b» and \\*more\\*]* |",
+                doc.paragraphs[0].translation
+            )),
+            "{}",
+            rows[2]
+        );
+        assert!(rows[4].ends_with("security. ⚠️ *[repetition: x \\|\\| y; repetition: \\[z\\]]* |"));
+        assert!(md.contains("**2 sentences flagged for review**"));
+    }
+
+    #[test]
+    fn unflagged_documents_have_no_markers() {
+        for doc in [fixture::document(), fixture::hostile_document()] {
+            let md = render(&doc);
+            assert!(!md.contains("⚠️"), "{md}");
+            assert!(!md.contains("flagged"));
+        }
     }
 
     #[test]

@@ -16,7 +16,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use crate::document::{Settings, TranslatedDocument};
+use crate::check::{CheckKind, Warning};
+use crate::document::{Settings, TranslatedDocument, TranslatedSentence};
 
 pub use atomic::write_atomic;
 pub use digest::{write_digest, DigestEntry, DigestFailure};
@@ -202,9 +203,156 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     })
 }
 
+/// A stretch of a paragraph's text as a writer lays it out: plain text, or one sentence
+/// with the checks it failed (none for a sentence nobody doubts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Piece<'a> {
+    Text(&'a str),
+    Sentence {
+        text: &'a str,
+        warnings: &'a [Warning],
+    },
+}
+
+/// Cuts `whole`, a paragraph's source or translation, into its sentences so that writers
+/// can mark the flagged ones. `part` picks the side of each sentence.
+///
+/// The pipeline joins the sentences with single spaces (skipping empty translations) and
+/// segmentation only cuts at whitespace, so `whole` is normally the sentences in order
+/// with whitespace between them; then the pieces reproduce `whole` exactly, line breaks
+/// included. When it is not (a record edited by hand), a paragraph without flagged
+/// sentences is `whole` unchanged, and one with flagged sentences is its sentences joined
+/// with single spaces, so that the reader still sees which sentence is doubted.
+pub(crate) fn pieces<'a>(
+    whole: &'a str,
+    sentences: &'a [TranslatedSentence],
+    part: fn(&TranslatedSentence) -> &str,
+) -> Vec<Piece<'a>> {
+    if let Some(located) = locate(whole, sentences, part) {
+        return located;
+    }
+    if sentences.iter().all(|s| s.warnings.is_empty()) {
+        return vec![Piece::Text(whole)];
+    }
+    let mut out = Vec::new();
+    for s in sentences {
+        let text = part(s);
+        // An empty translation adds nothing to the paragraph, unless it is flagged.
+        if text.is_empty() && s.warnings.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(Piece::Text(" "));
+        }
+        out.push(Piece::Sentence {
+            text,
+            warnings: &s.warnings,
+        });
+    }
+    out
+}
+
+/// The sentences found in order in `whole`, with only whitespace around and between
+/// them; `None` when `whole` is anything else.
+fn locate<'a>(
+    whole: &'a str,
+    sentences: &'a [TranslatedSentence],
+    part: fn(&TranslatedSentence) -> &str,
+) -> Option<Vec<Piece<'a>>> {
+    let mut out = Vec::new();
+    let mut cursor = 0;
+    // Flagged empty translations: not in `whole`, shown before the next sentence.
+    let mut pending: Vec<Piece<'a>> = Vec::new();
+    for s in sentences {
+        let text = part(s);
+        if text.is_empty() {
+            if !s.warnings.is_empty() {
+                pending.push(Piece::Sentence {
+                    text,
+                    warnings: &s.warnings,
+                });
+            }
+            continue;
+        }
+        let rest = &whole[cursor..];
+        let start = rest.find(text)?;
+        let gap = &rest[..start];
+        if !gap.chars().all(char::is_whitespace) {
+            return None;
+        }
+        if !gap.is_empty() {
+            out.push(Piece::Text(gap));
+        }
+        for empty in pending.drain(..) {
+            out.push(empty);
+            out.push(Piece::Text(" "));
+        }
+        out.push(Piece::Sentence {
+            text,
+            warnings: &s.warnings,
+        });
+        cursor += start + text.len();
+    }
+    let tail = &whole[cursor..];
+    if !tail.chars().all(char::is_whitespace) {
+        return None;
+    }
+    if !tail.is_empty() {
+        out.push(Piece::Text(tail));
+    }
+    for empty in pending {
+        if matches!(out.last(), Some(Piece::Sentence { .. })) {
+            out.push(Piece::Text(" "));
+        }
+        out.push(empty);
+    }
+    Some(out)
+}
+
+/// Shown, marked, in place of a flagged sentence whose translation is empty, so that the
+/// flag has something to sit on.
+pub(crate) const NO_TRANSLATION: &str = "[no translation]";
+
+/// The name of a check as the JSON record spells it.
+pub(crate) fn check_name(check: CheckKind) -> &'static str {
+    match check {
+        CheckKind::Numbers => "numbers",
+        CheckKind::Untranslated => "untranslated",
+        CheckKind::Echo => "echo",
+        CheckKind::Repetition => "repetition",
+        CheckKind::Truncated => "truncated",
+        CheckKind::Length => "length",
+        CheckKind::Glossary => "glossary",
+    }
+}
+
+/// Why a sentence is flagged, in one line: `check: message` for each warning, joined by "; ".
+pub(crate) fn reasons(warnings: &[Warning]) -> String {
+    warnings
+        .iter()
+        .map(|w| format!("{}: {}", check_name(w.check), one_line(&w.message)))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Whitespace runs, line breaks included, folded into single spaces.
+pub(crate) fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// "1 sentence" or "N sentences".
+pub(crate) fn sentences_count(n: usize) -> String {
+    if n == 1 {
+        "1 sentence".to_string()
+    } else {
+        format!("{n} sentences")
+    }
+}
+
 /// A small realistic document shared by the writers' tests.
 #[cfg(test)]
 pub(crate) mod fixture {
+    use crate::check::{CheckKind, Warning};
     use crate::document::*;
 
     fn para(kind: ParagraphKind, sentences: &[(&str, &str)]) -> TranslatedParagraph {
@@ -297,6 +445,62 @@ pub(crate) mod fixture {
         }
     }
 
+    /// Rebuilds a paragraph's source and translation from its sentences, as the pipeline does.
+    pub fn rejoin(p: &mut TranslatedParagraph) {
+        let join = |part: fn(&TranslatedSentence) -> &str| {
+            p.sentences
+                .iter()
+                .map(part)
+                .filter(|t| !t.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        p.source = join(|s| s.source.as_str());
+        p.translation = join(|s| s.translation.as_str());
+    }
+
+    /// Gives sentence `sentence` of paragraph `paragraph` these warnings, keeping the
+    /// document-level list in step.
+    pub fn flag(
+        doc: &mut TranslatedDocument,
+        paragraph: usize,
+        sentence: usize,
+        warnings: Vec<Warning>,
+    ) {
+        doc.paragraphs[paragraph].sentences[sentence].warnings = warnings;
+        doc.warnings = TranslatedDocument::collect_warnings(&doc.paragraphs);
+    }
+
+    /// The markup-looking text in the flagged sentence of [`flagged_document`].
+    pub const FLAG_EVIL: &str = r#"<b>&"</b>"#;
+
+    /// The fixture with one flagged sentence (the second of the first body paragraph)
+    /// failing two checks, and markup-looking text in its source, translation and reason.
+    pub fn flagged_document() -> TranslatedDocument {
+        let mut doc = document();
+        let p = &mut doc.paragraphs[1];
+        let s = &mut p.sentences[1];
+        s.source = format!("وأعرب عن تطلعه لأن تسهم الجولة الـ5 {FLAG_EVIL} في فتح آفاق جديدة.");
+        s.translation = format!("He hoped the 6th tour {FLAG_EVIL} would open new horizons.");
+        rejoin(p);
+        flag(
+            &mut doc,
+            1,
+            1,
+            vec![
+                Warning {
+                    check: CheckKind::Numbers,
+                    message: format!("number(s) from the source missing: 5 {FLAG_EVIL}"),
+                },
+                Warning {
+                    check: CheckKind::Length,
+                    message: "English is 2.60× the length of the Arabic".to_string(),
+                },
+            ],
+        );
+        doc
+    }
+
     /// The fixture with markup-looking text in every field a writer renders.
     pub fn hostile_document() -> TranslatedDocument {
         let mut doc = document();
@@ -325,6 +529,136 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    #[test]
+    fn check_names_match_the_json_record() {
+        use crate::check::CheckKind::*;
+        for check in [
+            Numbers,
+            Untranslated,
+            Echo,
+            Repetition,
+            Truncated,
+            Length,
+            Glossary,
+        ] {
+            assert_eq!(
+                serde_json::to_value(check).unwrap(),
+                serde_json::Value::from(check_name(check))
+            );
+        }
+    }
+
+    fn warning(message: &str) -> Warning {
+        Warning {
+            check: CheckKind::Numbers,
+            message: message.to_string(),
+        }
+    }
+
+    fn sentence(source: &str, translation: &str, warnings: &[Warning]) -> TranslatedSentence {
+        TranslatedSentence {
+            source: source.to_string(),
+            translation: translation.to_string(),
+            warnings: warnings.to_vec(),
+        }
+    }
+
+    fn english(s: &TranslatedSentence) -> &str {
+        &s.translation
+    }
+
+    #[test]
+    fn pieces_reproduce_the_paragraph_with_its_whitespace() {
+        let w = [warning("x")];
+        let sentences = [sentence("أ.", "One.", &[]), sentence("ب.", "Two.", &w)];
+        let pieces = pieces("One.\nTwo.", &sentences, english);
+        assert_eq!(
+            pieces,
+            [
+                Piece::Sentence {
+                    text: "One.",
+                    warnings: &[]
+                },
+                Piece::Text("\n"),
+                Piece::Sentence {
+                    text: "Two.",
+                    warnings: &w
+                },
+            ]
+        );
+        // Sources are found the same way.
+        let arabic = pieces_text(&super::pieces("أ. ب.", &sentences, |s| &s.source));
+        assert_eq!(arabic, "أ. ب.");
+    }
+
+    fn pieces_text(pieces: &[Piece]) -> String {
+        pieces
+            .iter()
+            .map(|p| match *p {
+                Piece::Text(t) | Piece::Sentence { text: t, .. } => t,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pieces_fall_back_when_the_paragraph_disagrees_with_its_sentences() {
+        let w = [warning("x")];
+        let unflagged = [sentence("أ.", "One.", &[]), sentence("ب.", "Two.", &[])];
+        assert_eq!(
+            pieces("One. Two. Edited.", &unflagged, english),
+            [Piece::Text("One. Two. Edited.")]
+        );
+        let flagged = [sentence("أ.", "One.", &[]), sentence("ب.", "Two.", &w)];
+        let pieces = pieces("Edited. One. Two.", &flagged, english);
+        assert_eq!(pieces_text(&pieces), "One. Two.");
+        assert_eq!(
+            pieces[2],
+            Piece::Sentence {
+                text: "Two.",
+                warnings: &w
+            }
+        );
+    }
+
+    #[test]
+    fn flagged_empty_translations_get_a_place() {
+        let w = [warning("x")];
+        let sentences = [
+            sentence("أ.", "One.", &[]),
+            sentence("ب.", "", &w),
+            sentence("ج.", "", &[]),
+            sentence("د.", "Four.", &[]),
+        ];
+        let pieces = pieces("One. Four.", &sentences, english);
+        assert_eq!(pieces_text(&pieces), "One.  Four.");
+        assert_eq!(
+            pieces[2],
+            Piece::Sentence {
+                text: "",
+                warnings: &w
+            }
+        );
+        let last = [sentence("أ.", "One.", &[]), sentence("ب.", "", &w)];
+        let pieces = super::pieces("One.", &last, english);
+        assert_eq!(pieces.len(), 3);
+        assert_eq!(pieces[1], Piece::Text(" "));
+    }
+
+    #[test]
+    fn reasons_on_one_line() {
+        let warnings = [
+            warning("missing: 5\nand 6"),
+            Warning {
+                check: CheckKind::Truncated,
+                message: "cut".to_string(),
+            },
+        ];
+        assert_eq!(
+            reasons(&warnings),
+            "numbers: missing: 5 and 6; truncated: cut"
+        );
     }
 
     #[test]

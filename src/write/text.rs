@@ -3,6 +3,11 @@
 use crate::document::TranslatedDocument;
 
 /// The English text, paragraphs separated by a blank line.
+///
+/// Flagged sentences are deliberately left unmarked here: this file is meant for further
+/// processing (search, diffing, feeding other tools), where inline markers would end up
+/// in the text as if the translation said them. The flags are shown in the HTML and
+/// Markdown outputs and listed in `NAME.json` (`warnings`).
 pub fn render(doc: &TranslatedDocument) -> String {
     doc.english_text()
 }
@@ -25,5 +30,16 @@ mod tests {
         assert_eq!(blocks, expected);
         assert!(text.ends_with(".\n\nLeave a Reply\n"));
         assert!(!text.chars().any(crate::load::is_arabic_letter));
+    }
+
+    #[test]
+    fn flagged_sentences_are_not_marked() {
+        let doc = fixture::flagged_document();
+        let text = render(&doc);
+        assert_eq!(text, doc.english_text());
+        assert!(text.contains(&doc.paragraphs[1].translation));
+        for marker in ["⚠", "<mark", "numbers:", "flagged"] {
+            assert!(!text.contains(marker), "{marker} in {text}");
+        }
     }
 }
