@@ -226,8 +226,10 @@ pub fn added_numbers(source: &str, translation: &str) -> Vec<String> {
     added
 }
 
-/// A phrase of 1–4 words repeated back to back at least 3 times, or a 4-word phrase
-/// appearing 3 times anywhere: the signature of a decoding loop.
+/// The signature of a decoding loop: a short phrase (1–4 words) three times back to back,
+/// a longer one (5–20 words) twice back to back, or an 8-word run three times anywhere.
+/// Press releases legitimately repeat "Minister of Foreign Affairs of …" down a list, so
+/// shorter phrases scattered through the text do not count.
 pub fn repeated_phrase(text: &str) -> Option<String> {
     let words: Vec<String> = text
         .split_whitespace()
@@ -237,22 +239,22 @@ pub fn repeated_phrase(text: &str) -> Option<String> {
         })
         .filter(|w| !w.is_empty())
         .collect();
-    for n in 1..=4 {
-        for start in 0..words.len().saturating_sub(n * 3 - 1) {
+    let back_to_back = |n: usize, times: usize| {
+        (0..words.len().saturating_sub(n * times - 1)).find_map(|start| {
             let phrase = &words[start..start + n];
-            let repeats = (1..3).all(|k| {
-                words
-                    .get(start + k * n..start + (k + 1) * n)
-                    .is_some_and(|next| next == phrase)
-            });
-            // "very very" is English; a single word must repeat 3 times to count.
-            if repeats {
-                return Some(phrase.join(" "));
-            }
-        }
+            (1..times)
+                .all(|k| words.get(start + k * n..start + (k + 1) * n) == Some(phrase))
+                .then(|| phrase.join(" "))
+        })
+    };
+    if let Some(p) = (1..=4).find_map(|n| back_to_back(n, 3)) {
+        return Some(p);
+    }
+    if let Some(p) = (5..=20).find_map(|n| back_to_back(n, 2)) {
+        return Some(p);
     }
     let mut counts = std::collections::HashMap::new();
-    for window in words.windows(4) {
+    for window in words.windows(8) {
         let c = counts.entry(window).or_insert(0);
         *c += 1;
         if *c >= 3 {
@@ -396,8 +398,22 @@ mod tests {
             Some("the council".into())
         );
         assert!(repeated_phrase("very very good, and the council met the council").is_none());
+        assert!(repeated_phrase(
+            "Minister of Foreign Affairs of Kazakhstan, Minister of Foreign Affairs of Kyrgyzstan, \
+             Minister of Foreign Affairs of Turkmenistan and Minister of Foreign Affairs of Uzbekistan"
+        )
+        .is_none());
+        let english =
+            "the two sides discussed regional issues and the two sides discussed regional issues";
         assert!(
-            repeated_phrase("in the field of a b in the field of c d in the field of e").is_some()
+            repeated_phrase(english).is_none(),
+            "one repeat after a conjunction is English"
+        );
+        let looped =
+            "the two sides discussed regional issues the two sides discussed regional issues";
+        assert_eq!(
+            repeated_phrase(looped),
+            Some("the two sides discussed regional issues".into())
         );
     }
 
