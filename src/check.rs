@@ -30,6 +30,31 @@ pub enum CheckKind {
     Glossary,
 }
 
+impl CheckKind {
+    pub const ALL: [CheckKind; 7] = [
+        CheckKind::Numbers,
+        CheckKind::Untranslated,
+        CheckKind::Echo,
+        CheckKind::Repetition,
+        CheckKind::Truncated,
+        CheckKind::Length,
+        CheckKind::Glossary,
+    ];
+
+    /// The name of a check as the JSON record spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckKind::Numbers => "numbers",
+            CheckKind::Untranslated => "untranslated",
+            CheckKind::Echo => "echo",
+            CheckKind::Repetition => "repetition",
+            CheckKind::Truncated => "truncated",
+            CheckKind::Length => "length",
+            CheckKind::Glossary => "glossary",
+        }
+    }
+}
+
 /// A reason to doubt one translated segment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Warning {
@@ -329,6 +354,16 @@ mod tests {
 
     fn kinds(w: &[Warning]) -> Vec<CheckKind> {
         w.iter().map(|w| w.check).collect()
+    }
+
+    #[test]
+    fn check_names_match_the_json_record() {
+        for check in CheckKind::ALL {
+            assert_eq!(
+                serde_json::to_value(check).unwrap(),
+                serde_json::Value::from(check.name())
+            );
+        }
     }
 
     #[test]
