@@ -224,8 +224,8 @@ pub fn tokenize_13a(line: &str) -> String {
     }
     let chars: Vec<char> = format!(" {line} ").chars().collect();
     let chars = pad_symbols(&chars);
-    // Period and comma split off unless a digit precedes, or unless one follows, so
-    // "3.5" and "1,000" stay whole; a dash splits off after a digit ("3-4").
+    // A period or comma splits off unless digits sit on both sides of it, so "3.5" and
+    // "1,000" stay whole; a dash splits off only after a digit ("3-4", not "well-known").
     let chars = split_pairs(&chars, Padding::Trailing, |a, b| {
         !a.is_ascii_digit() && is_period_or_comma(b)
     });

@@ -292,6 +292,9 @@ mod tests {
             "1,000.50 dollars , e . g . $ 5 ( approx . )"
         );
         assert_eq!(tokenize_13a("well-known 2-3"), "well-known 2 - 3");
+        // Runs of punctuation, where the rules' non-overlapping matches matter; the
+        // expected string is sacreBLEU 2.4.3's own output.
+        assert_eq!(tokenize_13a("a.,b 5.,x ..,"), "a . , b 5 . , x . . ,");
     }
 
     #[test]
