@@ -185,7 +185,8 @@ pub fn run(opts: &JobOptions) -> anyhow::Result<Report> {
     // Load every document first: bad ones are reported early and the progress bar knows
     // the real amount of work.
     let mut pending = Vec::new();
-    let mut order: Vec<(Input, Option<Document>)> = Vec::new();
+    // Every input in the order given, for the digest and the report.
+    let mut order: Vec<Input> = Vec::new();
     for input in inputs {
         let t = Instant::now();
         match load_input(&input) {
@@ -197,7 +198,7 @@ pub fn run(opts: &JobOptions) -> anyhow::Result<Report> {
                         error: e.to_string(),
                     },
                 ));
-                order.push((input, None));
+                order.push(input);
             }
             Ok(doc) => {
                 let up_to_date = !opts.force
@@ -234,11 +235,11 @@ pub fn run(opts: &JobOptions) -> anyhow::Result<Report> {
                     }
                     pending.push(Pending {
                         input: input.clone(),
-                        doc: doc.clone(),
+                        doc,
                         load_seconds: t.elapsed().as_secs_f64(),
                     });
                 }
-                order.push((input, Some(doc)));
+                order.push(input);
             }
         }
     }
@@ -253,7 +254,7 @@ pub fn run(opts: &JobOptions) -> anyhow::Result<Report> {
     let position = |name: &String| {
         order
             .iter()
-            .position(|(i, _)| &i.display == name)
+            .position(|i| &i.display == name)
             .unwrap_or(usize::MAX)
     };
     report.outcomes.sort_by_key(|(name, _)| position(name));
@@ -522,14 +523,10 @@ fn translate_document(
 }
 
 /// Rebuilds `index.html` and `digest.md` from every document's record, in input order.
-fn write_run_digest(
-    opts: &JobOptions,
-    order: &[(Input, Option<Document>)],
-    report: &Report,
-) -> anyhow::Result<()> {
+fn write_run_digest(opts: &JobOptions, order: &[Input], report: &Report) -> anyhow::Result<()> {
     let mut entries = Vec::new();
     let mut failures = Vec::new();
-    for (input, _) in order {
+    for input in order {
         let failed = report.outcomes.iter().find_map(|(name, o)| match o {
             Outcome::Failed { error } if name == &input.display => Some(error.clone()),
             _ => None,
@@ -545,7 +542,7 @@ fn write_run_digest(
     }
     for (name, outcome) in &report.outcomes {
         if let Outcome::Failed { error } = outcome {
-            if !order.iter().any(|(i, _)| &i.display == name) {
+            if !order.iter().any(|i| &i.display == name) {
                 failures.push(DigestFailure {
                     source_path: name.clone(),
                     error: error.clone(),

@@ -28,6 +28,18 @@ fn sample(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Translates `doc` into `out` with `--model model`: for the model-failure tests.
+fn translate_with_model(doc: &Path, out: &Path, model: &str) -> Output {
+    tarjama(&[
+        "translate",
+        doc.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--model",
+        model,
+    ])
+}
+
 fn latin_share(s: &str) -> f64 {
     let letters: Vec<char> = s.chars().filter(|c| c.is_alphabetic()).collect();
     let latin = letters.iter().filter(|c| c.is_ascii_alphabetic()).count();
@@ -219,14 +231,7 @@ fn corrupt_and_truncated_models_are_clear_errors() {
     std::fs::write(&doc, "انعقد الاجتماع في الرياض.\n").unwrap();
     let junk = dir.path().join("junk.gguf");
     std::fs::write(&junk, b"this is not a model").unwrap();
-    let o = tarjama(&[
-        "translate",
-        doc.to_str().unwrap(),
-        "--out",
-        out.path().to_str().unwrap(),
-        "--model",
-        junk.to_str().unwrap(),
-    ]);
+    let o = translate_with_model(&doc, out.path(), junk.to_str().unwrap());
     let log = text(&o);
     assert_eq!(o.status.code(), Some(1), "{log}");
     assert!(
@@ -248,14 +253,7 @@ fn corrupt_and_truncated_models_are_clear_errors() {
         .read_exact(&mut bytes)
         .unwrap();
     std::fs::write(&truncated, &bytes).unwrap();
-    let o = tarjama(&[
-        "translate",
-        doc.to_str().unwrap(),
-        "--out",
-        out.path().to_str().unwrap(),
-        "--model",
-        truncated.to_str().unwrap(),
-    ]);
+    let o = translate_with_model(&doc, out.path(), truncated.to_str().unwrap());
     let log = text(&o);
     assert_eq!(o.status.code(), Some(1), "{log}");
     assert!(log.contains("truncated"), "{log}");
@@ -268,15 +266,12 @@ fn hub_references_fail_fast_with_one_line() {
     let doc = dir.path().join("d.txt");
     std::fs::write(&doc, "انعقد الاجتماع في الرياض.\n").unwrap();
     let started = std::time::Instant::now();
-    let o = tarjama(&[
-        "translate",
-        doc.to_str().unwrap(),
-        "--out",
-        out.path().to_str().unwrap(),
-        "--model",
-        // A repository that does not exist: fails with or without network access.
+    // A repository that does not exist: fails with or without network access.
+    let o = translate_with_model(
+        &doc,
+        out.path(),
         "hf:tarjama-tests/no-such-model:model.gguf",
-    ]);
+    );
     let log = text(&o);
     assert_eq!(o.status.code(), Some(1), "{log}");
     assert!(

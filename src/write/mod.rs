@@ -339,8 +339,20 @@ pub(crate) fn sentences_count(n: usize) -> String {
 /// A small realistic document shared by the writers' tests.
 #[cfg(test)]
 pub(crate) mod fixture {
+    use std::path::Path;
+
     use crate::check::{CheckKind, Warning};
     use crate::document::*;
+
+    /// The file names in `dir`, sorted: what a writer left behind.
+    pub fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
 
     fn para(kind: ParagraphKind, sentences: &[(&str, &str)]) -> TranslatedParagraph {
         let sentences: Vec<TranslatedSentence> = sentences
@@ -506,18 +518,10 @@ pub(crate) mod fixture {
 
 #[cfg(test)]
 mod tests {
+    use super::fixture::entries;
     use super::*;
     use crate::check::CheckKind;
     use crate::document::Settings;
-
-    fn entries(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
 
     fn warning(message: &str) -> Warning {
         Warning {
