@@ -110,6 +110,16 @@ pub struct Settings {
     /// Whether segments failing a check were retried.
     #[serde(default)]
     pub retry: bool,
+    /// Candidates translated per segment (`--quality best` uses several).
+    #[serde(default = "one")]
+    pub candidates: usize,
+    /// Whether the previous segment was shown to the model as context.
+    #[serde(default)]
+    pub context: bool,
+}
+
+fn one() -> usize {
+    1
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

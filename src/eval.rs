@@ -12,7 +12,7 @@ use crate::load::{count_arabic_words, normalize};
 use crate::metrics::{self, BLEU_SIGNATURE, CHRF_SIGNATURE};
 use crate::model::ModelError;
 use crate::segment;
-use crate::translate::{translate_checked, Translator};
+use crate::translate::{translate_checked, Request, Strategy, Translator};
 
 /// Which lines to translate and how.
 #[derive(Debug, Clone)]
@@ -25,8 +25,7 @@ pub struct EvalOptions {
     pub hyp_out: Option<PathBuf>,
     pub max_segment_tokens: usize,
     pub glossary: Glossary,
-    /// Retry segments that fail a check.
-    pub retry: bool,
+    pub strategy: Strategy,
     pub progress_bar: bool,
 }
 
@@ -131,10 +130,12 @@ pub fn run(opts: &EvalOptions, translator: &mut dyn Translator) -> Result<EvalRe
     let mut hypotheses = Vec::with_capacity(sources.len());
     let mut flagged_lines = 0;
     let mut arabic_words = 0;
+    // The test lines run on in articles, as paragraphs do in a document.
+    let mut previous: Option<(String, String)> = None;
     for line in sources {
         let line = normalize(line);
         arabic_words += count_arabic_words(&line);
-        let (english, flagged) = translate_line(opts, translator, &line)?;
+        let (english, flagged) = translate_line(opts, translator, &line, &mut previous)?;
         flagged_lines += usize::from(flagged);
         hypotheses.push(english);
         bar.inc(1);
@@ -175,6 +176,7 @@ fn translate_line(
     opts: &EvalOptions,
     translator: &mut dyn Translator,
     line: &str,
+    previous: &mut Option<(String, String)>,
 ) -> Result<(String, bool), ModelError> {
     if line.trim().is_empty() {
         return Ok((String::new(), false));
@@ -189,8 +191,16 @@ fn translate_line(
     let mut flagged = false;
     for s in segments {
         let terms = opts.glossary.find(&s);
-        let t = translate_checked(translator, &s, &terms, opts.retry)?;
+        let request = Request {
+            previous: previous
+                .as_ref()
+                .filter(|_| opts.strategy.context)
+                .map(|(s, t)| (s.as_str(), t.as_str())),
+            ..Request::new(&s, &terms)
+        };
+        let t = translate_checked(translator, &request, &opts.strategy)?;
         flagged |= !t.warnings.is_empty();
+        *previous = Some((s.clone(), t.text.clone()));
         parts.push(t.text);
     }
     Ok((parts.join(" "), flagged))

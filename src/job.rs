@@ -21,7 +21,9 @@ use crate::model::{GgufLlm, ModelError};
 use crate::registry::{self, FetchPolicy, ModelFile};
 use crate::segment;
 use crate::summarize;
-use crate::translate::{translate_checked, LlmTranslator, PromptStyle, Translator, PROMPT_VERSION};
+use crate::translate::{
+    translate_checked, LlmTranslator, PromptStyle, Request, Strategy, Translator, PROMPT_VERSION,
+};
 use crate::write::digest::{DigestEntry, DigestFailure};
 use crate::write::{self, Format};
 use crate::{load, load::LoadError};
@@ -41,7 +43,7 @@ pub struct JobOptions {
     pub glossary: Glossary,
     pub prompt_style: PromptStyle,
     /// Retry segments that fail a check.
-    pub retry: bool,
+    pub strategy: Strategy,
     pub fetch: FetchPolicy,
     /// Draw a progress bar (stderr is a terminal and not `-q`).
     pub progress_bar: bool,
@@ -178,7 +180,9 @@ pub fn run(opts: &JobOptions) -> anyhow::Result<Report> {
         prompt_version: PROMPT_VERSION,
         glossary_sha256: (!opts.glossary.is_empty()).then(|| opts.glossary.fingerprint()),
         prompt_style: opts.prompt_style.name().to_string(),
-        retry: opts.retry,
+        retry: opts.strategy.retry,
+        candidates: opts.strategy.candidates,
+        context: opts.strategy.context,
     };
     let known_sha = registry::manifest(&opts.model).map(|m| m.sha256);
 
@@ -449,6 +453,7 @@ fn translate_document(
 ) -> Result<TranslatedDocument, ModelError> {
     let started = Instant::now();
     let mut paragraphs = Vec::with_capacity(pending.doc.paragraphs.len());
+    let mut previous: Option<(String, String)> = None;
     for (paragraph, segments) in pending.doc.paragraphs.iter().zip(segmented.segments) {
         if paragraph.kind == ParagraphKind::Passthrough {
             paragraphs.push(TranslatedParagraph {
@@ -465,7 +470,15 @@ fn translate_document(
         let mut sentences = Vec::with_capacity(segments.len());
         for source in segments {
             let terms = opts.glossary.find(&source);
-            let t = translate_checked(translator, &source, &terms, opts.retry)?;
+            let request = Request {
+                previous: previous
+                    .as_ref()
+                    .filter(|_| opts.strategy.context)
+                    .map(|(s, t)| (s.as_str(), t.as_str())),
+                ..Request::new(&source, &terms)
+            };
+            let t = translate_checked(translator, &request, &opts.strategy)?;
+            previous = Some((source.clone(), t.text.clone()));
             for w in &t.warnings {
                 tracing::debug!("{}: flagged: {}", pending.input.display, w.message);
             }

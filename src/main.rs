@@ -13,7 +13,7 @@ use tarjama::glossary::Glossary;
 use tarjama::job::{self, JobOptions};
 use tarjama::metrics;
 use tarjama::registry::{self, FetchPolicy, DEFAULT_MODEL};
-use tarjama::translate::PromptStyle;
+use tarjama::translate::{PromptStyle, Quality, Strategy};
 use tarjama::write::Format;
 
 #[derive(Parser)]
@@ -169,9 +169,31 @@ struct ModelArgs {
     /// Do not retry segments that fail a check (for quality experiments).
     #[arg(long, hide = true)]
     no_retry: bool,
+    /// fast: one greedy translation per segment, retried once if it fails a check.
+    /// best: four candidates per segment (greedy and three samples), keeping the one the
+    /// others agree with most among those that pass the most checks; about four times
+    /// slower. docs/quality.md gives the measured difference.
+    #[arg(long, value_enum, default_value_t = Quality::Fast, value_name = "MODE")]
+    quality: Quality,
+    /// Candidates per segment, overriding --quality (for quality experiments).
+    #[arg(long, hide = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=16))]
+    candidates: Option<u32>,
+    /// Show the model the previous segment and its translation (for quality experiments).
+    #[arg(long, hide = true)]
+    context: bool,
 }
 
 impl ModelArgs {
+    fn strategy(&self) -> Strategy {
+        let mut strategy = Strategy::for_quality(self.quality);
+        strategy.retry = !self.no_retry;
+        strategy.context = self.context;
+        if let Some(n) = self.candidates {
+            strategy.candidates = n as usize;
+        }
+        strategy
+    }
+
     fn glossary(&self) -> anyhow::Result<Glossary> {
         Ok(match (&self.glossary, self.no_glossary) {
             (_, true) => Glossary::default(),
@@ -318,7 +340,7 @@ fn translate(args: TranslateArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         max_new_tokens: args.model.max_new_tokens as usize,
         max_segment_tokens: args.model.max_segment_tokens as usize,
         prompt_style: args.model.prompt_style,
-        retry: !args.model.no_retry,
+        strategy: args.model.strategy(),
         fetch: args.model.fetch_policy(),
         progress_bar: show_progress(g),
     };
@@ -347,7 +369,7 @@ fn evaluate(args: EvalArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         hyp_out: args.hyp_out,
         max_segment_tokens: m.max_segment_tokens as usize,
         glossary: m.glossary()?,
-        retry: !m.no_retry,
+        strategy: m.strategy(),
         progress_bar: show_progress(g),
     };
     let report = eval::run(&opts, &mut translator)?;

@@ -51,8 +51,8 @@ pub fn summarize(
 fn summarize_text(model: &mut dyn ChatModel, english: &str) -> Result<String, ModelError> {
     let prompt = ChatPrompt {
         system: SYSTEM_PROMPT.to_string(),
-        examples: Vec::new(),
         user: format!("Summarize this text:\n\n{english}"),
+        ..ChatPrompt::default()
     };
     let g = model.generate(&prompt, Decoding::greedy(SUMMARY_TOKENS))?;
     Ok(clean_summary(&g.text))

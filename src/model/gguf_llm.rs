@@ -1,6 +1,11 @@
 //! A Qwen2 / Qwen2.5 / Qwen3 instruct model from a GGUF file, run with candle's quantized
 //! kernels. The tokenizer is built from the GGUF's own metadata, so no tokenizer.json is
-//! needed. Prompts use the ChatML template these models were trained on; decoding is greedy.
+//! needed. Prompts use the ChatML template these models were trained on.
+//!
+//! Qwen2 models run on tarjama's own decoder ([`super::qwen2`]), whose key/value cache
+//! survives between requests: a new prompt only computes the tokens after the part it
+//! shares with the last one (the system prompt and worked examples), as llama.cpp's prompt
+//! cache does. Qwen3 runs on candle's model and recomputes every prompt.
 
 use std::fs::File;
 use std::io::{BufReader, Seek, SeekFrom};
@@ -9,32 +14,65 @@ use std::path::{Path, PathBuf};
 use candle_core::quantized::gguf_file;
 use candle_core::quantized::tokenizer::TokenizerFromGguf;
 use candle_core::{Device, Tensor};
-use candle_transformers::models::{quantized_qwen2, quantized_qwen3};
+use candle_transformers::generation::{LogitsProcessor, Sampling};
+use candle_transformers::models::quantized_qwen3;
 use tokenizers::Tokenizer;
 
+use super::qwen2::{self, KvCache, Qwen2};
 use super::{ChatModel, ChatPrompt, Decoding, Generation, ModelError};
 
 /// Special tokens of the ChatML template; document text must never be able to produce them.
 const SPECIAL_MARKERS: &[&str] = &["<|im_start|>", "<|im_end|>", "<|endoftext|>"];
 
 enum Weights {
-    Qwen2(quantized_qwen2::ModelWeights),
+    Qwen2 {
+        model: Qwen2,
+        cache: KvCache,
+        /// The tokens whose keys and values are in `cache`, in order.
+        fed: Vec<u32>,
+    },
     Qwen3(quantized_qwen3::ModelWeights),
 }
 
 impl Weights {
-    fn forward(&mut self, input: &Tensor, pos: usize) -> candle_core::Result<Tensor> {
+    /// Feeds a whole prompt and returns the logits of its last token, reusing the cached
+    /// part it shares with what was fed before.
+    fn prefill(&mut self, ids: &[u32], device: &Device) -> candle_core::Result<Tensor> {
         match self {
-            Weights::Qwen2(m) => m.forward(input, pos),
-            Weights::Qwen3(m) => m.forward(input, pos),
+            Weights::Qwen2 { model, cache, fed } => {
+                // At least one token is always fed, to get fresh logits.
+                let shared = common_prefix(fed, ids).min(ids.len().saturating_sub(1));
+                cache.truncate(shared)?;
+                fed.truncate(shared);
+                let input = Tensor::new(&ids[shared..], device)?.unsqueeze(0)?;
+                let logits = model.forward(&input, cache)?;
+                fed.extend_from_slice(&ids[shared..]);
+                logits.squeeze(0)
+            }
+            Weights::Qwen3(m) => {
+                m.clear_kv_cache();
+                m.forward(&Tensor::new(ids, device)?.unsqueeze(0)?, 0)?
+                    .squeeze(0)
+            }
         }
     }
-    fn clear_kv_cache(&mut self) {
+
+    /// Feeds one more token at position `pos` and returns its logits.
+    fn step(&mut self, token: u32, pos: usize, device: &Device) -> candle_core::Result<Tensor> {
+        let input = Tensor::new(&[token], device)?.unsqueeze(0)?;
         match self {
-            Weights::Qwen2(m) => m.clear_kv_cache(),
-            Weights::Qwen3(m) => m.clear_kv_cache(),
+            Weights::Qwen2 { model, cache, fed } => {
+                let logits = model.forward(&input, cache)?;
+                fed.push(token);
+                logits.squeeze(0)
+            }
+            Weights::Qwen3(m) => m.forward(&input, pos)?.squeeze(0),
         }
     }
+}
+
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 pub struct GgufLlm {
@@ -45,6 +83,9 @@ pub struct GgufLlm {
     /// Qwen3 thinks aloud unless told not to; an empty think block turns that off.
     empty_think_block: bool,
     device: Device,
+    /// Advanced after every sampled generation, so repeated samples differ yet a run is
+    /// reproducible.
+    sampling_seed: u64,
 }
 
 fn corrupt(path: &Path, reason: impl ToString) -> ModelError {
@@ -123,10 +164,17 @@ impl GgufLlm {
         let context_length =
             metadata_u32(&content, &format!("{arch}.context_length")).unwrap_or(4096) as usize;
         let weights = match arch.as_str() {
-            "qwen2" => Weights::Qwen2(
-                quantized_qwen2::ModelWeights::from_gguf(content, &mut reader, device)
-                    .map_err(|e| corrupt(path, e))?,
-            ),
+            "qwen2" => {
+                let cfg = qwen2::Config::from_gguf(&content).map_err(|e| corrupt(path, e))?;
+                let cache = KvCache::new(&cfg);
+                let model =
+                    Qwen2::new(cfg, &content, &mut reader, device).map_err(|e| corrupt(path, e))?;
+                Weights::Qwen2 {
+                    model,
+                    cache,
+                    fed: Vec::new(),
+                }
+            }
             "qwen3" => Weights::Qwen3(
                 quantized_qwen3::ModelWeights::from_gguf(content, &mut reader, device)
                     .map_err(|e| corrupt(path, e))?,
@@ -150,6 +198,7 @@ impl GgufLlm {
         }
         Ok(Self {
             empty_think_block: matches!(weights, Weights::Qwen3(_)),
+            sampling_seed: 0,
             weights,
             tokenizer,
             stop_ids,
@@ -179,6 +228,9 @@ impl GgufLlm {
             turn("user", user);
             turn("assistant", assistant);
         }
+        if !prompt.notes.is_empty() {
+            turn("system", &prompt.notes);
+        }
         turn("user", &prompt.user);
         text.push_str("<|im_start|>assistant\n");
         if self.empty_think_block {
@@ -194,23 +246,26 @@ impl GgufLlm {
             .map_err(|e| ModelError::Inference(format!("tokenizer: {e}")))
     }
 
-    fn next_token(
-        &mut self,
-        input: &[u32],
-        pos: usize,
+    /// Picks the next token from `logits`: greedy, or sampled when `sampler` is given.
+    fn pick(
+        logits: Tensor,
         decoding: Decoding,
         generated: &[u32],
+        sampler: Option<&mut LogitsProcessor>,
     ) -> Result<u32, ModelError> {
-        let input = Tensor::new(input, &self.device)?.unsqueeze(0)?;
-        let mut logits = self.weights.forward(&input, pos)?.squeeze(0)?;
-        if decoding.repeat_penalty != 1.0 && !generated.is_empty() {
-            logits = candle_transformers::utils::apply_repeat_penalty(
+        let logits = if decoding.repeat_penalty != 1.0 && !generated.is_empty() {
+            candle_transformers::utils::apply_repeat_penalty(
                 &logits,
                 decoding.repeat_penalty,
                 generated,
-            )?;
-        }
-        Ok(logits.argmax(0)?.to_scalar::<u32>()?)
+            )?
+        } else {
+            logits
+        };
+        Ok(match sampler {
+            Some(sampler) => sampler.sample(&logits)?,
+            None => logits.argmax(0)?.to_scalar::<u32>()?,
+        })
     }
 }
 
@@ -242,11 +297,21 @@ impl ChatModel for GgufLlm {
         let ids = self.encode(&self.render_chatml(prompt))?;
         let budget = self.context_length.saturating_sub(ids.len());
         let max_new_tokens = decoding.max_new_tokens.min(budget);
-        self.weights.clear_kv_cache();
+        let mut sampler = decoding.temperature.map(|temperature| {
+            self.sampling_seed += 1;
+            LogitsProcessor::from_sampling(
+                self.sampling_seed,
+                Sampling::TopP {
+                    p: 0.9,
+                    temperature,
+                },
+            )
+        });
         let mut generated: Vec<u32> = Vec::new();
         let mut hit_cap = true;
         if max_new_tokens > 0 {
-            let mut next = self.next_token(&ids, 0, decoding, &generated)?;
+            let logits = self.weights.prefill(&ids, &self.device)?;
+            let mut next = Self::pick(logits, decoding, &generated, sampler.as_mut())?;
             loop {
                 if self.stop_ids.contains(&next) {
                     hit_cap = false;
@@ -257,7 +322,8 @@ impl ChatModel for GgufLlm {
                     break;
                 }
                 let pos = ids.len() + generated.len() - 1;
-                next = self.next_token(&[next], pos, decoding, &generated)?;
+                let logits = self.weights.step(next, pos, &self.device)?;
+                next = Self::pick(logits, decoding, &generated, sampler.as_mut())?;
             }
         }
         let text = self

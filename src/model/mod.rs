@@ -2,6 +2,7 @@
 //! a chat LLM implements [`ChatModel`], which the LLM translator and the summarizer share.
 
 pub mod gguf_llm;
+pub mod qwen2;
 
 use std::path::PathBuf;
 
@@ -25,12 +26,16 @@ impl From<candle_core::Error> for ModelError {
     }
 }
 
-/// One chat request: a system prompt, optional example exchanges, then the user turn.
+/// One chat request: a system prompt, optional example exchanges, notes, then the user
+/// turn.
 #[derive(Debug, Clone, Default)]
 pub struct ChatPrompt {
     pub system: String,
     /// (user, assistant) pairs shown to the model before the real request.
     pub examples: Vec<(String, String)>,
+    /// Instructions for this request only, given as a system turn right before it. Kept
+    /// apart from `system` so prompts that differ only here share their whole beginning.
+    pub notes: String,
     pub user: String,
 }
 
@@ -38,8 +43,10 @@ pub struct ChatPrompt {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Decoding {
     pub max_new_tokens: usize,
-    /// 1.0 = plain greedy; above 1.0 discourages tokens already generated.
+    /// 1.0 = no penalty; above 1.0 discourages tokens already generated.
     pub repeat_penalty: f32,
+    /// `None` decodes greedily; `Some(t)` samples (nucleus 0.9) at temperature `t`.
+    pub temperature: Option<f64>,
 }
 
 impl Decoding {
@@ -47,6 +54,7 @@ impl Decoding {
         Self {
             max_new_tokens,
             repeat_penalty: 1.0,
+            temperature: None,
         }
     }
 }

@@ -384,6 +384,8 @@ pub(crate) mod fixture {
             glossary_sha256: None,
             prompt_style: "instructed".into(),
             retry: true,
+            candidates: 1,
+            context: false,
         }
     }
 
