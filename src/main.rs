@@ -164,7 +164,7 @@ struct ModelArgs {
     #[arg(long)]
     no_glossary: bool,
     /// How the request is put to the model (for quality experiments).
-    #[arg(long, value_enum, default_value_t = PromptStyle::Instructed, hide = true)]
+    #[arg(long, value_enum, default_value_t = PromptStyle::FewShot, hide = true)]
     prompt_style: PromptStyle,
     /// Do not retry segments that fail a check (for quality experiments).
     #[arg(long, hide = true)]
