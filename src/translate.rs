@@ -504,10 +504,11 @@ mod tests {
     fn best_keeps_the_candidate_the_others_agree_with() {
         let mut t = Scripted {
             answers: vec![
-                "The council held its meeting in Riyadh on 12 October 2021.",
+                // The greedy answer, a loose paraphrase the samples do not share.
+                "Riyadh hosted a gathering of the council on 12 October 2021.",
                 "The council met in Riyadh on 12 October 2021.",
-                "The council convened in Riyadh on 12 October 2021.",
-                "The council met in Riyadh on 12 October 2021, they said.",
+                "The council held its meeting in Riyadh on 12 October 2021.",
+                "The council met in Riyadh on 12 October, 2021.",
             ],
             notes: vec![],
         };
