@@ -47,6 +47,8 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
-    println!("{sentences} sentences, {wrong} with a number lost or added, {flagged} of them flagged");
+    println!(
+        "{sentences} sentences, {wrong} with a number lost or added, {flagged} of them flagged"
+    );
     Ok(())
 }

@@ -2,8 +2,8 @@
 //! translation through the library. Slow on CPU, but this is what users run.
 
 use tarjama::model::{gguf_llm, ChatModel, GgufLlm};
-use tarjama::registry::{self, FetchPolicy, DEFAULT_MODEL};
 use tarjama::model::{ChatPrompt, Decoding};
+use tarjama::registry::{self, FetchPolicy, DEFAULT_MODEL};
 use tarjama::translate::{LlmTranslator, PromptStyle, Request, Translator};
 
 fn default_model() -> registry::ModelFile {
@@ -134,9 +134,19 @@ fn the_qwen2_decoder_matches_candles_reference_model() {
     let file = default_model();
     let llm = GgufLlm::load(&file.path, &candle_core::Device::Cpu).unwrap();
     let text = llm.render_chatml(&prompt("تضم اليابان ما يقرب من 7,000 جزيرة."));
-    let ids = llm.tokenizer().encode(text, false).unwrap().get_ids().to_vec();
+    let ids = llm
+        .tokenizer()
+        .encode(text, false)
+        .unwrap()
+        .get_ids()
+        .to_vec();
     let mut ours = llm;
-    let expected = ours.generate(&prompt("تضم اليابان ما يقرب من 7,000 جزيرة."), Decoding::greedy(24)).unwrap();
+    let expected = ours
+        .generate(
+            &prompt("تضم اليابان ما يقرب من 7,000 جزيرة."),
+            Decoding::greedy(24),
+        )
+        .unwrap();
 
     let mut reader = std::io::BufReader::new(std::fs::File::open(&file.path).unwrap());
     let content = gguf_file::Content::read(&mut reader).unwrap();
@@ -152,7 +162,10 @@ fn the_qwen2_decoder_matches_candles_reference_model() {
     let mut input = ids;
     for _ in 0..expected.generated_tokens {
         let pos = tokens.len() - input.len();
-        let x = Tensor::new(input.as_slice(), &device).unwrap().unsqueeze(0).unwrap();
+        let x = Tensor::new(input.as_slice(), &device)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
         let logits = reference.forward(&x, pos).unwrap().squeeze(0).unwrap();
         let next = logits.argmax(0).unwrap().to_scalar::<u32>().unwrap();
         generated.push(next);

@@ -189,10 +189,6 @@ impl Qwen2 {
         })
     }
 
-    pub fn config(&self) -> &Config {
-        &self.cfg
-    }
-
     /// Feeds `ids` (shape `(1, seq_len)`) after the tokens already in `cache` and returns
     /// the logits of the last one.
     pub fn forward(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
@@ -214,7 +210,14 @@ impl Qwen2 {
         let sin = self.sin.narrow(0, pos, seq_len)?;
         let mut xs = self.embeddings.forward(ids)?;
         for (layer, kv) in self.layers.iter().zip(cache.layers.iter_mut()) {
-            let attn = self.attention(layer, &layer.attention_norm.forward(&xs)?, mask.as_ref(), &cos, &sin, kv)?;
+            let attn = self.attention(
+                layer,
+                &layer.attention_norm.forward(&xs)?,
+                mask.as_ref(),
+                &cos,
+                &sin,
+                kv,
+            )?;
             let xs_attn = (attn + &xs)?;
             let mlp = layer.mlp.forward(&layer.ffn_norm.forward(&xs_attn)?)?;
             xs = (mlp + xs_attn)?;
@@ -240,9 +243,18 @@ impl Qwen2 {
                 .transpose(1, 2)?
                 .contiguous()
         };
-        let q = heads(layer.wq.forward(xs)?.broadcast_add(&layer.bq)?, self.cfg.head_count)?;
-        let k = heads(layer.wk.forward(xs)?.broadcast_add(&layer.bk)?, self.cfg.head_count_kv)?;
-        let v = heads(layer.wv.forward(xs)?.broadcast_add(&layer.bv)?, self.cfg.head_count_kv)?;
+        let q = heads(
+            layer.wq.forward(xs)?.broadcast_add(&layer.bq)?,
+            self.cfg.head_count,
+        )?;
+        let k = heads(
+            layer.wk.forward(xs)?.broadcast_add(&layer.bk)?,
+            self.cfg.head_count_kv,
+        )?;
+        let v = heads(
+            layer.wv.forward(xs)?.broadcast_add(&layer.bv)?,
+            self.cfg.head_count_kv,
+        )?;
         let q = candle_nn::rotary_emb::rope(&q, cos, sin)?;
         let k = candle_nn::rotary_emb::rope(&k, cos, sin)?;
         let (k, v) = match kv.take() {
