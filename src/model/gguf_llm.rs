@@ -45,7 +45,7 @@ impl Weights {
                 cache.truncate(shared)?;
                 fed.truncate(shared);
                 let input = Tensor::new(&ids[shared..], device)?.unsqueeze(0)?;
-                let logits = model.forward(&input, cache)?;
+                let logits = forget_on_error(model.forward(&input, cache), cache, fed)?;
                 fed.extend_from_slice(&ids[shared..]);
                 logits.squeeze(0)
             }
@@ -62,13 +62,27 @@ impl Weights {
         let input = Tensor::new(&[token], device)?.unsqueeze(0)?;
         match self {
             Weights::Qwen2 { model, cache, fed } => {
-                let logits = model.forward(&input, cache)?;
+                let logits = forget_on_error(model.forward(&input, cache), cache, fed)?;
                 fed.push(token);
                 logits.squeeze(0)
             }
             Weights::Qwen3(m) => m.forward(&input, pos)?.squeeze(0),
         }
     }
+}
+
+/// A forward pass that fails part-way may have extended some layers' caches and not
+/// others: start the next request from nothing rather than from that.
+fn forget_on_error(
+    result: candle_core::Result<Tensor>,
+    cache: &mut KvCache,
+    fed: &mut Vec<u32>,
+) -> candle_core::Result<Tensor> {
+    if result.is_err() {
+        *cache = KvCache::empty_like(cache);
+        fed.clear();
+    }
+    result
 }
 
 fn common_prefix(a: &[u32], b: &[u32]) -> usize {

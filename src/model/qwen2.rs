@@ -64,6 +64,14 @@ impl KvCache {
         }
     }
 
+    /// A cache with the same number of layers and nothing in it.
+    pub fn empty_like(other: &KvCache) -> Self {
+        Self {
+            layers: vec![None; other.layers.len()],
+            len: 0,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }
@@ -281,5 +289,47 @@ impl Qwen2 {
         layer
             .wo
             .forward(&out.transpose(1, 2)?.reshape((b, seq_len, hidden))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncating_the_cache_keeps_the_first_positions() {
+        let cfg = Config {
+            head_count: 2,
+            head_count_kv: 1,
+            embedding_length: 8,
+            context_length: 16,
+            block_count: 2,
+            rms_norm_eps: 1e-6,
+            rope_freq_base: 10_000.0,
+        };
+        let mut cache = KvCache::new(&cfg);
+        let keys = Tensor::arange(0f32, 20., &Device::Cpu)
+            .and_then(|t| t.reshape((1, 1, 5, 4)))
+            .unwrap();
+        for layer in &mut cache.layers {
+            *layer = Some((keys.clone(), keys.clone()));
+        }
+        cache.len = 5;
+
+        cache.truncate(7).unwrap();
+        assert_eq!(cache.len(), 5, "truncating past the end changes nothing");
+        cache.truncate(3).unwrap();
+        assert_eq!(cache.len(), 3);
+        for layer in &cache.layers {
+            let (k, v) = layer.as_ref().unwrap();
+            assert_eq!(k.dims(), &[1, 1, 3, 4]);
+            let first: Vec<f32> = v.flatten_all().unwrap().to_vec1().unwrap();
+            assert_eq!(first, (0..12).map(|x| x as f32).collect::<Vec<_>>());
+        }
+        cache.truncate(0).unwrap();
+        assert!(cache.is_empty());
+        assert!(cache.layers.iter().all(Option::is_none));
+        let fresh = KvCache::empty_like(&cache);
+        assert_eq!(fresh.layers.len(), 2);
     }
 }
