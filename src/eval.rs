@@ -191,13 +191,7 @@ fn translate_line(
     let mut flagged = false;
     for s in segments {
         let terms = opts.glossary.find(&s);
-        let request = Request {
-            previous: previous
-                .as_ref()
-                .filter(|_| opts.strategy.context)
-                .map(|(s, t)| (s.as_str(), t.as_str())),
-            ..Request::new(&s, &terms)
-        };
+        let request = Request::after(&s, &terms, previous.as_ref());
         let t = translate_checked(translator, &request, &opts.strategy)?;
         flagged |= !t.warnings.is_empty();
         *previous = Some((s.clone(), t.text.clone()));

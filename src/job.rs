@@ -470,13 +470,7 @@ fn translate_document(
         let mut sentences = Vec::with_capacity(segments.len());
         for source in segments {
             let terms = opts.glossary.find(&source);
-            let request = Request {
-                previous: previous
-                    .as_ref()
-                    .filter(|_| opts.strategy.context)
-                    .map(|(s, t)| (s.as_str(), t.as_str())),
-                ..Request::new(&source, &terms)
-            };
+            let request = Request::after(&source, &terms, previous.as_ref());
             let t = translate_checked(translator, &request, &opts.strategy)?;
             previous = Some((source.clone(), t.text.clone()));
             for w in &t.warnings {

@@ -37,6 +37,19 @@ impl<'a> Request<'a> {
             sample: false,
         }
     }
+
+    /// A request for the segment that follows `previous` (source, translation) in its
+    /// document; whether the model sees it is the [`Strategy`]'s call.
+    pub fn after(
+        source: &'a str,
+        terms: &'a [&'a Term],
+        previous: Option<&'a (String, String)>,
+    ) -> Self {
+        Self {
+            previous: previous.map(|(s, t)| (s.as_str(), t.as_str())),
+            ..Self::new(source, terms)
+        }
+    }
 }
 
 /// One translated segment.
@@ -111,6 +124,10 @@ pub fn translate_checked(
     request: &Request,
     strategy: &Strategy,
 ) -> Result<CheckedTranslation, ModelError> {
+    let request = &Request {
+        previous: request.previous.filter(|_| strategy.context),
+        ..*request
+    };
     let mut candidates: Vec<(String, Vec<Warning>)> = Vec::new();
     let mut generated_tokens = 0;
     let mut attempt = |translator: &mut dyn Translator, request: &Request| {
