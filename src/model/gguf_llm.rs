@@ -2,14 +2,19 @@
 //! kernels. The tokenizer is built from the GGUF's own metadata, so no tokenizer.json is
 //! needed. Prompts use the ChatML template these models were trained on.
 //!
-//! Qwen2 models run on tarjama's own decoder ([`super::qwen2`]), whose key/value cache
-//! survives between requests: a new prompt only computes the tokens after the part it
-//! shares with the last one (the system prompt and worked examples), as llama.cpp's prompt
-//! cache does. Qwen3 runs on candle's model and recomputes every prompt.
+//! Qwen2 models run on tarjama's own decoder ([`super::qwen2`]) with continuous batching:
+//! up to `batch_size` requests decode together, one token each per forward pass, and a
+//! finished request's place goes to the next one waiting. Requests are started longest
+//! first, so the long ones do not straggle at the end. Every request starts from a copy of
+//! the cached keys and values of its prompt prefix (the system prompt and worked examples,
+//! computed once), as llama.cpp's prompt cache does. Qwen3 runs on candle's model, one
+//! request at a time, and recomputes every prompt.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use candle_core::quantized::gguf_file;
 use candle_core::quantized::tokenizer::TokenizerFromGguf;
@@ -18,75 +23,43 @@ use candle_transformers::generation::{LogitsProcessor, Sampling};
 use candle_transformers::models::quantized_qwen3;
 use tokenizers::Tokenizer;
 
-use super::qwen2::{self, KvCache, Qwen2};
-use super::{ChatModel, ChatPrompt, Decoding, Generation, ModelError};
+use super::qwen2::{self, Chunk, KvCache, Qwen2};
+use super::{ChatModel, ChatPrompt, Decoding, Generation, ModelError, OnDone, Throughput};
 
 /// Special tokens of the ChatML template; document text must never be able to produce them.
 const SPECIAL_MARKERS: &[&str] = &["<|im_start|>", "<|im_end|>", "<|endoftext|>"];
 
+/// How many distinct prompt prefixes keep their keys and values (translation and
+/// summary prompts, with a spare).
+const CACHED_PREFIXES: usize = 4;
+
 enum Weights {
     Qwen2 {
         model: Qwen2,
-        cache: KvCache,
-        /// The tokens whose keys and values are in `cache`, in order.
-        fed: Vec<u32>,
+        /// Keys and values of recent prompt prefixes, least recently used first.
+        prefixes: Vec<(Vec<u32>, KvCache)>,
     },
     Qwen3(quantized_qwen3::ModelWeights),
 }
 
-impl Weights {
-    /// Feeds a whole prompt and returns the logits of its last token, reusing the cached
-    /// part it shares with what was fed before.
-    fn prefill(&mut self, ids: &[u32], device: &Device) -> candle_core::Result<Tensor> {
-        match self {
-            Weights::Qwen2 { model, cache, fed } => {
-                // At least one token is always fed, to get fresh logits.
-                let shared = common_prefix(fed, ids).min(ids.len().saturating_sub(1));
-                cache.truncate(shared)?;
-                fed.truncate(shared);
-                let input = Tensor::new(&ids[shared..], device)?.unsqueeze(0)?;
-                let logits = forget_on_error(model.forward(&input, cache), cache, fed)?;
-                fed.extend_from_slice(&ids[shared..]);
-                logits.squeeze(0)
-            }
-            Weights::Qwen3(m) => {
-                m.clear_kv_cache();
-                m.forward(&Tensor::new(ids, device)?.unsqueeze(0)?, 0)?
-                    .squeeze(0)
-            }
-        }
-    }
-
-    /// Feeds one more token at position `pos` and returns its logits.
-    fn step(&mut self, token: u32, pos: usize, device: &Device) -> candle_core::Result<Tensor> {
-        let input = Tensor::new(&[token], device)?.unsqueeze(0)?;
-        match self {
-            Weights::Qwen2 { model, cache, fed } => {
-                let logits = forget_on_error(model.forward(&input, cache), cache, fed)?;
-                fed.push(token);
-                logits.squeeze(0)
-            }
-            Weights::Qwen3(m) => m.forward(&input, pos)?.squeeze(0),
-        }
-    }
+/// A request tokenized and ready to decode.
+struct Prepared {
+    ids: Vec<u32>,
+    /// Leading tokens of `ids` that are the prompt's shared prefix.
+    prefix_len: usize,
+    max_new_tokens: usize,
+    decoding: Decoding,
+    seed: Option<u64>,
 }
 
-/// A forward pass that fails part-way may have extended some layers' caches and not
-/// others: start the next request from nothing rather than from that.
-fn forget_on_error(
-    result: candle_core::Result<Tensor>,
-    cache: &mut KvCache,
-    fed: &mut Vec<u32>,
-) -> candle_core::Result<Tensor> {
-    if result.is_err() {
-        *cache = KvCache::empty_like(cache);
-        fed.clear();
-    }
-    result
-}
-
-fn common_prefix(a: &[u32], b: &[u32]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+/// A request being decoded.
+struct Row {
+    job: usize,
+    /// Tokens for the next forward pass: the prompt after its prefix, then one at a time.
+    feed: Vec<u32>,
+    cache: KvCache,
+    generated: Vec<u32>,
+    sampler: Option<LogitsProcessor>,
 }
 
 pub struct GgufLlm {
@@ -97,9 +70,12 @@ pub struct GgufLlm {
     /// Qwen3 thinks aloud unless told not to; an empty think block turns that off.
     empty_think_block: bool,
     device: Device,
-    /// Advanced after every sampled generation, so repeated samples differ yet a run is
-    /// reproducible.
+    /// Requests decoded together at most.
+    batch_size: usize,
+    /// Advanced for every sampled request, in request order, so repeated samples differ
+    /// yet a run is reproducible whatever the batch size.
     sampling_seed: u64,
+    throughput: Throughput,
 }
 
 fn corrupt(path: &Path, reason: impl ToString) -> ModelError {
@@ -180,13 +156,11 @@ impl GgufLlm {
         let weights = match arch.as_str() {
             "qwen2" => {
                 let cfg = qwen2::Config::from_gguf(&content).map_err(|e| corrupt(path, e))?;
-                let cache = KvCache::new(&cfg);
                 let model =
                     Qwen2::new(cfg, &content, &mut reader, device).map_err(|e| corrupt(path, e))?;
                 Weights::Qwen2 {
                     model,
-                    cache,
-                    fed: Vec::new(),
+                    prefixes: Vec::new(),
                 }
             }
             "qwen3" => Weights::Qwen3(
@@ -213,6 +187,8 @@ impl GgufLlm {
         Ok(Self {
             empty_think_block: matches!(weights, Weights::Qwen3(_)),
             sampling_seed: 0,
+            batch_size: 1,
+            throughput: Throughput::default(),
             weights,
             tokenizer,
             stop_ids,
@@ -225,23 +201,26 @@ impl GgufLlm {
         &self.tokenizer
     }
 
+    /// How many requests decode together (1: one at a time). Larger batches read the
+    /// weights once for several tokens; each request gets the same tokens either way.
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Tokens fed and generated, and the time spent on each, since the model was loaded.
+    pub fn throughput(&self) -> Throughput {
+        self.throughput
+    }
+
     /// The ChatML text of a prompt, ending where the assistant's answer begins.
     pub fn render_chatml(&self, prompt: &ChatPrompt) -> String {
-        let mut text = String::new();
-        let mut turn = |role: &str, content: &str| {
-            text.push_str("<|im_start|>");
-            text.push_str(role);
-            text.push('\n');
-            text.push_str(&defuse_markers(content));
-            text.push_str("<|im_end|>\n");
-        };
-        if !prompt.system.is_empty() {
-            turn("system", &prompt.system);
-        }
-        for (user, assistant) in &prompt.examples {
-            turn("user", user);
-            turn("assistant", assistant);
-        }
+        let mut text = render_prefix(prompt);
+        let mut turn = |role: &str, content: &str| push_turn(&mut text, role, content);
         if !prompt.notes.is_empty() {
             turn("system", &prompt.notes);
         }
@@ -253,11 +232,59 @@ impl GgufLlm {
         text
     }
 
+    /// The prompt as token ids, with the length of its shared prefix (system prompt and
+    /// examples): the part whose keys and values are computed once and reused.
+    pub fn encode_prompt(&self, prompt: &ChatPrompt) -> Result<(Vec<u32>, usize), ModelError> {
+        let ids = self.encode(&self.render_chatml(prompt))?;
+        let prefix = render_prefix(prompt);
+        let prefix_len = if prefix.is_empty() {
+            0
+        } else {
+            let prefix_ids = self.encode(&prefix)?;
+            // Only when the prefix tokenizes the same on its own (it ends at a turn
+            // boundary, so it does): at least one token is always left to feed.
+            if ids.starts_with(&prefix_ids) {
+                prefix_ids.len().min(ids.len().saturating_sub(1))
+            } else {
+                0
+            }
+        };
+        Ok((ids, prefix_len))
+    }
+
     fn encode(&self, text: &str) -> Result<Vec<u32>, ModelError> {
         self.tokenizer
             .encode(text, false)
             .map(|e| e.get_ids().to_vec())
             .map_err(|e| ModelError::Inference(format!("tokenizer: {e}")))
+    }
+
+    /// Tokenizes a request and sizes its answer to the context left.
+    fn prepare(&mut self, prompt: &ChatPrompt, decoding: Decoding) -> Result<Prepared, ModelError> {
+        let (ids, prefix_len) = self.encode_prompt(prompt)?;
+        let budget = self.context_length.saturating_sub(ids.len());
+        let seed = decoding.temperature.map(|_| {
+            self.sampling_seed += 1;
+            self.sampling_seed
+        });
+        Ok(Prepared {
+            max_new_tokens: decoding.max_new_tokens.min(budget),
+            ids,
+            prefix_len,
+            decoding,
+            seed,
+        })
+    }
+
+    fn sampler(prepared: &Prepared) -> Option<LogitsProcessor> {
+        let temperature = prepared.decoding.temperature?;
+        Some(LogitsProcessor::from_sampling(
+            prepared.seed.unwrap_or(0),
+            Sampling::TopP {
+                p: 0.9,
+                temperature,
+            },
+        ))
     }
 
     /// Picks the next token from `logits`: greedy, or sampled when `sampler` is given.
@@ -281,6 +308,242 @@ impl GgufLlm {
             None => logits.argmax(0)?.to_scalar::<u32>()?,
         })
     }
+
+    fn finish(
+        &self,
+        prepared: &Prepared,
+        generated: &[u32],
+        hit_cap: bool,
+    ) -> Result<Generation, ModelError> {
+        let text = self
+            .tokenizer
+            .decode(generated, true)
+            .map_err(|e| ModelError::Inference(format!("tokenizer: {e}")))?;
+        Ok(Generation {
+            text: text.trim().to_string(),
+            prompt_tokens: prepared.ids.len(),
+            generated_tokens: generated.len(),
+            hit_cap,
+        })
+    }
+
+    /// One request at a time on candle's Qwen3, which recomputes the whole prompt.
+    fn generate_qwen3(&mut self, prepared: &Prepared) -> Result<Generation, ModelError> {
+        let Weights::Qwen3(model) = &mut self.weights else {
+            return Err(ModelError::Inference("not a Qwen3 model".into()));
+        };
+        let mut sampler = Self::sampler(prepared);
+        let mut generated: Vec<u32> = Vec::new();
+        let mut hit_cap = true;
+        if prepared.max_new_tokens > 0 {
+            let started = Instant::now();
+            model.clear_kv_cache();
+            let input = Tensor::new(prepared.ids.as_slice(), &self.device)?.unsqueeze(0)?;
+            let mut logits = model.forward(&input, 0)?.squeeze(0)?;
+            self.throughput.prompt_tokens += prepared.ids.len();
+            self.throughput.prompt_seconds += started.elapsed().as_secs_f64();
+            let started = Instant::now();
+            loop {
+                let next = Self::pick(logits, prepared.decoding, &generated, sampler.as_mut())?;
+                if self.stop_ids.contains(&next) {
+                    hit_cap = false;
+                    break;
+                }
+                generated.push(next);
+                if generated.len() >= prepared.max_new_tokens {
+                    break;
+                }
+                let pos = prepared.ids.len() + generated.len() - 1;
+                let input = Tensor::new(&[next], &self.device)?.unsqueeze(0)?;
+                logits = model.forward(&input, pos)?.squeeze(0)?;
+            }
+            self.throughput.generated_tokens += generated.len();
+            self.throughput.decode_seconds += started.elapsed().as_secs_f64();
+        }
+        self.finish(prepared, &generated, hit_cap)
+    }
+
+    /// A fresh cache for `prepared` holding its prefix, computed now unless cached.
+    fn start_row(&mut self, job: usize, prepared: &Prepared) -> Result<Row, ModelError> {
+        let Weights::Qwen2 { model, prefixes } = &mut self.weights else {
+            return Err(ModelError::Inference("not a Qwen2 model".into()));
+        };
+        let capacity = prepared.ids.len() + prepared.max_new_tokens;
+        let prefix = &prepared.ids[..prepared.prefix_len];
+        let cache = if prefix.is_empty() {
+            KvCache::new(model.config(), capacity)
+        } else {
+            let hit = prefixes.iter().position(|(tokens, _)| tokens == prefix);
+            let entry = match hit {
+                Some(i) => prefixes.remove(i),
+                None => {
+                    let started = Instant::now();
+                    let mut cache = KvCache::new(model.config(), prefix.len());
+                    model.forward(prefix, &mut cache)?;
+                    self.throughput.prompt_tokens += prefix.len();
+                    self.throughput.prompt_seconds += started.elapsed().as_secs_f64();
+                    (prefix.to_vec(), cache)
+                }
+            };
+            let fork = entry.1.fork(capacity)?;
+            prefixes.push(entry);
+            if prefixes.len() > CACHED_PREFIXES {
+                prefixes.remove(0);
+            }
+            fork
+        };
+        Ok(Row {
+            job,
+            feed: prepared.ids[prepared.prefix_len..].to_vec(),
+            cache,
+            generated: Vec::new(),
+            sampler: Self::sampler(prepared),
+        })
+    }
+
+    /// One forward pass over `rows`, each feeding its `feed`; returns each row's next
+    /// token.
+    fn step(&mut self, rows: &mut [Row], prepared: &[Prepared]) -> Result<Vec<u32>, ModelError> {
+        let Weights::Qwen2 { model, .. } = &self.weights else {
+            return Err(ModelError::Inference("not a Qwen2 model".into()));
+        };
+        let logits = {
+            let mut chunks: Vec<Chunk> = rows
+                .iter_mut()
+                .map(|row| Chunk {
+                    tokens: &row.feed,
+                    cache: &mut row.cache,
+                })
+                .collect();
+            model.forward_batch(&mut chunks)?
+        };
+        // One argmax over the whole batch for the plain greedy rows.
+        let greedy: Vec<u32> = logits.argmax(1)?.to_vec1()?;
+        rows.iter_mut()
+            .enumerate()
+            .map(|(i, row)| {
+                let decoding = prepared[row.job].decoding;
+                if row.sampler.is_none()
+                    && (decoding.repeat_penalty == 1.0 || row.generated.is_empty())
+                {
+                    return Ok(greedy[i]);
+                }
+                Self::pick(
+                    logits.get(i)?,
+                    decoding,
+                    &row.generated,
+                    row.sampler.as_mut(),
+                )
+            })
+            .collect()
+    }
+
+    /// Continuous batching over Qwen2: see the module documentation.
+    fn generate_qwen2(
+        &mut self,
+        prepared: &[Prepared],
+        on_done: OnDone<Generation>,
+    ) -> Vec<Option<Result<Generation, ModelError>>> {
+        let mut results: Vec<Option<Result<Generation, ModelError>>> =
+            prepared.iter().map(|_| None).collect();
+        let mut done =
+            |job: usize, result: Result<Generation, ModelError>, results: &mut Vec<Option<_>>| {
+                on_done(job, &result);
+                results[job] = Some(result);
+            };
+        let mut order: Vec<usize> = (0..prepared.len()).collect();
+        order.sort_by_key(|&j| {
+            std::cmp::Reverse(prepared[j].ids.len() + prepared[j].max_new_tokens)
+        });
+        let mut queue: VecDeque<usize> = order.into();
+        let mut active: Vec<Row> = Vec::new();
+        loop {
+            // New rows are prefilled in a pass of their own, so prompt and decoding time
+            // are told apart; on a CPU a mixed pass would cost the same.
+            let mut joining = Vec::new();
+            while active.len() + joining.len() < self.batch_size {
+                let Some(job) = queue.pop_front() else { break };
+                if prepared[job].max_new_tokens == 0 {
+                    let g = self.finish(&prepared[job], &[], true);
+                    done(job, g, &mut results);
+                    continue;
+                }
+                match self.start_row(job, &prepared[job]) {
+                    Ok(row) => joining.push(row),
+                    Err(e) => done(job, Err(e), &mut results),
+                }
+            }
+            let prefill = !joining.is_empty();
+            let mut rows = if prefill {
+                joining
+            } else {
+                std::mem::take(&mut active)
+            };
+            if rows.is_empty() {
+                break;
+            }
+            let started = Instant::now();
+            let fed: usize = rows.iter().map(|r| r.feed.len()).sum();
+            let next = match self.step(&mut rows, prepared) {
+                Ok(next) => next,
+                Err(e) => {
+                    // The rows in the failed pass lose their caches; the others go on.
+                    for row in rows {
+                        done(
+                            row.job,
+                            Err(ModelError::Inference(e.to_string())),
+                            &mut results,
+                        );
+                    }
+                    continue;
+                }
+            };
+            let seconds = started.elapsed().as_secs_f64();
+            if prefill {
+                self.throughput.prompt_tokens += fed;
+                self.throughput.prompt_seconds += seconds;
+            } else {
+                self.throughput.generated_tokens += fed;
+                self.throughput.decode_seconds += seconds;
+            }
+            for (mut row, next) in rows.into_iter().zip(next) {
+                let p = &prepared[row.job];
+                let stop = self.stop_ids.contains(&next);
+                if !stop {
+                    row.generated.push(next);
+                }
+                if stop || row.generated.len() >= p.max_new_tokens {
+                    let g = self.finish(p, &row.generated, !stop);
+                    done(row.job, g, &mut results);
+                } else {
+                    row.feed = vec![next];
+                    active.push(row);
+                }
+            }
+        }
+        results
+    }
+}
+
+/// The system turn and worked examples: what prompts of one kind share.
+fn render_prefix(prompt: &ChatPrompt) -> String {
+    let mut text = String::new();
+    if !prompt.system.is_empty() {
+        push_turn(&mut text, "system", &prompt.system);
+    }
+    for (user, assistant) in &prompt.examples {
+        push_turn(&mut text, "user", user);
+        push_turn(&mut text, "assistant", assistant);
+    }
+    text
+}
+
+fn push_turn(text: &mut String, role: &str, content: &str) {
+    text.push_str("<|im_start|>");
+    text.push_str(role);
+    text.push('\n');
+    text.push_str(&defuse_markers(content));
+    text.push_str("<|im_end|>\n");
 }
 
 /// Breaks up template markers inside user-supplied text so it stays plain text.
@@ -308,48 +571,57 @@ impl ChatModel for GgufLlm {
         prompt: &ChatPrompt,
         decoding: Decoding,
     ) -> Result<Generation, ModelError> {
-        let ids = self.encode(&self.render_chatml(prompt))?;
-        let budget = self.context_length.saturating_sub(ids.len());
-        let max_new_tokens = decoding.max_new_tokens.min(budget);
-        let mut sampler = decoding.temperature.map(|temperature| {
-            self.sampling_seed += 1;
-            LogitsProcessor::from_sampling(
-                self.sampling_seed,
-                Sampling::TopP {
-                    p: 0.9,
-                    temperature,
-                },
-            )
-        });
-        let mut generated: Vec<u32> = Vec::new();
-        let mut hit_cap = true;
-        if max_new_tokens > 0 {
-            let logits = self.weights.prefill(&ids, &self.device)?;
-            let mut next = Self::pick(logits, decoding, &generated, sampler.as_mut())?;
-            loop {
-                if self.stop_ids.contains(&next) {
-                    hit_cap = false;
-                    break;
+        let mut results = self.generate_batch(&[(prompt.clone(), decoding)], &mut |_, _| {});
+        results
+            .pop()
+            .unwrap_or_else(|| Err(ModelError::Inference("no result".into())))
+    }
+
+    fn generate_batch(
+        &mut self,
+        jobs: &[(ChatPrompt, Decoding)],
+        on_done: OnDone<Generation>,
+    ) -> Vec<Result<Generation, ModelError>> {
+        let prepared: Vec<Result<Prepared, ModelError>> = jobs
+            .iter()
+            .map(|(prompt, decoding)| self.prepare(prompt, *decoding))
+            .collect();
+        let mut results: Vec<Option<Result<Generation, ModelError>>> =
+            jobs.iter().map(|_| None).collect();
+        let mut ready = Vec::new();
+        let mut ready_jobs = Vec::new();
+        for (job, p) in prepared.into_iter().enumerate() {
+            match p {
+                Ok(p) => {
+                    ready.push(p);
+                    ready_jobs.push(job);
                 }
-                generated.push(next);
-                if generated.len() >= max_new_tokens {
-                    break;
+                Err(e) => {
+                    on_done(job, &Err(ModelError::Inference(e.to_string())));
+                    results[job] = Some(Err(e));
                 }
-                let pos = ids.len() + generated.len() - 1;
-                let logits = self.weights.step(next, pos, &self.device)?;
-                next = Self::pick(logits, decoding, &generated, sampler.as_mut())?;
             }
         }
-        let text = self
-            .tokenizer
-            .decode(&generated, true)
-            .map_err(|e| ModelError::Inference(format!("tokenizer: {e}")))?;
-        Ok(Generation {
-            text: text.trim().to_string(),
-            prompt_tokens: ids.len(),
-            generated_tokens: generated.len(),
-            hit_cap,
-        })
+        if matches!(self.weights, Weights::Qwen3(_)) {
+            for (p, &job) in ready.iter().zip(&ready_jobs) {
+                let g = self.generate_qwen3(p);
+                on_done(job, &g);
+                results[job] = Some(g);
+            }
+        } else {
+            let mut report =
+                |i: usize, g: &Result<Generation, ModelError>| on_done(ready_jobs[i], g);
+            let generated = self.generate_qwen2(&ready, &mut report);
+            for (g, &job) in generated.into_iter().zip(&ready_jobs) {
+                results[job] = g;
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| Err(ModelError::Inference("request was never decoded".into())))
+            })
+            .collect()
     }
 }
 

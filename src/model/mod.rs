@@ -69,6 +69,19 @@ pub struct Generation {
     pub hit_cap: bool,
 }
 
+/// Work done by a model and the time it took, for benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Throughput {
+    /// Prompt tokens computed (a cached prefix counts once, when it is computed).
+    pub prompt_tokens: usize,
+    pub prompt_seconds: f64,
+    pub generated_tokens: usize,
+    pub decode_seconds: f64,
+}
+
+/// Called with a request's index and result as soon as it is decoded.
+pub type OnDone<'a, T> = &'a mut dyn FnMut(usize, &Result<T, ModelError>);
+
 /// A local instruct LLM that answers chat prompts.
 pub trait ChatModel {
     fn count_tokens(&self, text: &str) -> Result<usize, ModelError>;
@@ -79,4 +92,21 @@ pub trait ChatModel {
         prompt: &ChatPrompt,
         decoding: Decoding,
     ) -> Result<Generation, ModelError>;
+    /// Answers several requests, in whatever order and grouping the model runs best;
+    /// results come back in request order. Each answer is the one [`ChatModel::generate`]
+    /// would give.
+    fn generate_batch(
+        &mut self,
+        jobs: &[(ChatPrompt, Decoding)],
+        on_done: OnDone<Generation>,
+    ) -> Vec<Result<Generation, ModelError>> {
+        jobs.iter()
+            .enumerate()
+            .map(|(i, (prompt, decoding))| {
+                let result = self.generate(prompt, *decoding);
+                on_done(i, &result);
+                result
+            })
+            .collect()
+    }
 }

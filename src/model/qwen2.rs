@@ -7,10 +7,11 @@
 //! truncates the cache back to them instead of recomputing them for every segment.
 
 use candle_core::quantized::{gguf_file, QMatMul};
-use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
-use candle_nn::Embedding;
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
-use candle_transformers::utils::{build_causal_mask, repeat_kv};
+use candle_transformers::utils::build_causal_mask;
 
 /// Shape of the network, read from the GGUF's own `qwen2.*` metadata.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,27 +49,24 @@ impl Config {
     }
 }
 
-/// Keys and values of every token fed so far, per layer. Positions are implicit: the next
-/// token fed sits at position [`KvCache::len`].
+/// Keys and values of every token one sequence has fed so far, per layer, in buffers
+/// allocated once with room to grow: appending a token writes in place instead of copying
+/// the whole history. Positions are implicit: the next token fed sits at [`KvCache::len`].
 #[derive(Debug, Clone)]
 pub struct KvCache {
+    /// Per layer, keys and values shaped `(kv_heads, capacity, head_dim)`.
     layers: Vec<Option<(Tensor, Tensor)>>,
     len: usize,
+    capacity: usize,
 }
 
 impl KvCache {
-    pub fn new(cfg: &Config) -> Self {
+    /// An empty cache that holds `capacity` positions before it has to grow.
+    pub fn new(cfg: &Config, capacity: usize) -> Self {
         Self {
             layers: vec![None; cfg.block_count],
             len: 0,
-        }
-    }
-
-    /// A cache with the same number of layers and nothing in it.
-    pub fn empty_like(other: &KvCache) -> Self {
-        Self {
-            layers: vec![None; other.layers.len()],
-            len: 0,
+            capacity: capacity.max(1),
         }
     }
 
@@ -80,20 +78,90 @@ impl KvCache {
         self.len == 0
     }
 
-    /// Forgets every token from position `len` on.
-    pub fn truncate(&mut self, len: usize) -> Result<()> {
-        if len >= self.len {
+    /// Forgets every token from position `len` on. The buffers stay: later tokens
+    /// overwrite them.
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// A new cache that starts with this one's tokens and has room for `capacity`
+    /// positions: how every request starts from the shared prompt prefix.
+    pub fn fork(&self, capacity: usize) -> Result<Self> {
+        let capacity = capacity.max(self.len).max(1);
+        let layers = self
+            .layers
+            .iter()
+            .map(|layer| match layer {
+                Some((k, v)) if self.len > 0 => Ok(Some((
+                    copy_into_new(k, self.len, capacity)?,
+                    copy_into_new(v, self.len, capacity)?,
+                ))),
+                _ => Ok(None),
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            layers,
+            len: self.len,
+            capacity,
+        })
+    }
+
+    /// Makes room for `additional` more positions, before a forward pass writes any
+    /// layer (growing mid-pass would lose the positions already written).
+    fn reserve(&mut self, additional: usize) -> Result<()> {
+        let needed = self.len + additional;
+        if needed <= self.capacity {
             return Ok(());
         }
-        for layer in &mut self.layers {
-            *layer = match layer.take() {
-                Some((k, v)) if len > 0 => Some((k.narrow(2, 0, len)?, v.narrow(2, 0, len)?)),
-                _ => None,
-            };
+        let capacity = needed.max(self.capacity * 2);
+        for slot in self.layers.iter_mut() {
+            if let Some((k, v)) = slot.take() {
+                *slot = Some((
+                    copy_into_new(&k, self.len, capacity)?,
+                    copy_into_new(&v, self.len, capacity)?,
+                ));
+            }
         }
-        self.len = len;
+        self.capacity = capacity;
         Ok(())
     }
+
+    /// Writes the keys and values of `new` positions (each `(kv_heads, new, head_dim)`)
+    /// of one layer after the cached ones, and returns every position of that layer.
+    /// [`KvCache::advance`] moves `len` once all layers are written.
+    fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let needed = self.len + k.dim(1)?;
+        if needed > self.capacity {
+            candle_core::bail!("key/value cache used without reserving room first");
+        }
+        let slot = &mut self.layers[layer];
+        if slot.is_none() {
+            let (kv_heads, _, head_dim) = k.dims3()?;
+            let buffer =
+                || Tensor::zeros((kv_heads, self.capacity, head_dim), k.dtype(), k.device());
+            *slot = Some((buffer()?, buffer()?));
+        }
+        let Some((k_buf, v_buf)) = slot.as_ref() else {
+            candle_core::bail!("key/value cache layer {layer} has no buffer")
+        };
+        k_buf.slice_set(k, 1, self.len)?;
+        v_buf.slice_set(v, 1, self.len)?;
+        Ok((k_buf.narrow(1, 0, needed)?, v_buf.narrow(1, 0, needed)?))
+    }
+
+    fn advance(&mut self, new: usize) {
+        self.len += new;
+    }
+}
+
+/// A `(kv_heads, capacity, head_dim)` buffer holding the first `len` positions of `src`.
+fn copy_into_new(src: &Tensor, len: usize, capacity: usize) -> Result<Tensor> {
+    let (kv_heads, _, head_dim) = src.dims3()?;
+    let dst = Tensor::zeros((kv_heads, capacity, head_dim), src.dtype(), src.device())?;
+    if len > 0 {
+        dst.slice_set(&src.narrow(1, 0, len)?.contiguous()?, 1, 0)?;
+    }
+    Ok(dst)
 }
 
 struct Mlp {
@@ -124,13 +192,21 @@ struct Layer {
 
 pub struct Qwen2 {
     cfg: Config,
-    embeddings: Embedding,
+    /// Kept quantized: a lookup dequantizes only the rows it needs (the f32 table of a
+    /// 150k-token vocabulary alone would take about 0.9 GB).
+    embeddings: QMatMul,
     layers: Vec<Layer>,
     norm: RmsNorm,
     output: QMatMul,
     cos: Tensor,
     sin: Tensor,
     neg_inf: Tensor,
+}
+
+/// One sequence's part of a batched forward pass: its next tokens and its cache.
+pub struct Chunk<'a> {
+    pub tokens: &'a [u32],
+    pub cache: &'a mut KvCache,
 }
 
 /// Rotary-embedding tables for every position the model can attend to.
@@ -156,12 +232,12 @@ impl Qwen2 {
         device: &Device,
     ) -> Result<Self> {
         let mut tensor = |name: &str| content.tensor(reader, name, device);
-        let token_embd = tensor("token_embd.weight")?;
-        let embeddings = Embedding::new(token_embd.dequantize(device)?, cfg.embedding_length);
+        let token_embd = Arc::new(tensor("token_embd.weight")?);
+        let embeddings = QMatMul::from_arc(token_embd.clone())?;
         let output = match tensor("output.weight") {
             Ok(w) => QMatMul::from_qtensor(w)?,
             // Small Qwen2 models tie the output projection to the embeddings.
-            Err(_) => QMatMul::from_qtensor(token_embd)?,
+            Err(_) => QMatMul::from_arc(token_embd)?,
         };
         let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, cfg.rms_norm_eps)?;
         let mut layers = Vec::with_capacity(cfg.block_count);
@@ -197,139 +273,362 @@ impl Qwen2 {
         })
     }
 
-    /// Feeds `ids` (shape `(1, seq_len)`) after the tokens already in `cache` and returns
-    /// the logits of the last one.
-    pub fn forward(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
-        let (_, seq_len) = ids.dims2()?;
-        let pos = cache.len();
-        if pos + seq_len > self.cfg.context_length {
-            candle_core::bail!(
-                "{} tokens exceed the model's context of {}",
-                pos + seq_len,
-                self.cfg.context_length
-            );
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Feeds `tokens` after those already in `cache` and returns the logits of the last
+    /// one, shape `(vocab,)`.
+    pub fn forward(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Tensor> {
+        self.forward_batch(&mut [Chunk { tokens, cache }])?
+            .squeeze(0)
+    }
+
+    /// One forward pass over several sequences at once, each feeding its own number of
+    /// tokens at its own positions; returns the logits of each chunk's last token, shape
+    /// `(chunks, vocab)`.
+    ///
+    /// The tokens of all chunks are stacked into one matrix for the weight products,
+    /// which are most of the work and treat every row on its own: a sequence gets the
+    /// same numbers whatever it is batched with. Attention is done per sequence, against
+    /// its own cache, so no row is ever padded or masked for another's sake.
+    pub fn forward_batch(&self, chunks: &mut [Chunk]) -> Result<Tensor> {
+        let device = self.cos.device();
+        let mut ids = Vec::new();
+        let mut positions = Vec::new();
+        let mut spans = Vec::with_capacity(chunks.len());
+        for chunk in chunks.iter_mut() {
+            let start = chunk.cache.len();
+            let end = start + chunk.tokens.len();
+            if chunk.tokens.is_empty() {
+                candle_core::bail!("a sequence in the batch has no token to feed");
+            }
+            if end > self.cfg.context_length {
+                candle_core::bail!(
+                    "{end} tokens exceed the model's context of {}",
+                    self.cfg.context_length
+                );
+            }
+            chunk.cache.reserve(chunk.tokens.len())?;
+            spans.push((ids.len(), chunk.tokens.len()));
+            ids.extend_from_slice(chunk.tokens);
+            positions.extend((start..end).map(|p| p as u32));
         }
-        let mask = if seq_len > 1 {
-            Some(build_causal_mask(seq_len, pos, ids.device())?)
-        } else {
-            None
-        };
-        let cos = self.cos.narrow(0, pos, seq_len)?;
-        let sin = self.sin.narrow(0, pos, seq_len)?;
-        let mut xs = self.embeddings.forward(ids)?;
-        for (layer, kv) in self.layers.iter().zip(cache.layers.iter_mut()) {
-            let attn = self.attention(
-                layer,
-                &layer.attention_norm.forward(&xs)?,
-                mask.as_ref(),
-                &cos,
-                &sin,
-                kv,
-            )?;
+        let positions = Tensor::new(positions.as_slice(), device)?;
+        let cos = self.cos.index_select(&positions, 0)?;
+        let sin = self.sin.index_select(&positions, 0)?;
+        let mut xs = self
+            .embeddings
+            .embedding(&Tensor::new(ids.as_slice(), device)?)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let normed = layer.attention_norm.forward(&xs)?;
+            let attn = self.attention(i, layer, &normed, &cos, &sin, chunks, &spans)?;
             let xs_attn = (attn + &xs)?;
             let mlp = layer.mlp.forward(&layer.ffn_norm.forward(&xs_attn)?)?;
             xs = (mlp + xs_attn)?;
         }
-        cache.len = pos + seq_len;
-        let last = self.norm.forward(&xs)?.i((.., seq_len - 1, ..))?;
-        self.output.forward(&last)
+        for (chunk, &(_, len)) in chunks.iter_mut().zip(&spans) {
+            chunk.cache.advance(len);
+        }
+        let last: Vec<u32> = spans
+            .iter()
+            .map(|&(start, len)| (start + len - 1) as u32)
+            .collect();
+        let last = xs.index_select(&Tensor::new(last.as_slice(), device)?, 0)?;
+        self.output.forward(&self.norm.forward(&last)?)
     }
 
+    /// Self-attention of layer `index` for every chunk; `xs` is `(tokens, hidden)`.
+    #[allow(clippy::too_many_arguments)]
     fn attention(
         &self,
+        index: usize,
         layer: &Layer,
         xs: &Tensor,
-        mask: Option<&Tensor>,
         cos: &Tensor,
         sin: &Tensor,
-        kv: &mut Option<(Tensor, Tensor)>,
+        chunks: &mut [Chunk],
+        spans: &[(usize, usize)],
     ) -> Result<Tensor> {
-        let (b, seq_len, hidden) = xs.dims3()?;
+        let (tokens, hidden) = xs.dims2()?;
         let head_dim = self.cfg.head_dim();
-        let heads = |t: Tensor, n: usize| {
-            t.reshape((b, seq_len, n, head_dim))?
-                .transpose(1, 2)?
-                .contiguous()
+        let heads = self.cfg.head_count;
+        let kv_heads = self.cfg.head_count_kv;
+        let groups = heads / kv_heads;
+        // `(1, tokens, heads, head_dim)`, rotated by each token's own position.
+        let project = |w: &QMatMul, b: &Tensor, n: usize| {
+            w.forward(xs)?
+                .broadcast_add(b)?
+                .reshape((1, tokens, n, head_dim))
         };
-        let q = heads(
-            layer.wq.forward(xs)?.broadcast_add(&layer.bq)?,
-            self.cfg.head_count,
-        )?;
-        let k = heads(
-            layer.wk.forward(xs)?.broadcast_add(&layer.bk)?,
-            self.cfg.head_count_kv,
-        )?;
-        let v = heads(
-            layer.wv.forward(xs)?.broadcast_add(&layer.bv)?,
-            self.cfg.head_count_kv,
-        )?;
-        let q = candle_nn::rotary_emb::rope(&q, cos, sin)?;
-        let k = candle_nn::rotary_emb::rope(&k, cos, sin)?;
-        let (k, v) = match kv.take() {
-            Some((k_past, v_past)) => (
-                Tensor::cat(&[&k_past, &k], 2)?,
-                Tensor::cat(&[&v_past, &v], 2)?,
-            ),
-            None => (k, v),
+        let q = candle_nn::rotary_emb::rope_thd(&project(&layer.wq, &layer.bq, heads)?, cos, sin)?;
+        let k =
+            candle_nn::rotary_emb::rope_thd(&project(&layer.wk, &layer.bk, kv_heads)?, cos, sin)?;
+        let v = project(&layer.wv, &layer.bv, kv_heads)?;
+        let scale = (head_dim as f64).sqrt();
+        let mut outs = Vec::with_capacity(chunks.len());
+        for (chunk, &(start, len)) in chunks.iter_mut().zip(spans) {
+            let own = |t: &Tensor| {
+                t.squeeze(0)?
+                    .narrow(0, start, len)?
+                    .transpose(0, 1)?
+                    .contiguous()
+            };
+            // Query heads that share a key/value head are stacked, so grouped-query
+            // attention needs no copy of the keys and values per query head.
+            let q = own(&q)?.reshape((kv_heads, groups * len, head_dim))?;
+            let pos = chunk.cache.len();
+            let (k, v) = chunk.cache.append(index, &own(&k)?, &own(&v)?)?;
+            let kv_len = pos + len;
+            let scores = (q.matmul(&k.t()?)? / scale)?;
+            let scores = if len > 1 {
+                let mask = build_causal_mask(len, pos, q.device())?;
+                let shape = (kv_heads, groups, len, kv_len);
+                let scores = scores.reshape(shape)?;
+                let mask = mask.broadcast_as(shape)?;
+                mask.where_cond(&self.neg_inf.broadcast_as(shape)?, &scores)?
+                    .reshape((kv_heads, groups * len, kv_len))?
+            } else {
+                scores
+            };
+            let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+            let out = weights.matmul(&v)?;
+            outs.push(
+                out.reshape((heads, len, head_dim))?
+                    .transpose(0, 1)?
+                    .reshape((len, hidden))?,
+            );
+        }
+        let out = if outs.len() == 1 {
+            outs.swap_remove(0)
+        } else {
+            Tensor::cat(&outs, 0)?
         };
-        *kv = Some((k.clone(), v.clone()));
-        let groups = self.cfg.head_count / self.cfg.head_count_kv;
-        let k = repeat_kv(k, groups)?;
-        let v = repeat_kv(v, groups)?;
-        let scores = (q.matmul(&k.t()?)? / (head_dim as f64).sqrt())?;
-        let scores = match mask {
-            Some(mask) => {
-                let mask = mask.broadcast_as(scores.shape())?;
-                mask.where_cond(&self.neg_inf.broadcast_as(scores.shape())?, &scores)?
-            }
-            None => scores,
-        };
-        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = weights.matmul(&v.contiguous()?)?;
-        layer
-            .wo
-            .forward(&out.transpose(1, 2)?.reshape((b, seq_len, hidden))?)
+        layer.wo.forward(&out)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::quantized::{GgmlDType, QTensor};
 
-    #[test]
-    fn truncating_the_cache_keeps_the_first_positions() {
-        let cfg = Config {
-            head_count: 2,
-            head_count_kv: 1,
-            embedding_length: 8,
-            context_length: 16,
+    fn tiny_config() -> Config {
+        Config {
+            head_count: 4,
+            head_count_kv: 2,
+            embedding_length: 256,
+            context_length: 64,
             block_count: 2,
             rms_norm_eps: 1e-6,
             rope_freq_base: 10_000.0,
-        };
-        let mut cache = KvCache::new(&cfg);
-        let keys = Tensor::arange(0f32, 20., &Device::Cpu)
-            .and_then(|t| t.reshape((1, 1, 5, 4)))
-            .unwrap();
-        for layer in &mut cache.layers {
-            *layer = Some((keys.clone(), keys.clone()));
         }
-        cache.len = 5;
+    }
 
-        cache.truncate(7).unwrap();
-        assert_eq!(cache.len(), 5, "truncating past the end changes nothing");
-        cache.truncate(3).unwrap();
-        assert_eq!(cache.len(), 3);
-        for layer in &cache.layers {
-            let (k, v) = layer.as_ref().unwrap();
-            assert_eq!(k.dims(), &[1, 1, 3, 4]);
-            let first: Vec<f32> = v.flatten_all().unwrap().to_vec1().unwrap();
-            assert_eq!(first, (0..12).map(|x| x as f32).collect::<Vec<_>>());
+    /// A random two-layer Qwen2 written as a GGUF and loaded the way real models are.
+    /// No Q6_K: candle multiplies a single row by Q6_K weights with another kernel than
+    /// several rows, whose sums differ in the last bits, so a batch of one is not
+    /// bit-identical to a bigger batch there (greedy tokens are checked on the real model).
+    pub(crate) fn tiny_model(device: &Device) -> Qwen2 {
+        let cfg = tiny_config();
+        let (hidden, vocab, ffn) = (cfg.embedding_length, 300, 512);
+        let kv = cfg.head_count_kv * (hidden / cfg.head_count);
+        let random = |shape: &[usize], dtype: GgmlDType| {
+            let t = Tensor::randn(0f32, 0.5, shape, &Device::Cpu).unwrap();
+            QTensor::quantize(&t, dtype).unwrap()
+        };
+        let mut tensors = vec![
+            (
+                "token_embd.weight".to_string(),
+                random(&[vocab, hidden], GgmlDType::Q4K),
+            ),
+            (
+                "output_norm.weight".to_string(),
+                random(&[hidden], GgmlDType::F32),
+            ),
+        ];
+        for i in 0..cfg.block_count {
+            let mut add = |name: &str, shape: &[usize], dtype| {
+                tensors.push((format!("blk.{i}.{name}"), random(shape, dtype)))
+            };
+            add("attn_q.weight", &[hidden, hidden], GgmlDType::Q4K);
+            add("attn_k.weight", &[kv, hidden], GgmlDType::Q4K);
+            add("attn_v.weight", &[kv, hidden], GgmlDType::Q5_0);
+            add("attn_q.bias", &[hidden], GgmlDType::F32);
+            add("attn_k.bias", &[kv], GgmlDType::F32);
+            add("attn_v.bias", &[kv], GgmlDType::F32);
+            add("attn_output.weight", &[hidden, hidden], GgmlDType::Q8_0);
+            add("attn_norm.weight", &[hidden], GgmlDType::F32);
+            add("ffn_gate.weight", &[ffn, hidden], GgmlDType::Q4K);
+            add("ffn_up.weight", &[ffn, hidden], GgmlDType::Q4K);
+            add("ffn_down.weight", &[hidden, ffn], GgmlDType::Q8_0);
+            add("ffn_norm.weight", &[hidden], GgmlDType::F32);
         }
-        cache.truncate(0).unwrap();
-        assert!(cache.is_empty());
-        assert!(cache.layers.iter().all(Option::is_none));
-        let fresh = KvCache::empty_like(&cache);
-        assert_eq!(fresh.layers.len(), 2);
+        use gguf_file::Value;
+        let metadata = [
+            ("general.architecture", Value::String("qwen2".into())),
+            (
+                "qwen2.attention.head_count",
+                Value::U32(cfg.head_count as u32),
+            ),
+            (
+                "qwen2.attention.head_count_kv",
+                Value::U32(cfg.head_count_kv as u32),
+            ),
+            ("qwen2.embedding_length", Value::U32(hidden as u32)),
+            (
+                "qwen2.context_length",
+                Value::U32(cfg.context_length as u32),
+            ),
+            ("qwen2.block_count", Value::U32(cfg.block_count as u32)),
+            ("qwen2.attention.layer_norm_rms_epsilon", Value::F32(1e-6)),
+        ];
+        let metadata: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
+        let tensors: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        gguf_file::write(&mut bytes, &metadata, &tensors).unwrap();
+        bytes.set_position(0);
+        let content = gguf_file::Content::read(&mut bytes).unwrap();
+        let cfg = Config::from_gguf(&content).unwrap();
+        assert_eq!(cfg.block_count, tiny_config().block_count);
+        Qwen2::new(cfg, &content, &mut bytes, device).unwrap()
+    }
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    #[test]
+    fn the_cache_grows_forks_and_truncates_without_losing_positions() {
+        let device = Device::Cpu;
+        let model = tiny_model(&device);
+        let prompt = [1u32, 5, 9, 200, 7, 3];
+        let mut whole = KvCache::new(model.config(), 2);
+        let reference = values(&model.forward(&prompt, &mut whole).unwrap());
+        assert_eq!(whole.len(), 6);
+
+        // Fed in three pieces through a cache that has to grow twice.
+        let mut pieces = KvCache::new(model.config(), 1);
+        model.forward(&prompt[..2], &mut pieces).unwrap();
+        model.forward(&prompt[2..3], &mut pieces).unwrap();
+        let logits = values(&model.forward(&prompt[3..], &mut pieces).unwrap());
+        let diff = reference
+            .iter()
+            .zip(&logits)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(diff < 1e-3, "piecewise prefill drifted by {diff}");
+
+        // A fork continues exactly like its parent would, and leaves the parent alone.
+        let mut prefix = KvCache::new(model.config(), 4);
+        model.forward(&prompt[..4], &mut prefix).unwrap();
+        let mut fork = prefix.fork(8).unwrap();
+        let from_fork = values(&model.forward(&prompt[4..], &mut fork).unwrap());
+        let mut again = prefix.fork(8).unwrap();
+        assert_eq!(prefix.len(), 4);
+        assert_eq!(
+            values(&model.forward(&prompt[4..], &mut again).unwrap()),
+            from_fork
+        );
+
+        // Truncating and refeeding reproduces the same logits.
+        fork.truncate(4);
+        assert_eq!(
+            values(&model.forward(&prompt[4..], &mut fork).unwrap()),
+            from_fork
+        );
+        assert!(KvCache::new(model.config(), 1).is_empty());
+    }
+
+    #[test]
+    fn a_batched_forward_pass_gives_each_sequence_its_unbatched_logits() {
+        let device = Device::Cpu;
+        let model = tiny_model(&device);
+        let prefix = [11u32, 12, 13, 14, 15];
+        let mut shared = KvCache::new(model.config(), 8);
+        model.forward(&prefix, &mut shared).unwrap();
+        let prompts: [&[u32]; 3] = [&[20, 21, 22], &[30], &[40, 41, 42, 43, 44, 45, 46]];
+
+        // Alone: prefill, then two decode steps each.
+        let mut alone = Vec::new();
+        for p in prompts {
+            let mut cache = shared.fork(16).unwrap();
+            let mut logits = vec![values(&model.forward(p, &mut cache).unwrap())];
+            for token in [99u32, 98] {
+                logits.push(values(&model.forward(&[token], &mut cache).unwrap()));
+            }
+            alone.push(logits);
+        }
+
+        // Together, with the second sequence joining one step late and so sharing a pass
+        // between its prefill and the others' decoding.
+        let mut caches: Vec<KvCache> = (0..3).map(|_| shared.fork(16).unwrap()).collect();
+        let mut together: Vec<Vec<Vec<f32>>> = vec![Vec::new(); 3];
+        let (first, rest) = caches.split_at_mut(1);
+        let (second, third) = rest.split_at_mut(1);
+        let step = |chunks: &mut [Chunk]| {
+            let out = model.forward_batch(chunks).unwrap();
+            (0..chunks.len())
+                .map(|i| values(&out.get(i).unwrap()))
+                .collect::<Vec<_>>()
+        };
+        let out = step(&mut [
+            Chunk {
+                tokens: prompts[0],
+                cache: &mut first[0],
+            },
+            Chunk {
+                tokens: prompts[2],
+                cache: &mut third[0],
+            },
+        ]);
+        together[0].push(out[0].clone());
+        together[2].push(out[1].clone());
+        let out = step(&mut [
+            Chunk {
+                tokens: &[99],
+                cache: &mut first[0],
+            },
+            Chunk {
+                tokens: prompts[1],
+                cache: &mut second[0],
+            },
+            Chunk {
+                tokens: &[99],
+                cache: &mut third[0],
+            },
+        ]);
+        together[0].push(out[0].clone());
+        together[1].push(out[1].clone());
+        together[2].push(out[2].clone());
+        let out = step(&mut [
+            Chunk {
+                tokens: &[98],
+                cache: &mut first[0],
+            },
+            Chunk {
+                tokens: &[99],
+                cache: &mut second[0],
+            },
+            Chunk {
+                tokens: &[98],
+                cache: &mut third[0],
+            },
+        ]);
+        together[0].push(out[0].clone());
+        together[1].push(out[1].clone());
+        together[2].push(out[2].clone());
+        let out = step(&mut [Chunk {
+            tokens: &[98],
+            cache: &mut second[0],
+        }]);
+        together[1].push(out[0].clone());
+
+        for (i, (a, b)) in alone.iter().zip(&together).enumerate() {
+            assert_eq!(
+                a, b,
+                "sequence {i}: batched logits differ from unbatched ones"
+            );
+        }
     }
 }
