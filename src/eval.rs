@@ -12,7 +12,7 @@ use crate::load::{count_arabic_words, normalize};
 use crate::metrics::{self, BLEU_SIGNATURE, CHRF_SIGNATURE};
 use crate::model::ModelError;
 use crate::segment;
-use crate::translate::{translate_checked, Request, Strategy, Translator};
+use crate::translate::{translate_checked, translate_checked_batch, Request, Strategy, Translator};
 
 /// Which lines to translate and how.
 #[derive(Debug, Clone)]
@@ -113,12 +113,39 @@ pub fn run(opts: &EvalOptions, translator: &mut dyn Translator) -> Result<EvalRe
     let sources = &sources[opts.offset..end];
     let references = &references[opts.offset..end];
 
+    let started = Instant::now();
+    let lines: Vec<String> = sources.iter().map(|l| normalize(l)).collect();
+    let arabic_words: usize = lines.iter().map(|l| count_arabic_words(l)).sum();
+    // One test line is one segment unit: long lines are segmented and rejoined, exactly
+    // as a body paragraph of a document would be.
+    let count = |s: &str| {
+        translator
+            .count_tokens(s)
+            .unwrap_or_else(|_| s.split_whitespace().count() * 3)
+    };
+    let segments: Vec<(usize, String)> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .flat_map(|(i, line)| {
+            segment::segment_paragraph(line, opts.max_segment_tokens, &count)
+                .into_iter()
+                .map(move |s| (i, s))
+        })
+        .collect();
+    let terms: Vec<_> = segments
+        .iter()
+        .map(|(_, s)| opts.glossary.find(s))
+        .collect();
+
     let bar = if opts.progress_bar {
-        let bar =
-            ProgressBar::with_draw_target(Some(sources.len() as u64), ProgressDrawTarget::stderr());
+        let bar = ProgressBar::with_draw_target(
+            Some(segments.len() as u64),
+            ProgressDrawTarget::stderr(),
+        );
         bar.set_style(
             ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} lines, ETA {eta}",
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} segments, ETA {eta}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
@@ -126,20 +153,40 @@ pub fn run(opts: &EvalOptions, translator: &mut dyn Translator) -> Result<EvalRe
     } else {
         ProgressBar::hidden()
     };
-    let started = Instant::now();
-    let mut hypotheses = Vec::with_capacity(sources.len());
-    let mut flagged_lines = 0;
-    let mut arabic_words = 0;
-    // The test lines run on in articles, as paragraphs do in a document.
-    let mut previous: Option<(String, String)> = None;
-    for line in sources {
-        let line = normalize(line);
-        arabic_words += count_arabic_words(&line);
-        let (english, flagged) = translate_line(opts, translator, &line, &mut previous)?;
-        flagged_lines += usize::from(flagged);
-        hypotheses.push(english);
-        bar.inc(1);
+    let translations = if opts.strategy.context {
+        // The test lines run on in articles, as paragraphs do in a document: each segment
+        // is shown the one before, so they go one at a time.
+        let mut previous: Option<(String, String)> = None;
+        let mut out = Vec::with_capacity(segments.len());
+        for ((_, source), terms) in segments.iter().zip(&terms) {
+            let request = Request::after(source, terms, previous.as_ref());
+            let t = translate_checked(translator, &request, &opts.strategy)?;
+            previous = Some((source.clone(), t.text.clone()));
+            out.push(t);
+            bar.inc(1);
+        }
+        out
+    } else {
+        let requests: Vec<Request> = segments
+            .iter()
+            .zip(&terms)
+            .map(|((_, source), terms)| Request::new(source, terms))
+            .collect();
+        translate_checked_batch(translator, &requests, &opts.strategy, &mut |_| bar.inc(1))
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let mut hypotheses: Vec<Vec<String>> = lines.iter().map(|_| Vec::new()).collect();
+    let mut flagged = vec![false; lines.len()];
+    for ((line, _), t) in segments.iter().zip(translations) {
+        flagged[*line] |= !t.warnings.is_empty();
+        hypotheses[*line].push(t.text);
     }
+    let hypotheses: Vec<String> = hypotheses
+        .into_iter()
+        .map(|parts| parts.join(" "))
+        .collect();
+    let flagged_lines = flagged.iter().filter(|f| **f).count();
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
 
@@ -168,34 +215,4 @@ pub fn run(opts: &EvalOptions, translator: &mut dyn Translator) -> Result<EvalRe
         bleu_signature: BLEU_SIGNATURE.to_string(),
         chrf_signature: CHRF_SIGNATURE.to_string(),
     })
-}
-
-/// One test line is one segment unit: long lines are segmented and rejoined, exactly as
-/// a body paragraph of a document would be.
-fn translate_line(
-    opts: &EvalOptions,
-    translator: &mut dyn Translator,
-    line: &str,
-    previous: &mut Option<(String, String)>,
-) -> Result<(String, bool), ModelError> {
-    if line.trim().is_empty() {
-        return Ok((String::new(), false));
-    }
-    let count = |s: &str| {
-        translator
-            .count_tokens(s)
-            .unwrap_or_else(|_| s.split_whitespace().count() * 3)
-    };
-    let segments = segment::segment_paragraph(line, opts.max_segment_tokens, &count);
-    let mut parts = Vec::with_capacity(segments.len());
-    let mut flagged = false;
-    for s in segments {
-        let terms = opts.glossary.find(&s);
-        let request = Request::after(&s, &terms, previous.as_ref());
-        let t = translate_checked(translator, &request, &opts.strategy)?;
-        flagged |= !t.warnings.is_empty();
-        *previous = Some((s.clone(), t.text.clone()));
-        parts.push(t.text);
-    }
-    Ok((parts.join(" "), flagged))
 }

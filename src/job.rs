@@ -1,14 +1,17 @@
 //! The batch job behind `tarjama translate`: inputs → load → segment → translate →
-//! summarize → write, one document at a time, then the run's digest.
+//! summarize → write, then the run's digest.
+//!
+//! Documents are translated in groups: the segments of every document in a group go to
+//! the model together, so it can batch them (longest first) whatever document they come
+//! from; results go back to their documents in order. A group holds at least
+//! [`GROUP_SEGMENTS`] segments (a small run is one group), and its documents are written
+//! as soon as it is done, so an interrupted run keeps every group finished before.
 //!
 //! One bad document never stops the others: its error is recorded and the run goes on.
-//! Each document's files are written as soon as it is done, so an interrupted run keeps
-//! everything finished before the interruption.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use candle_core::Device;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::document::{
@@ -17,12 +20,13 @@ use crate::document::{
 };
 use crate::glossary::Glossary;
 use crate::inputs::{self, Input, Source};
-use crate::model::{GgufLlm, ModelError};
+use crate::model::{DeviceChoice, GgufLlm, ModelError};
 use crate::registry::{self, FetchPolicy, ModelFile};
 use crate::segment;
 use crate::summarize;
 use crate::translate::{
-    translate_checked, LlmTranslator, PromptStyle, Request, Strategy, Translator, PROMPT_VERSION,
+    translate_checked_batch, CheckedTranslation, LlmTranslator, PromptStyle, Request, Strategy,
+    Translator, PROMPT_VERSION,
 };
 use crate::write::digest::{DigestEntry, DigestFailure};
 use crate::write::{self, Format};
@@ -47,7 +51,19 @@ pub struct JobOptions {
     pub fetch: FetchPolicy,
     /// Draw a progress bar (stderr is a terminal and not `-q`).
     pub progress_bar: bool,
+    pub engine: Engine,
 }
+
+/// Where and how wide the model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Engine {
+    pub device: DeviceChoice,
+    /// Requests the model decodes together (1: one at a time).
+    pub batch_size: usize,
+}
+
+/// Fewest segments translated together before a group's documents are written.
+pub const GROUP_SEGMENTS: usize = 512;
 
 /// What happened to one document.
 #[derive(Debug, Clone)]
@@ -296,19 +312,31 @@ pub fn load_translator(
     fetch: FetchPolicy,
     max_new_tokens: usize,
     style: PromptStyle,
+    engine: Engine,
 ) -> anyhow::Result<(ModelFile, LlmTranslator<GgufLlm>)> {
     let file = registry::resolve(spec, fetch)?;
-    let llm = GgufLlm::load(&file.path, &Device::Cpu)?;
+    let device = engine.device.resolve()?;
+    let llm = GgufLlm::load(&file.path, &device)?.with_batch_size(engine.batch_size);
     Ok((file, LlmTranslator::new(llm, max_new_tokens, style)))
 }
 
 /// A document cut into the units the model translates.
-struct Segmented {
+pub(crate) struct Segmented {
     /// Per paragraph: the source segments (empty for passthrough).
-    segments: Vec<Vec<String>>,
+    pub(crate) segments: Vec<Vec<String>>,
 }
 
-fn segment_document(doc: &Document, max_tokens: usize, translator: &dyn Translator) -> Segmented {
+impl Segmented {
+    fn count(&self) -> usize {
+        self.segments.iter().map(Vec::len).sum()
+    }
+}
+
+pub(crate) fn segment_document(
+    doc: &Document,
+    max_tokens: usize,
+    translator: &dyn Translator,
+) -> Segmented {
     let count = |s: &str| {
         translator
             .count_tokens(s)
@@ -340,6 +368,7 @@ fn translate_pending(
         opts.fetch,
         opts.max_new_tokens,
         opts.prompt_style,
+        opts.engine,
     );
     let (file, mut translator) = match loaded {
         Ok(m) => m,
@@ -360,9 +389,10 @@ fn translate_pending(
     };
     report.model_load_seconds = Some(t.elapsed().as_secs_f64());
     tracing::info!(
-        "model {} loaded in {:.1} s",
+        "model {} loaded in {:.1} s (batch size {})",
         file.name,
-        t.elapsed().as_secs_f64()
+        t.elapsed().as_secs_f64(),
+        opts.engine.batch_size
     );
     let model = ModelRecord {
         name: file.name.clone(),
@@ -373,55 +403,39 @@ fn translate_pending(
         .iter()
         .map(|p| segment_document(&p.doc, opts.max_segment_tokens, &translator))
         .collect();
-    let total: usize = segmented
-        .iter()
-        .map(|s| s.segments.iter().map(Vec::len).sum::<usize>())
-        .sum();
+    let total: usize = segmented.iter().map(Segmented::count).sum();
     let bar = progress_bar(opts.progress_bar, total as u64);
 
-    let count = pending.len();
-    for (i, (p, seg)) in pending.into_iter().zip(segmented).enumerate() {
-        bar.set_message(format!("document {}/{count}: {}", i + 1, p.input.display));
-        tracing::info!(
-            "translating {} ({} segments) [{}/{count}]",
-            p.input.display,
-            seg.segments.iter().map(Vec::len).sum::<usize>(),
-            i + 1
-        );
-        let outcome =
-            match translate_document(opts, settings, &model, &mut translator, &p, seg, &bar) {
-                Ok(doc) => match write::write_document(&opts.out_dir, &doc, &opts.formats) {
-                    Ok(_) => {
-                        let line = format!(
-                            "{}: done in {:.1} s ({} Arabic words) → {}",
-                            p.input.display,
-                            doc.timings.total_seconds,
-                            doc.arabic_words,
-                            opts.out_dir.join(&doc.name).display()
-                        );
-                        if bar.is_hidden() {
-                            tracing::info!("{line}");
-                        } else {
-                            bar.println(line);
-                        }
-                        Outcome::Translated {
-                            arabic_words: doc.arabic_words,
-                            seconds: doc.timings.total_seconds,
-                            flagged: doc.flagged_sentences(),
-                        }
-                    }
-                    Err(e) => Outcome::Failed {
-                        error: e.to_string(),
-                    },
-                },
-                Err(e) => Outcome::Failed {
-                    error: format!("{}: {e}", p.input.display),
-                },
-            };
-        if let Outcome::Failed { error } = &outcome {
-            bar.suspend(|| tracing::error!("{error}"));
+    let mut documents: Vec<(Pending, Segmented)> = pending.into_iter().zip(segmented).collect();
+    let count = documents.len();
+    let mut done = 0;
+    while !documents.is_empty() {
+        let mut take = 0;
+        let mut segments = 0;
+        while take < documents.len() && (take == 0 || segments < GROUP_SEGMENTS) {
+            segments += documents[take].1.count();
+            take += 1;
         }
-        report.outcomes.push((p.input.display.clone(), outcome));
+        let group: Vec<(Pending, Segmented)> = documents.drain(..take).collect();
+        bar.set_message(format!(
+            "documents {}-{} of {count}: {}",
+            done + 1,
+            done + take,
+            group[0].0.input.display
+        ));
+        tracing::info!(
+            "translating {take} document(s), {segments} segments, together [{}-{} of {count}]",
+            done + 1,
+            done + take
+        );
+        done += take;
+        let outcomes = translate_group(opts, settings, &model, &mut translator, group, &bar);
+        for (name, outcome) in outcomes {
+            if let Outcome::Failed { error } = &outcome {
+                bar.suspend(|| tracing::error!("{error}"));
+            }
+            report.outcomes.push((name, outcome));
+        }
     }
     bar.finish_and_clear();
     Ok(())
@@ -442,91 +456,270 @@ fn progress_bar(enabled: bool, total: u64) -> ProgressBar {
     bar
 }
 
-fn translate_document(
+/// Where a segment sits: document, paragraph, and its source text.
+struct SegmentRef {
+    doc: usize,
+    paragraph: usize,
+    source: String,
+}
+
+/// Translates, summarizes and writes a group of documents; returns each one's outcome.
+fn translate_group(
     opts: &JobOptions,
     settings: &Settings,
     model: &ModelRecord,
     translator: &mut LlmTranslator<GgufLlm>,
-    pending: &Pending,
-    segmented: Segmented,
+    group: Vec<(Pending, Segmented)>,
     bar: &ProgressBar,
-) -> Result<TranslatedDocument, ModelError> {
+) -> Vec<(String, Outcome)> {
     let started = Instant::now();
-    let mut paragraphs = Vec::with_capacity(pending.doc.paragraphs.len());
-    let mut previous: Option<(String, String)> = None;
-    for (paragraph, segments) in pending.doc.paragraphs.iter().zip(segmented.segments) {
-        if paragraph.kind == ParagraphKind::Passthrough {
-            paragraphs.push(TranslatedParagraph {
-                kind: paragraph.kind,
-                source: paragraph.text.clone(),
-                translation: paragraph.text.clone(),
-                sentences: vec![TranslatedSentence::plain(
-                    paragraph.text.clone(),
-                    paragraph.text.clone(),
-                )],
-            });
-            continue;
-        }
-        let mut sentences = Vec::with_capacity(segments.len());
-        for source in segments {
-            let terms = opts.glossary.find(&source);
-            let request = Request::after(&source, &terms, previous.as_ref());
-            let t = translate_checked(translator, &request, &opts.strategy)?;
-            previous = Some((source.clone(), t.text.clone()));
-            for w in &t.warnings {
-                tracing::debug!("{}: flagged: {}", pending.input.display, w.message);
+    let mut refs: Vec<SegmentRef> = Vec::new();
+    for (doc, (_, segmented)) in group.iter().enumerate() {
+        for (paragraph, segments) in segmented.segments.iter().enumerate() {
+            for source in segments {
+                refs.push(SegmentRef {
+                    doc,
+                    paragraph,
+                    source: source.clone(),
+                });
             }
-            sentences.push(TranslatedSentence {
-                source,
-                translation: t.text,
-                warnings: t.warnings,
-            });
-            bar.inc(1);
         }
-        let translation = sentences
+    }
+    let terms: Vec<Vec<&crate::glossary::Term>> =
+        refs.iter().map(|r| opts.glossary.find(&r.source)).collect();
+    let mut results: Vec<Option<Result<CheckedTranslation, ModelError>>> =
+        refs.iter().map(|_| None).collect();
+
+    if opts.strategy.context {
+        // Each segment needs the translation of the one before it: documents advance
+        // side by side, one segment per document per batch.
+        let mut next_of_doc: Vec<usize> = Vec::new();
+        for (i, r) in refs.iter().enumerate() {
+            if r.doc == next_of_doc.len() {
+                next_of_doc.push(i);
+            }
+        }
+        let mut previous: Vec<Option<(String, String)>> = group.iter().map(|_| None).collect();
+        let mut failed = vec![false; group.len()];
+        loop {
+            let wave: Vec<usize> = next_of_doc
+                .iter()
+                .copied()
+                .filter(|&i| i < refs.len() && !failed[refs[i].doc])
+                .collect();
+            if wave.is_empty() {
+                break;
+            }
+            let requests: Vec<Request> = wave
+                .iter()
+                .map(|&i| {
+                    Request::after(&refs[i].source, &terms[i], previous[refs[i].doc].as_ref())
+                })
+                .collect();
+            let out =
+                translate_checked_batch(translator, &requests, &opts.strategy, &mut |_| bar.inc(1));
+            for (&i, result) in wave.iter().zip(out) {
+                let doc = refs[i].doc;
+                match &result {
+                    Ok(t) => previous[doc] = Some((refs[i].source.clone(), t.text.clone())),
+                    Err(_) => failed[doc] = true,
+                }
+                results[i] = Some(result);
+                next_of_doc[doc] = if i + 1 < refs.len() && refs[i + 1].doc == doc {
+                    i + 1
+                } else {
+                    usize::MAX
+                };
+            }
+        }
+    } else {
+        let requests: Vec<Request> = refs
             .iter()
-            .map(|s| s.translation.as_str())
-            .filter(|t| !t.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
-        paragraphs.push(TranslatedParagraph {
-            kind: paragraph.kind,
-            source: paragraph.text.clone(),
-            translation,
-            sentences,
-        });
+            .zip(&terms)
+            .map(|(r, terms)| Request::new(&r.source, terms))
+            .collect();
+        let out =
+            translate_checked_batch(translator, &requests, &opts.strategy, &mut |_| bar.inc(1));
+        for (slot, result) in results.iter_mut().zip(out) {
+            *slot = Some(result);
+        }
     }
     let translate_seconds = started.elapsed().as_secs_f64();
 
-    let summarize_started = Instant::now();
-    let needs_model = paragraphs
+    // Back to documents, in order.
+    let mut per_doc: Vec<Vec<Vec<TranslatedSentence>>> = group
         .iter()
-        .any(|p| p.kind != ParagraphKind::Passthrough);
-    let summary = match (opts.summary, translator.chat_model()) {
-        (true, Some(llm)) if needs_model => Some(summarize::summarize(llm, &paragraphs)?),
-        (true, _) => Some(String::new()),
-        (false, _) => None,
-    };
-    let summarize_seconds = summarize_started.elapsed().as_secs_f64();
+        .map(|(_, s)| s.segments.iter().map(|_| Vec::new()).collect())
+        .collect();
+    let mut errors: Vec<Option<String>> = group.iter().map(|_| None).collect();
+    let mut generated: Vec<usize> = vec![0; group.len()];
+    for (r, result) in refs.into_iter().zip(results) {
+        match result {
+            Some(Ok(t)) => {
+                for w in &t.warnings {
+                    tracing::debug!("{}: flagged: {}", group[r.doc].0.input.display, w.message);
+                }
+                generated[r.doc] += t.generated_tokens;
+                per_doc[r.doc][r.paragraph].push(TranslatedSentence {
+                    source: r.source,
+                    translation: t.text,
+                    warnings: t.warnings,
+                });
+            }
+            Some(Err(e)) => {
+                errors[r.doc].get_or_insert_with(|| e.to_string());
+            }
+            None => {
+                errors[r.doc].get_or_insert_with(|| {
+                    "translation stopped after an earlier segment failed".to_string()
+                });
+            }
+        }
+    }
+    let all_generated: usize = generated.iter().sum();
 
-    Ok(TranslatedDocument {
-        name: pending.input.name.clone(),
-        source_path: pending.input.display.clone(),
-        source_sha256: pending.doc.source_sha256.clone(),
-        model: model.clone(),
-        settings: settings.clone(),
-        title: summarize::title(&paragraphs),
-        summary,
-        arabic_words: pending.doc.arabic_words(),
-        warnings: TranslatedDocument::collect_warnings(&paragraphs),
-        paragraphs,
-        timings: Timings {
-            load_seconds: pending.load_seconds,
-            translate_seconds,
-            summarize_seconds,
-            total_seconds: pending.load_seconds + started.elapsed().as_secs_f64(),
-        },
-    })
+    let mut documents = Vec::new();
+    let mut outcomes: Vec<Option<Outcome>> = group.iter().map(|_| None).collect();
+    for (d, ((pending, _), sentences)) in group.iter().zip(per_doc).enumerate() {
+        if let Some(error) = &errors[d] {
+            outcomes[d] = Some(Outcome::Failed {
+                error: format!("{}: {error}", pending.input.display),
+            });
+            continue;
+        }
+        // The group was translated together: each document is charged its share of the
+        // time, in proportion to the tokens generated for it.
+        let share = if all_generated == 0 {
+            1.0 / group.len() as f64
+        } else {
+            generated[d] as f64 / all_generated as f64
+        };
+        documents.push((
+            d,
+            assemble(&pending.doc, sentences),
+            share * translate_seconds,
+        ));
+    }
+
+    let summarize_started = Instant::now();
+    let summaries: Vec<Option<Result<String, ModelError>>> = match translator.chat_model() {
+        Some(llm) if opts.summary => {
+            let needing: Vec<&[TranslatedParagraph]> = documents
+                .iter()
+                .map(|(_, paragraphs, _)| paragraphs.as_slice())
+                .collect();
+            summarize::summarize_batch(llm, &needing)
+                .into_iter()
+                .map(Some)
+                .collect()
+        }
+        _ => documents.iter().map(|_| None).collect(),
+    };
+    let summarize_seconds =
+        summarize_started.elapsed().as_secs_f64() / documents.len().max(1) as f64;
+
+    for ((d, paragraphs, translate_seconds), summary) in documents.into_iter().zip(summaries) {
+        let pending = &group[d].0;
+        let summary = match (opts.summary, summary) {
+            (true, Some(Ok(s))) => Some(s),
+            (true, Some(Err(e))) => {
+                outcomes[d] = Some(Outcome::Failed {
+                    error: format!("{}: summary: {e}", pending.input.display),
+                });
+                continue;
+            }
+            (true, None) => Some(String::new()),
+            (false, _) => None,
+        };
+        let doc = TranslatedDocument {
+            name: pending.input.name.clone(),
+            source_path: pending.input.display.clone(),
+            source_sha256: pending.doc.source_sha256.clone(),
+            model: model.clone(),
+            settings: settings.clone(),
+            title: summarize::title(&paragraphs),
+            summary,
+            arabic_words: pending.doc.arabic_words(),
+            warnings: TranslatedDocument::collect_warnings(&paragraphs),
+            paragraphs,
+            timings: Timings {
+                load_seconds: pending.load_seconds,
+                translate_seconds,
+                summarize_seconds,
+                total_seconds: pending.load_seconds + translate_seconds + summarize_seconds,
+            },
+        };
+        outcomes[d] = Some(
+            match write::write_document(&opts.out_dir, &doc, &opts.formats) {
+                Ok(_) => {
+                    let line = format!(
+                        "{}: done ({} Arabic words, {:.1} s of the batch) → {}",
+                        pending.input.display,
+                        doc.arabic_words,
+                        doc.timings.total_seconds,
+                        opts.out_dir.join(&doc.name).display()
+                    );
+                    if bar.is_hidden() {
+                        tracing::info!("{line}");
+                    } else {
+                        bar.println(line);
+                    }
+                    Outcome::Translated {
+                        arabic_words: doc.arabic_words,
+                        seconds: doc.timings.total_seconds,
+                        flagged: doc.flagged_sentences(),
+                    }
+                }
+                Err(e) => Outcome::Failed {
+                    error: e.to_string(),
+                },
+            },
+        );
+    }
+    group
+        .into_iter()
+        .zip(outcomes)
+        .map(|((pending, _), outcome)| {
+            let outcome = outcome.unwrap_or_else(|| Outcome::Failed {
+                error: format!("{}: not translated", pending.input.display),
+            });
+            (pending.input.display, outcome)
+        })
+        .collect()
+}
+
+/// A document's paragraphs with their translated sentences; passthrough paragraphs are
+/// copied as they are.
+fn assemble(doc: &Document, sentences: Vec<Vec<TranslatedSentence>>) -> Vec<TranslatedParagraph> {
+    doc.paragraphs
+        .iter()
+        .zip(sentences)
+        .map(|(paragraph, sentences)| {
+            if paragraph.kind == ParagraphKind::Passthrough {
+                return TranslatedParagraph {
+                    kind: paragraph.kind,
+                    source: paragraph.text.clone(),
+                    translation: paragraph.text.clone(),
+                    sentences: vec![TranslatedSentence::plain(
+                        paragraph.text.clone(),
+                        paragraph.text.clone(),
+                    )],
+                };
+            }
+            let translation = sentences
+                .iter()
+                .map(|s| s.translation.as_str())
+                .filter(|t| !t.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            TranslatedParagraph {
+                kind: paragraph.kind,
+                source: paragraph.text.clone(),
+                translation,
+                sentences,
+            }
+        })
+        .collect()
 }
 
 /// Rebuilds `index.html` and `digest.md` from every document's record, in input order.

@@ -2,9 +2,11 @@
 //!
 //! The pipeline, one module per stage:
 //! [`load`] → [`segment`] → [`translate`] → [`check`] → [`summarize`] → [`write`],
-//! driven by [`job`] over the documents that [`inputs`] collects. Model backends live in
+//! driven by [`job`] over the documents that [`inputs`] collects ([`eval`] and [`bench`]
+//! run the same stages over test sets). Model backends live in
 //! [`model`]; their weights are found or fetched by [`registry`].
 
+pub mod bench;
 pub mod check;
 pub mod document;
 pub mod eval;

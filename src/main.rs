@@ -8,10 +8,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
+use tarjama::bench::{self, BenchOptions};
 use tarjama::eval::{self, EvalOptions};
 use tarjama::glossary::Glossary;
-use tarjama::job::{self, JobOptions};
+use tarjama::job::{self, Engine, JobOptions};
 use tarjama::metrics;
+use tarjama::model::DeviceChoice;
 use tarjama::registry::{self, FetchPolicy, DEFAULT_MODEL};
 use tarjama::translate::{PromptStyle, Quality, Strategy};
 use tarjama::write::Format;
@@ -28,7 +30,9 @@ tarjama translate samples --out out          translate every .txt/.md under samp
 tarjama translate release.txt --out out -q   one document, errors only\n  \
 cat release.txt | tarjama translate - --out out\n  \
 tarjama models fetch                         download the default model ahead of time\n  \
-tarjama score --hyp hyp.en --ref ref.en      BLEU and chrF of existing translations"
+tarjama score --hyp hyp.en --ref ref.en      BLEU and chrF of existing translations\n  \
+tarjama bench                                translation speed at batch sizes 1, 4, 8, 16",
+    args_override_self = true
 )]
 struct Cli {
     #[command(flatten)]
@@ -88,6 +92,46 @@ chrF2 nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no.")]
     /// List or fetch known models.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Measure translation speed on fixed documents at several batch sizes.
+    #[command(after_help = "Examples:\n  \
+tarjama bench                                 the bundled samples at batch sizes 1, 4, 8, 16\n  \
+tarjama bench --batch-sizes 1,8 --limit 40    a quicker look\n  \
+tarjama bench --export-requests req.jsonl     the same requests for scripts/bench-llamacpp.sh\n\n\
+Every segment is translated once, greedily, with the translation prompt (no retries, no\n\
+summaries). Each batch size runs in a fresh process: prompt and decoding tokens/s,\n\
+Arabic words/s, peak RSS and model load time are its own. `same as batch 1` counts the\n\
+segments whose translation is identical to the batch-1 run's.")]
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Documents whose segments are translated.
+    #[arg(default_value = "samples", value_name = "INPUT")]
+    inputs: Vec<String>,
+    /// Batch sizes to measure, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,4,8,16",
+        value_name = "LIST"
+    )]
+    batch_sizes: Vec<usize>,
+    /// Only the first N segments.
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Write the requests (prompt token ids, token caps, stop tokens) as JSON lines for
+    /// scripts/bench-llamacpp.sh, and measure nothing.
+    #[arg(long, value_name = "FILE")]
+    export_requests: Option<PathBuf>,
+    /// Keep each batch size's figures and translations in this directory.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Run only --batch-size in this process and save to --out (used by bench itself).
+    #[arg(long, hide = true, requires = "out")]
+    single: bool,
+    #[command(flatten)]
+    model: ModelArgs,
 }
 
 #[derive(Args)]
@@ -181,6 +225,14 @@ struct ModelArgs {
     /// Show the model the previous segment and its translation (for quality experiments).
     #[arg(long, hide = true)]
     context: bool,
+    /// Segments decoded together. Larger batches make better use of the CPU or GPU
+    /// (see docs/performance.md); each segment's greedy translation is the same.
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    batch_size: u32,
+    /// Where the model runs: auto (a CUDA GPU if this build has CUDA and one is
+    /// present, else the CPU), cpu, or cuda.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto, value_name = "DEVICE")]
+    device: DeviceChoice,
 }
 
 impl ModelArgs {
@@ -200,6 +252,13 @@ impl ModelArgs {
             (Some(path), false) => Glossary::from_file(path)?,
             (None, false) => Glossary::default_glossary(),
         })
+    }
+
+    fn engine(&self) -> Engine {
+        Engine {
+            device: self.device,
+            batch_size: self.batch_size as usize,
+        }
     }
 
     fn fetch_policy(&self) -> FetchPolicy {
@@ -265,6 +324,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Translate(args) => translate(args, &cli.global),
         Command::Eval(args) => evaluate(args, &cli.global),
+        Command::Bench(args) => benchmark(args),
         Command::Score {
             hyp,
             reference,
@@ -343,6 +403,7 @@ fn translate(args: TranslateArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         strategy: args.model.strategy(),
         fetch: args.model.fetch_policy(),
         progress_bar: show_progress(g),
+        engine: args.model.engine(),
     };
     let report = job::run(&opts)?;
     println!("{}", report.render());
@@ -360,6 +421,7 @@ fn evaluate(args: EvalArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         m.fetch_policy(),
         m.max_new_tokens as usize,
         m.prompt_style,
+        m.engine(),
     )?;
     let opts = EvalOptions {
         src: args.src,
@@ -378,5 +440,66 @@ fn evaluate(args: EvalArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     } else {
         println!("{}", report.render());
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn benchmark(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let m = &args.model;
+    let opts = BenchOptions {
+        inputs: args.inputs.clone(),
+        model: m.model.clone(),
+        fetch: m.fetch_policy(),
+        max_new_tokens: m.max_new_tokens as usize,
+        max_segment_tokens: m.max_segment_tokens as usize,
+        glossary: m.glossary()?,
+        prompt_style: m.prompt_style,
+        engine: m.engine(),
+        limit: args.limit,
+    };
+    if let Some(path) = &args.export_requests {
+        let n = bench::export_requests(&opts, path)?;
+        println!("{n} requests written to {}", path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.single {
+        let out = args.out.context("--single needs --out")?;
+        let (row, outputs) = bench::run_one(&opts)?;
+        bench::save(&row, &outputs, &out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let temp;
+    let out = match &args.out {
+        Some(dir) => dir.clone(),
+        None => {
+            temp = tempfile::tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+    let exe = std::env::current_exe().context("cannot find the tarjama executable to rerun")?;
+    let mut rows = Vec::new();
+    let mut reference = None;
+    for &batch in &args.batch_sizes {
+        eprintln!("bench: batch size {batch}…");
+        let status = std::process::Command::new(&exe)
+            .args(std::env::args_os().skip(1))
+            .arg("--single")
+            .arg("--batch-size")
+            .arg(batch.to_string())
+            .arg("--out")
+            .arg(&out)
+            .status()
+            .context("cannot run the benchmark process")?;
+        if !status.success() {
+            anyhow::bail!("the benchmark at batch size {batch} failed ({status})");
+        }
+        let (row, outputs) = bench::load_saved(&out, batch)?;
+        if batch == 1 {
+            reference = Some(outputs.clone());
+        }
+        let same = reference.as_deref().map(|r| bench::agreement(&outputs, r));
+        rows.push((row, same));
+    }
+    print!("{}", bench::render(&rows));
     Ok(ExitCode::SUCCESS)
 }

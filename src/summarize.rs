@@ -25,37 +25,92 @@ pub fn summarize(
     model: &mut dyn ChatModel,
     paragraphs: &[TranslatedParagraph],
 ) -> Result<String, ModelError> {
-    let texts: Vec<&str> = paragraphs
-        .iter()
-        .filter(|p| p.kind != ParagraphKind::Passthrough)
-        .map(|p| p.translation.as_str())
-        .filter(|t| !t.trim().is_empty())
-        .collect();
-    if texts.is_empty() {
-        return Ok(String::new());
-    }
-    let budget = CHUNK_TOKENS.min(model.context_length().saturating_sub(SUMMARY_TOKENS + 200));
-    let chunks = chunk_by_tokens(&texts, budget, |t| model.count_tokens(t))?;
-    let summary = if chunks.len() == 1 {
-        summarize_text(model, &chunks[0])?
-    } else {
-        let mut partial = Vec::with_capacity(chunks.len());
-        for chunk in &chunks {
-            partial.push(summarize_text(model, chunk)?);
-        }
-        summarize_text(model, &partial.join("\n\n"))?
-    };
-    Ok(limit_words(&summary, MAX_SUMMARY_WORDS))
+    summarize_batch(model, &[paragraphs])
+        .pop()
+        .unwrap_or_else(|| Err(ModelError::Inference("no summary".into())))
 }
 
-fn summarize_text(model: &mut dyn ChatModel, english: &str) -> Result<String, ModelError> {
-    let prompt = ChatPrompt {
-        system: SYSTEM_PROMPT.to_string(),
-        user: format!("Summarize this text:\n\n{english}"),
-        ..ChatPrompt::default()
-    };
-    let g = model.generate(&prompt, Decoding::greedy(SUMMARY_TOKENS))?;
-    Ok(clean_summary(&g.text))
+/// Summarizes several documents, sending the model all first-round prompts as one batch
+/// and all second-round prompts (combining a long document's chunk summaries) as another.
+pub fn summarize_batch(
+    model: &mut dyn ChatModel,
+    documents: &[&[TranslatedParagraph]],
+) -> Vec<Result<String, ModelError>> {
+    let budget = CHUNK_TOKENS.min(model.context_length().saturating_sub(SUMMARY_TOKENS + 200));
+    let chunked: Vec<Result<Vec<String>, ModelError>> = documents
+        .iter()
+        .map(|paragraphs| {
+            let texts: Vec<&str> = paragraphs
+                .iter()
+                .filter(|p| p.kind != ParagraphKind::Passthrough)
+                .map(|p| p.translation.as_str())
+                .filter(|t| !t.trim().is_empty())
+                .collect();
+            chunk_by_tokens(&texts, budget, |t| model.count_tokens(t))
+        })
+        .collect();
+    let first: Vec<(usize, &String)> = chunked
+        .iter()
+        .enumerate()
+        .filter_map(|(d, c)| c.as_ref().ok().map(|chunks| (d, chunks)))
+        .flat_map(|(d, chunks)| chunks.iter().map(move |c| (d, c)))
+        .collect();
+    let answers = summarize_texts(model, first.iter().map(|(_, c)| c.as_str()));
+    let mut partial: Vec<Vec<Result<String, ModelError>>> =
+        documents.iter().map(|_| Vec::new()).collect();
+    for ((d, _), answer) in first.iter().zip(answers) {
+        partial[*d].push(answer);
+    }
+
+    let mut results: Vec<Option<Result<String, ModelError>>> =
+        documents.iter().map(|_| None).collect();
+    let mut combine: Vec<(usize, String)> = Vec::new();
+    for (d, (chunks, answers)) in chunked.into_iter().zip(partial).enumerate() {
+        let answers: Result<Vec<String>, ModelError> = answers.into_iter().collect();
+        match (chunks, answers) {
+            (Err(e), _) | (_, Err(e)) => results[d] = Some(Err(e)),
+            (Ok(chunks), Ok(_)) if chunks.is_empty() => results[d] = Some(Ok(String::new())),
+            (Ok(_), Ok(mut answers)) if answers.len() == 1 => {
+                results[d] = answers.pop().map(Ok);
+            }
+            (Ok(_), Ok(answers)) => combine.push((d, answers.join("\n\n"))),
+        }
+    }
+    let combined = summarize_texts(model, combine.iter().map(|(_, t)| t.as_str()));
+    for ((d, _), answer) in combine.iter().zip(combined) {
+        results[*d] = Some(answer);
+    }
+    results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| Ok(String::new()))
+                .map(|s| limit_words(&s, MAX_SUMMARY_WORDS))
+        })
+        .collect()
+}
+
+fn summarize_texts<'a>(
+    model: &mut dyn ChatModel,
+    english: impl Iterator<Item = &'a str>,
+) -> Vec<Result<String, ModelError>> {
+    let jobs: Vec<(ChatPrompt, Decoding)> = english
+        .map(|text| {
+            let prompt = ChatPrompt {
+                system: SYSTEM_PROMPT.to_string(),
+                user: format!("Summarize this text:\n\n{text}"),
+                ..ChatPrompt::default()
+            };
+            (prompt, Decoding::greedy(SUMMARY_TOKENS))
+        })
+        .collect();
+    if jobs.is_empty() {
+        return Vec::new();
+    }
+    model
+        .generate_batch(&jobs, &mut |_, _| {})
+        .into_iter()
+        .map(|g| g.map(|g| clean_summary(&g.text)))
+        .collect()
 }
 
 /// Groups paragraphs into chunks of at most `budget` tokens (a single longer paragraph

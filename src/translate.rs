@@ -7,7 +7,7 @@
 use crate::check::{check_segment, numbers, CheckKind, Warning};
 use crate::glossary::{self, Term};
 use crate::metrics::sentence_chrf;
-use crate::model::{ChatModel, ChatPrompt, Decoding, ModelError};
+use crate::model::{ChatModel, ChatPrompt, Decoding, Generation, ModelError, OnDone};
 
 /// Bumped whenever the prompt or decoding below changes, so stale outputs are redone.
 pub const PROMPT_VERSION: u32 = 6;
@@ -66,6 +66,23 @@ pub struct Translation {
 pub trait Translator {
     /// Translates one Arabic segment into English.
     fn translate(&mut self, request: &Request) -> Result<Translation, ModelError>;
+    /// Translates several segments, batched as the backend runs best; results in request
+    /// order, each the one [`Translator::translate`] would give.
+    fn translate_batch(
+        &mut self,
+        requests: &[Request],
+        on_done: OnDone<Translation>,
+    ) -> Vec<Result<Translation, ModelError>> {
+        requests
+            .iter()
+            .enumerate()
+            .map(|(i, request)| {
+                let result = self.translate(request);
+                on_done(i, &result);
+                result
+            })
+            .collect()
+    }
     /// Length of `text` in the backend's own tokens, for segment sizing.
     fn count_tokens(&self, text: &str) -> Result<usize, ModelError>;
     /// The chat LLM behind this backend, if any, so summaries can reuse it.
@@ -115,55 +132,157 @@ pub struct CheckedTranslation {
     pub generated_tokens: usize,
 }
 
-/// Translates `request` as `strategy` says, checks every candidate, and keeps the one with
-/// the fewest problems; among equals, the one closest (chrF) to the other candidates
-/// (minimum-Bayes-risk selection), and the first on a tie. A retry, when it happens, is
-/// one more candidate.
+/// Translates `request` as `strategy` says: see [`translate_checked_batch`].
 pub fn translate_checked(
     translator: &mut dyn Translator,
     request: &Request,
     strategy: &Strategy,
 ) -> Result<CheckedTranslation, ModelError> {
-    let request = &Request {
-        previous: request.previous.filter(|_| strategy.context),
-        ..*request
+    translate_checked_batch(
+        translator,
+        std::slice::from_ref(request),
+        strategy,
+        &mut |_| {},
+    )
+    .pop()
+    .unwrap_or_else(|| Err(ModelError::Inference("no result".into())))
+}
+
+/// Translates every request as `strategy` says, checks every candidate, and keeps the one
+/// with the fewest problems; among equals, the one closest (chrF) to the other candidates
+/// (minimum-Bayes-risk selection), and the first on a tie. A retry, when it happens, is
+/// one more candidate. All first candidates go to the backend as one batch, then all
+/// retries as another; `on_final(i)` is called as soon as request `i` is settled.
+pub fn translate_checked_batch(
+    translator: &mut dyn Translator,
+    requests: &[Request],
+    strategy: &Strategy,
+    on_final: &mut dyn FnMut(usize),
+) -> Vec<Result<CheckedTranslation, ModelError>> {
+    let per_request = strategy.candidates.max(1);
+    let requests: Vec<Request> = requests
+        .iter()
+        .map(|r| Request {
+            previous: r.previous.filter(|_| strategy.context),
+            ..*r
+        })
+        .collect();
+    let jobs: Vec<Request> = requests
+        .iter()
+        .flat_map(|r| {
+            (0..per_request).map(move |i| Request {
+                sample: i > 0,
+                ..*r
+            })
+        })
+        .collect();
+
+    let mut progress: Vec<Progress> = requests
+        .iter()
+        .map(|_| Progress {
+            candidates: Vec::new(),
+            generated_tokens: 0,
+            error: None,
+            received: 0,
+        })
+        .collect();
+    let needs_retry = |p: &Progress| {
+        strategy.retry && p.error.is_none() && !p.candidates[select(&p.candidates)].1.is_empty()
     };
-    let mut candidates: Vec<(String, Vec<Warning>)> = Vec::new();
-    let mut generated_tokens = 0;
-    let mut attempt = |translator: &mut dyn Translator, request: &Request| {
-        let t = translator.translate(request)?;
-        generated_tokens += t.generated_tokens;
-        let warnings = check_segment(request.source, &t.text, t.hit_cap, request.terms);
-        Ok::<_, ModelError>((t.text, warnings))
-    };
-    for i in 0..strategy.candidates.max(1) {
-        let request = Request {
-            sample: i > 0,
-            ..*request
-        };
-        candidates.push(attempt(translator, &request)?);
-    }
-    let mut kept = select(&candidates);
-    if strategy.retry && !candidates[kept].1.is_empty() {
-        let avoid = candidates[kept].1.clone();
-        for w in &avoid {
-            tracing::debug!("retrying {:?}: {}", request.source, w.message);
+
+    // Candidates arrive in whatever order the backend finishes them; each request's are
+    // put back in candidate order before selection, so batching never changes the choice.
+    let mut arrived: Vec<Vec<(usize, Result<Translation, String>)>> =
+        requests.iter().map(|_| Vec::new()).collect();
+    translator.translate_batch(&jobs, &mut |job, result| {
+        let i = job / per_request;
+        let p = &mut progress[i];
+        p.received += 1;
+        arrived[i].push((
+            job % per_request,
+            result
+                .as_ref()
+                .map(Clone::clone)
+                .map_err(ToString::to_string),
+        ));
+        if p.received == per_request {
+            arrived[i].sort_by_key(|(k, _)| *k);
+            for (_, r) in arrived[i].drain(..) {
+                record(p, &requests[i], &r.map_err(ModelError::Inference));
+            }
+            if !needs_retry(p) {
+                on_final(i);
+            }
         }
-        let retry = Request {
-            avoid: &avoid,
-            ..*request
-        };
-        candidates.push(attempt(translator, &retry)?);
-        kept = select(&candidates);
+    });
+
+    let retry_of: Vec<usize> = (0..requests.len())
+        .filter(|&i| needs_retry(&progress[i]))
+        .collect();
+    let avoid: Vec<Vec<Warning>> = retry_of
+        .iter()
+        .map(|&i| {
+            let p = &progress[i];
+            let kept = &p.candidates[select(&p.candidates)].1;
+            for w in kept {
+                tracing::debug!("retrying {:?}: {}", requests[i].source, w.message);
+            }
+            kept.clone()
+        })
+        .collect();
+    let retries: Vec<Request> = retry_of
+        .iter()
+        .zip(&avoid)
+        .map(|(&i, avoid)| Request {
+            avoid,
+            ..requests[i]
+        })
+        .collect();
+    if !retries.is_empty() {
+        translator.translate_batch(&retries, &mut |job, result| {
+            let i = retry_of[job];
+            record(&mut progress[i], &retries[job], result);
+            on_final(i);
+        });
     }
-    let attempts = candidates.len();
-    let (text, warnings) = candidates.swap_remove(kept);
-    Ok(CheckedTranslation {
-        text,
-        warnings,
-        attempts,
-        generated_tokens,
-    })
+
+    progress
+        .into_iter()
+        .map(|mut p| {
+            if let Some(e) = p.error {
+                return Err(e);
+            }
+            let attempts = p.candidates.len();
+            let kept = select(&p.candidates);
+            let (text, warnings) = p.candidates.swap_remove(kept);
+            Ok(CheckedTranslation {
+                text,
+                warnings,
+                attempts,
+                generated_tokens: p.generated_tokens,
+            })
+        })
+        .collect()
+}
+
+/// What has come back for one request so far.
+struct Progress {
+    candidates: Vec<(String, Vec<Warning>)>,
+    generated_tokens: usize,
+    error: Option<ModelError>,
+    received: usize,
+}
+
+/// Checks a candidate and adds it to its request's.
+fn record(p: &mut Progress, request: &Request, result: &Result<Translation, ModelError>) {
+    match result {
+        Ok(t) => {
+            p.generated_tokens += t.generated_tokens;
+            let warnings = check_segment(request.source, &t.text, t.hit_cap, request.terms);
+            p.candidates.push((t.text.clone(), warnings));
+        }
+        Err(e) => p.error = Some(ModelError::Inference(e.to_string())),
+    }
 }
 
 /// The index of the candidate to keep: fewest warnings first, then consensus.
@@ -359,10 +478,14 @@ fn notes(request: &Request) -> String {
     notes
 }
 
-impl<M: ChatModel> Translator for LlmTranslator<M> {
-    fn translate(&mut self, request: &Request) -> Result<Translation, ModelError> {
+impl<M: ChatModel> LlmTranslator<M> {
+    pub fn model(&self) -> &M {
+        &self.model
+    }
+
+    /// The prompt and decoding settings of one request.
+    pub fn chat_job(&self, request: &Request) -> Result<(ChatPrompt, Decoding), ModelError> {
         let cap = self.output_cap(self.model.count_tokens(request.source)?);
-        let prompt = self.prompt(request);
         let looped = request
             .avoid
             .iter()
@@ -374,13 +497,66 @@ impl<M: ChatModel> Translator for LlmTranslator<M> {
             // Mild sampling: candidates should differ in wording, not wander off the text.
             temperature: request.sample.then_some(0.7),
         };
-        let g = self.model.generate(&prompt, decoding)?;
-        Ok(Translation {
-            text: clean_answer(&g.text),
-            prompt_tokens: g.prompt_tokens,
-            generated_tokens: g.generated_tokens,
-            hit_cap: g.hit_cap,
-        })
+        Ok((self.prompt(request), decoding))
+    }
+}
+
+fn translation(g: &Generation) -> Translation {
+    Translation {
+        text: clean_answer(&g.text),
+        prompt_tokens: g.prompt_tokens,
+        generated_tokens: g.generated_tokens,
+        hit_cap: g.hit_cap,
+    }
+}
+
+impl<M: ChatModel> Translator for LlmTranslator<M> {
+    fn translate(&mut self, request: &Request) -> Result<Translation, ModelError> {
+        let (prompt, decoding) = self.chat_job(request)?;
+        Ok(translation(&self.model.generate(&prompt, decoding)?))
+    }
+
+    fn translate_batch(
+        &mut self,
+        requests: &[Request],
+        on_done: OnDone<Translation>,
+    ) -> Vec<Result<Translation, ModelError>> {
+        let mut results: Vec<Option<Result<Translation, ModelError>>> =
+            requests.iter().map(|_| None).collect();
+        let mut jobs = Vec::with_capacity(requests.len());
+        let mut job_of = Vec::with_capacity(requests.len());
+        for (i, request) in requests.iter().enumerate() {
+            match self.chat_job(request) {
+                Ok(job) => {
+                    jobs.push(job);
+                    job_of.push(i);
+                }
+                Err(e) => {
+                    let e = Err(e);
+                    on_done(i, &e);
+                    results[i] = Some(e);
+                }
+            }
+        }
+        let generated = self.model.generate_batch(&jobs, &mut |j, g| {
+            on_done(
+                job_of[j],
+                &g.as_ref()
+                    .map(translation)
+                    .map_err(|e| ModelError::Inference(e.to_string())),
+            );
+        });
+        for (g, i) in generated.into_iter().zip(job_of) {
+            results[i] = Some(g.map(|g| translation(&g)));
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(ModelError::Inference("request was never translated".into()))
+                })
+            })
+            .collect()
     }
 
     fn count_tokens(&self, text: &str) -> Result<usize, ModelError> {

@@ -208,6 +208,11 @@ impl GgufLlm {
         self
     }
 
+    /// Tokens that end an answer.
+    pub fn stop_ids(&self) -> &[u32] {
+        &self.stop_ids
+    }
+
     pub fn batch_size(&self) -> usize {
         self.batch_size
     }

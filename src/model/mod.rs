@@ -18,11 +18,49 @@ pub enum ModelError {
     Tokenizer { path: PathBuf, reason: String },
     #[error("model inference failed: {0}")]
     Inference(String),
+    #[error("{0}")]
+    Device(String),
 }
 
 impl From<candle_core::Error> for ModelError {
     fn from(e: candle_core::Error) -> Self {
         ModelError::Inference(e.to_string())
+    }
+}
+
+/// Where the model runs: what `--device` chooses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DeviceChoice {
+    /// The GPU when this build has CUDA and one is present, else the CPU.
+    #[default]
+    Auto,
+    Cpu,
+    /// The first CUDA GPU; needs a build with `--features cuda`.
+    Cuda,
+}
+
+impl DeviceChoice {
+    pub fn resolve(self) -> Result<candle_core::Device, ModelError> {
+        match self {
+            DeviceChoice::Cpu => Ok(candle_core::Device::Cpu),
+            DeviceChoice::Auto if candle_core::utils::cuda_is_available() => {
+                candle_core::Device::new_cuda(0).or(Ok(candle_core::Device::Cpu))
+            }
+            DeviceChoice::Auto => Ok(candle_core::Device::Cpu),
+            DeviceChoice::Cuda if !candle_core::utils::cuda_is_available() => {
+                Err(ModelError::Device(
+                    "--device cuda: this tarjama was built without CUDA; rebuild it with \
+                     `cargo build --release --features cuda` on a machine with the CUDA toolkit, \
+                     or use --device cpu"
+                        .into(),
+                ))
+            }
+            DeviceChoice::Cuda => candle_core::Device::new_cuda(0).map_err(|e| {
+                ModelError::Device(format!(
+                    "--device cuda: no usable GPU ({e}); check the driver with nvidia-smi, or use --device cpu"
+                ))
+            }),
+        }
     }
 }
 

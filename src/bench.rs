@@ -1,0 +1,321 @@
+//! `tarjama bench`: how fast the model translates the segments of a fixed set of
+//! documents, at several batch sizes.
+//!
+//! Every segment is translated once, greedily, with the translation prompt of
+//! `translate` (no retries, no summaries), so the figures measure the engine and can be
+//! set beside another engine given the same requests: [`export_requests`] writes them,
+//! token for token, for `scripts/bench-llamacpp.sh`. Each batch size runs in a process
+//! of its own, so its peak memory and model load time are its own.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::glossary::{Glossary, Term};
+use crate::inputs::{self, Source};
+use crate::job::{self, Engine};
+use crate::load::{self, count_arabic_words};
+use crate::model::{ChatModel, GgufLlm};
+use crate::registry::FetchPolicy;
+use crate::translate::{LlmTranslator, PromptStyle, Request, Translator};
+
+/// What to translate and with which model.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub inputs: Vec<String>,
+    pub model: String,
+    pub fetch: FetchPolicy,
+    pub max_new_tokens: usize,
+    pub max_segment_tokens: usize,
+    pub glossary: Glossary,
+    pub prompt_style: PromptStyle,
+    pub engine: Engine,
+    /// Only the first N segments.
+    pub limit: Option<usize>,
+}
+
+/// The figures of one run; `scripts/bench_llamacpp.py` prints the same for llama.cpp.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BenchRow {
+    pub engine: String,
+    pub batch: usize,
+    pub requests: usize,
+    /// Prompt tokens computed (a shared prefix once).
+    pub prompt_tokens: usize,
+    pub prompt_tokens_per_s: f64,
+    pub generated_tokens: usize,
+    /// Tokens decoded per second of decoding (prompt time excluded).
+    pub generated_tokens_per_s: f64,
+    /// Wall time of all requests, prompts and decoding together.
+    pub wall_s: f64,
+    pub arabic_words: usize,
+    pub words_per_s: f64,
+    pub peak_rss_mb: f64,
+    pub load_s: f64,
+    pub threads: usize,
+}
+
+/// One translated segment, for comparing outputs across batch sizes and engines.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BenchOutput {
+    pub id: String,
+    pub text: String,
+}
+
+/// One segment of the benchmark set.
+struct Segment {
+    id: String,
+    source: String,
+}
+
+/// The segments of the input documents, in document order, as `translate` cuts them.
+fn segments(opts: &BenchOptions, translator: &dyn Translator) -> anyhow::Result<Vec<Segment>> {
+    let (found, problems) = inputs::collect(&opts.inputs);
+    if let Some(p) = problems.first() {
+        anyhow::bail!("{}", p.error);
+    }
+    let mut segments = Vec::new();
+    for input in found {
+        let Source::File(path) = &input.source else {
+            anyhow::bail!("tarjama bench reads files, not stdin");
+        };
+        let doc = load::load_file(path)?;
+        let segmented = job::segment_document(&doc, opts.max_segment_tokens, translator);
+        for source in segmented.segments.into_iter().flatten() {
+            segments.push(Segment {
+                id: format!("{}#{}", input.display, segments.len()),
+                source,
+            });
+        }
+    }
+    if let Some(limit) = opts.limit {
+        segments.truncate(limit);
+    }
+    if segments.is_empty() {
+        anyhow::bail!("no Arabic segment found in {:?}", opts.inputs);
+    }
+    Ok(segments)
+}
+
+fn load(opts: &BenchOptions) -> anyhow::Result<(LlmTranslator<GgufLlm>, f64)> {
+    let started = Instant::now();
+    let (_, translator) = job::load_translator(
+        &opts.model,
+        opts.fetch,
+        opts.max_new_tokens,
+        opts.prompt_style,
+        opts.engine,
+    )?;
+    Ok((translator, started.elapsed().as_secs_f64()))
+}
+
+/// Translates every segment once at the options' batch size, in this process.
+pub fn run_one(opts: &BenchOptions) -> anyhow::Result<(BenchRow, Vec<BenchOutput>)> {
+    let (mut translator, load_s) = load(opts)?;
+    let segments = segments(opts, &translator)?;
+    let terms: Vec<Vec<&Term>> = segments
+        .iter()
+        .map(|s| opts.glossary.find(&s.source))
+        .collect();
+    let requests: Vec<Request> = segments
+        .iter()
+        .zip(&terms)
+        .map(|(s, terms)| Request::new(&s.source, terms))
+        .collect();
+    let started = Instant::now();
+    let results = translator.translate_batch(&requests, &mut |_, _| {});
+    let wall_s = started.elapsed().as_secs_f64();
+    let mut outputs = Vec::with_capacity(segments.len());
+    let mut generated_tokens = 0;
+    for (segment, result) in segments.iter().zip(results) {
+        let t = result.map_err(|e| anyhow::anyhow!("{}: {e}", segment.id))?;
+        generated_tokens += t.generated_tokens;
+        outputs.push(BenchOutput {
+            id: segment.id.clone(),
+            text: t.text,
+        });
+    }
+    let throughput = translator.model().throughput();
+    let arabic_words = segments.iter().map(|s| count_arabic_words(&s.source)).sum();
+    let per_s = |n: usize, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
+    let row = BenchRow {
+        engine: "tarjama".into(),
+        batch: translator.model().batch_size(),
+        requests: segments.len(),
+        prompt_tokens: throughput.prompt_tokens,
+        prompt_tokens_per_s: per_s(throughput.prompt_tokens, throughput.prompt_seconds),
+        generated_tokens,
+        generated_tokens_per_s: per_s(throughput.generated_tokens, throughput.decode_seconds),
+        wall_s,
+        arabic_words,
+        words_per_s: per_s(arabic_words, wall_s),
+        peak_rss_mb: peak_rss_mb().unwrap_or(0.0),
+        load_s,
+        threads: candle_core::utils::get_num_threads(),
+    };
+    Ok((row, outputs))
+}
+
+/// Writes the benchmark's requests as JSON lines: the exact prompt (text and token ids),
+/// the answer's token cap and the stop tokens, so another engine can run the same work.
+pub fn export_requests(opts: &BenchOptions, path: &Path) -> anyhow::Result<usize> {
+    let (translator, _) = load(opts)?;
+    let segments = segments(opts, &translator)?;
+    let llm = translator.model();
+    let mut out = String::new();
+    for segment in &segments {
+        let terms = opts.glossary.find(&segment.source);
+        let (prompt, decoding) = translator.chat_job(&Request::new(&segment.source, &terms))?;
+        let (ids, _) = llm.encode_prompt(&prompt)?;
+        let line = serde_json::json!({
+            "id": segment.id,
+            "arabic_words": count_arabic_words(&segment.source),
+            "prompt": llm.render_chatml(&prompt),
+            "prompt_tokens": ids,
+            "max_new_tokens": decoding.max_new_tokens.min(llm.context_length().saturating_sub(ids.len())),
+            "stop_tokens": llm.stop_ids(),
+        });
+        out.push_str(&line.to_string());
+        out.push('\n');
+    }
+    crate::write::write_atomic(path, out.as_bytes())?;
+    Ok(segments.len())
+}
+
+/// The table `tarjama bench` and the llama.cpp script print.
+pub fn render(rows: &[(BenchRow, Option<(usize, usize)>)]) -> String {
+    let mut out = format!(
+        "{:<10}  {:>5}  {:>8}  {:>10}  {:>12}  {:>7}  {:>9}  {:>7}  {:>7}  {:>11}  {:>6}  {}\n",
+        "engine",
+        "batch",
+        "requests",
+        "prompt tok",
+        "prompt tok/s",
+        "gen tok",
+        "gen tok/s",
+        "wall s",
+        "words/s",
+        "peak RSS MB",
+        "load s",
+        "same as batch 1"
+    );
+    for (r, same) in rows {
+        let same = match same {
+            Some((same, of)) => format!("{same}/{of}"),
+            None => "-".into(),
+        };
+        out.push_str(&format!(
+            "{:<10}  {:>5}  {:>8}  {:>10}  {:>12.1}  {:>7}  {:>9.2}  {:>7.1}  {:>7.2}  {:>11.0}  {:>6.2}  {}\n",
+            r.engine,
+            r.batch,
+            r.requests,
+            r.prompt_tokens,
+            r.prompt_tokens_per_s,
+            r.generated_tokens,
+            r.generated_tokens_per_s,
+            r.wall_s,
+            r.words_per_s,
+            r.peak_rss_mb,
+            r.load_s,
+            same
+        ));
+    }
+    out
+}
+
+/// Writes one row and its outputs where the parent process reads them.
+pub fn save(row: &BenchRow, outputs: &[BenchOutput], dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    crate::write::write_atomic(
+        &dir.join(format!("batch-{}.json", row.batch)),
+        serde_json::to_string_pretty(row)?.as_bytes(),
+    )?;
+    let mut lines = Vec::new();
+    for o in outputs {
+        writeln!(lines, "{}", serde_json::to_string(o)?)?;
+    }
+    crate::write::write_atomic(
+        &dir.join(format!("batch-{}.outputs.jsonl", row.batch)),
+        &lines,
+    )?;
+    Ok(())
+}
+
+/// Reads back what [`save`] wrote.
+pub fn load_saved(dir: &Path, batch: usize) -> anyhow::Result<(BenchRow, Vec<BenchOutput>)> {
+    let row_path: PathBuf = dir.join(format!("batch-{batch}.json"));
+    let row: BenchRow = serde_json::from_slice(&std::fs::read(&row_path)?)?;
+    let outputs = std::fs::read_to_string(dir.join(format!("batch-{batch}.outputs.jsonl")))?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<Vec<BenchOutput>, _>>()?;
+    Ok((row, outputs))
+}
+
+/// Outputs identical to the reference's, and how many were compared.
+pub fn agreement(outputs: &[BenchOutput], reference: &[BenchOutput]) -> (usize, usize) {
+    let same = outputs
+        .iter()
+        .zip(reference)
+        .filter(|(a, b)| a.id == b.id && a.text == b.text)
+        .count();
+    (same, reference.len())
+}
+
+/// The process's peak resident memory, from the kernel's own high-water mark.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output(id: &str, text: &str) -> BenchOutput {
+        BenchOutput {
+            id: id.into(),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn agreement_counts_identical_outputs_of_the_same_segment() {
+        let reference = [output("a#0", "One."), output("a#1", "Two.")];
+        assert_eq!(agreement(&reference, &reference), (2, 2));
+        let other = [output("a#0", "One."), output("a#1", "Too.")];
+        assert_eq!(agreement(&other, &reference), (1, 2));
+    }
+
+    #[test]
+    fn saved_rows_read_back_and_render() {
+        let dir = tempfile::tempdir().unwrap();
+        let row = BenchRow {
+            engine: "tarjama".into(),
+            batch: 4,
+            requests: 2,
+            prompt_tokens: 300,
+            prompt_tokens_per_s: 150.0,
+            generated_tokens: 40,
+            generated_tokens_per_s: 20.0,
+            wall_s: 4.0,
+            arabic_words: 30,
+            words_per_s: 7.5,
+            peak_rss_mb: 1500.0,
+            load_s: 0.8,
+            threads: 2,
+        };
+        save(&row, &[output("a#0", "One.")], dir.path()).unwrap();
+        let (back, outputs) = load_saved(dir.path(), 4).unwrap();
+        assert_eq!(back.prompt_tokens, 300);
+        assert_eq!(outputs[0].text, "One.");
+        let table = render(&[(back, Some((1, 1)))]);
+        assert!(table.contains("tarjama"), "{table}");
+        assert!(table.contains("1/1"), "{table}");
+        assert!(peak_rss_mb().is_some_and(|mb| mb > 0.0));
+    }
+}
