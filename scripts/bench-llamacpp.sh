@@ -17,10 +17,15 @@
 #   scripts/bench-llamacpp.sh target/bench/requests.jsonl
 #   scripts/bench-llamacpp.sh target/bench/requests.jsonl MODEL.gguf --threads 2 \
 #       --json target/bench/llamacpp.json --outputs target/bench/llamacpp-outputs.jsonl
+# To fill the "same as batch 1" column, give it tarjama's batch-1 translations
+# (from `cargo run --release -- bench --out target/bench ...`):
+#   scripts/bench-llamacpp.sh target/bench/requests.jsonl --compare target/bench/batch-1.outputs.jsonl
+# Export and bench with the same options (--limit, --model, glossary, prompt
+# style) so that the request ids and prompts match.
 #
 # Usage: bench-llamacpp.sh REQUESTS.jsonl [MODEL.gguf] [--threads N] [--limit N]
 #                          [--json FILE] [--outputs FILE] [--n-ctx N] [--n-batch N]
-#                          [--no-mmap] [--quiet]
+#                          [--compare BATCH1.outputs.jsonl] [--no-mmap] [--quiet]
 #        bench-llamacpp.sh --build-only
 # Default model: ${TARJAMA_HOME:-$HOME/.cache/tarjama}/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
 # Default threads: the number of cores (nproc).

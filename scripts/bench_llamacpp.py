@@ -61,6 +61,9 @@ def parse_args(argv):
                    help="read the weights into memory at load time instead of mmap'ing them "
                         "(llama.cpp mmaps by default: load s is then small, the first request "
                         "pays for the page faults, and peak RSS counts the touched file pages)")
+    p.add_argument("--compare", default=None,
+                   help="tarjama bench's batch-1.outputs.jsonl: count the requests whose text "
+                        "llama.cpp reproduced (the 'same as batch 1' column)")
     p.add_argument("--quiet", action="store_true", help="no per-request progress lines on stderr")
     return p.parse_args(argv)
 
@@ -119,8 +122,23 @@ def cpu_seconds():
     return ru.ru_utime + ru.ru_stime
 
 
-def fmt_row(cols, widths):
-    return "  ".join(str(c).ljust(w) for c, w in zip(cols, widths)).rstrip()
+def agreement(outputs, path):
+    """How many of tarjama's outputs in `path` (bench's batch-1.outputs.jsonl:
+    {"id", "text"} a line) llama.cpp matched, same id and same text (surrounding
+    whitespace ignored), and how many were compared: the "same as batch 1"
+    column of tarjama bench."""
+    ours = {o["id"]: o["text"].strip() for o in outputs}
+    same = of = 0
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            ref = json.loads(line)
+            if ref["id"] not in ours:
+                continue  # outside --limit
+            of += 1
+            same += ours[ref["id"]] == ref["text"].strip()
+    return same, of
 
 
 def main(argv):
@@ -274,25 +292,21 @@ def main(argv):
         "model": os.path.abspath(args.model),
     }
 
-    header = ["engine", "batch", "requests", "prompt tok", "prompt tok/s", "gen tok", "gen tok/s",
-              "wall s", "words/s", "peak RSS MB", "load s"]
-    row = [
-        figures["engine"],
-        figures["batch"],
-        figures["requests"],
-        figures["prompt_tokens"],
-        f"{figures['prompt_tokens_per_s']:.1f}",
-        figures["generated_tokens"],
-        f"{figures['generated_tokens_per_s']:.1f}",
-        f"{figures['wall_s']:.1f}",
-        f"{figures['words_per_s']:.2f}",
-        f"{figures['peak_rss_mb']:.0f}",
-        f"{figures['load_s']:.1f}",
-    ]
-    widths = [10, 5, 8, 10, 12, 7, 9, 6, 7, 11, 6]
-    widths = [max(w, len(h), len(str(c))) for w, h, c in zip(widths, header, row)]
-    print(fmt_row(header, widths))
-    print(fmt_row(row, widths))
+    same = "-"
+    if args.compare:
+        same_n, of = agreement(outputs, args.compare)
+        same = f"{same_n}/{of}"
+        figures["same_as_reference"] = same_n
+        figures["compared"] = of
+    # The layout of tarjama bench's table (bench::render in src/bench.rs), so
+    # the llama.cpp row lines up under tarjama's rows.
+    print(f"{'engine':<10}  {'batch':>5}  {'requests':>8}  {'prompt tok':>10}  {'prompt tok/s':>12}  "
+          f"{'gen tok':>7}  {'gen tok/s':>9}  {'wall s':>7}  {'words/s':>7}  {'peak RSS MB':>11}  "
+          f"{'load s':>6}  same as batch 1")
+    f = figures
+    print(f"{f['engine']:<10}  {f['batch']:>5}  {f['requests']:>8}  {f['prompt_tokens']:>10}  "
+          f"{f['prompt_tokens_per_s']:>12.1f}  {f['generated_tokens']:>7}  {f['generated_tokens_per_s']:>9.2f}  "
+          f"{f['wall_s']:>7.1f}  {f['words_per_s']:>7.2f}  {f['peak_rss_mb']:>11.0f}  {f['load_s']:>6.2f}  {same}")
 
     if args.json_path:
         with open(args.json_path, "w", encoding="utf-8") as f:

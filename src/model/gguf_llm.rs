@@ -5,15 +5,16 @@
 //! Qwen2 models run on tarjama's own decoder ([`super::qwen2`]) with continuous batching:
 //! up to `batch_size` requests decode together, one token each per forward pass, and a
 //! finished request's place goes to the next one waiting. Requests are started longest
-//! first, so the long ones do not straggle at the end. Every request starts from a copy of
-//! the cached keys and values of its prompt prefix (the system prompt and worked examples,
-//! computed once), as llama.cpp's prompt cache does. Qwen3 runs on candle's model, one
+//! first, so the long ones do not straggle at the end. Every request reads the cached keys
+//! and values of its prompt prefix (the system prompt and worked examples, computed once
+//! and shared, not copied), as llama.cpp's prompt cache does. Qwen3 runs on candle's model, one
 //! request at a time, and recomputes every prompt.
 
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::quantized::gguf_file;
@@ -37,7 +38,7 @@ enum Weights {
     Qwen2 {
         model: Qwen2,
         /// Keys and values of recent prompt prefixes, least recently used first.
-        prefixes: Vec<(Vec<u32>, KvCache)>,
+        prefixes: Vec<(Vec<u32>, Arc<KvCache>)>,
     },
     Qwen3(quantized_qwen3::ModelWeights),
 }
@@ -387,15 +388,15 @@ impl GgufLlm {
                     model.forward(prefix, &mut cache)?;
                     self.throughput.prompt_tokens += prefix.len();
                     self.throughput.prompt_seconds += started.elapsed().as_secs_f64();
-                    (prefix.to_vec(), cache)
+                    (prefix.to_vec(), Arc::new(cache))
                 }
             };
-            let fork = entry.1.fork(capacity)?;
+            let cache = KvCache::after(entry.1.clone(), capacity - prefix.len())?;
             prefixes.push(entry);
             if prefixes.len() > CACHED_PREFIXES {
                 prefixes.remove(0);
             }
-            fork
+            cache
         };
         Ok(Row {
             job,

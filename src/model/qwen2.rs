@@ -51,65 +51,59 @@ impl Config {
 
 /// Keys and values of every token one sequence has fed so far, per layer, in buffers
 /// allocated once with room to grow: appending a token writes in place instead of copying
-/// the whole history. Positions are implicit: the next token fed sits at [`KvCache::len`].
+/// the whole history. A cache can start after a shared, read-only `base` (the cached
+/// prompt prefix), whose keys and values every request reads and none copies. Positions
+/// are implicit: the next token fed sits at [`KvCache::len`].
 #[derive(Debug, Clone)]
 pub struct KvCache {
-    /// Per layer, keys and values shaped `(kv_heads, capacity, head_dim)`.
+    base: Option<Arc<KvCache>>,
+    /// Per layer, this cache's own keys and values, shaped `(kv_heads, capacity, head_dim)`.
     layers: Vec<Option<(Tensor, Tensor)>>,
-    len: usize,
+    /// Own positions written.
+    own: usize,
     capacity: usize,
 }
+
+/// One layer's cached keys and values: the shared base's, if any, and the sequence's own.
+type LayerKv = (Option<(Tensor, Tensor)>, (Tensor, Tensor));
 
 impl KvCache {
     /// An empty cache that holds `capacity` positions before it has to grow.
     pub fn new(cfg: &Config, capacity: usize) -> Self {
         Self {
+            base: None,
             layers: vec![None; cfg.block_count],
-            len: 0,
+            own: 0,
             capacity: capacity.max(1),
         }
     }
 
+    /// An empty cache whose positions continue those of `base`, with room for
+    /// `capacity` positions of its own.
+    pub fn after(base: Arc<KvCache>, capacity: usize) -> Result<Self> {
+        if base.base.is_some() {
+            candle_core::bail!("a cache can only continue a cache without a base");
+        }
+        Ok(Self {
+            layers: vec![None; base.layers.len()],
+            base: Some(base),
+            own: 0,
+            capacity: capacity.max(1),
+        })
+    }
+
     pub fn len(&self) -> usize {
-        self.len
+        self.base.as_ref().map_or(0, |b| b.len()) + self.own
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Forgets every token from position `len` on. The buffers stay: later tokens
-    /// overwrite them.
-    pub fn truncate(&mut self, len: usize) {
-        self.len = self.len.min(len);
-    }
-
-    /// A new cache that starts with this one's tokens and has room for `capacity`
-    /// positions: how every request starts from the shared prompt prefix.
-    pub fn fork(&self, capacity: usize) -> Result<Self> {
-        let capacity = capacity.max(self.len).max(1);
-        let layers = self
-            .layers
-            .iter()
-            .map(|layer| match layer {
-                Some((k, v)) if self.len > 0 => Ok(Some((
-                    copy_into_new(k, self.len, capacity)?,
-                    copy_into_new(v, self.len, capacity)?,
-                ))),
-                _ => Ok(None),
-            })
-            .collect::<Result<_>>()?;
-        Ok(Self {
-            layers,
-            len: self.len,
-            capacity,
-        })
+        self.len() == 0
     }
 
     /// Makes room for `additional` more positions, before a forward pass writes any
     /// layer (growing mid-pass would lose the positions already written).
     fn reserve(&mut self, additional: usize) -> Result<()> {
-        let needed = self.len + additional;
+        let needed = self.own + additional;
         if needed <= self.capacity {
             return Ok(());
         }
@@ -117,8 +111,8 @@ impl KvCache {
         for slot in self.layers.iter_mut() {
             if let Some((k, v)) = slot.take() {
                 *slot = Some((
-                    copy_into_new(&k, self.len, capacity)?,
-                    copy_into_new(&v, self.len, capacity)?,
+                    copy_into_new(&k, self.own, capacity)?,
+                    copy_into_new(&v, self.own, capacity)?,
                 ));
             }
         }
@@ -128,9 +122,9 @@ impl KvCache {
 
     /// Writes the keys and values of `new` positions (each `(kv_heads, new, head_dim)`)
     /// of one layer after the cached ones, and returns every position of that layer.
-    /// [`KvCache::advance`] moves `len` once all layers are written.
-    fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
-        let needed = self.len + k.dim(1)?;
+    /// [`KvCache::advance`] moves the length once all layers are written.
+    fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<LayerKv> {
+        let needed = self.own + k.dim(1)?;
         if needed > self.capacity {
             candle_core::bail!("key/value cache used without reserving room first");
         }
@@ -144,13 +138,23 @@ impl KvCache {
         let Some((k_buf, v_buf)) = slot.as_ref() else {
             candle_core::bail!("key/value cache layer {layer} has no buffer")
         };
-        k_buf.slice_set(k, 1, self.len)?;
-        v_buf.slice_set(v, 1, self.len)?;
-        Ok((k_buf.narrow(1, 0, needed)?, v_buf.narrow(1, 0, needed)?))
+        k_buf.slice_set(k, 1, self.own)?;
+        v_buf.slice_set(v, 1, self.own)?;
+        let base = match &self.base {
+            Some(base) if base.own > 0 => match &base.layers[layer] {
+                Some((k, v)) => Some((k.narrow(1, 0, base.own)?, v.narrow(1, 0, base.own)?)),
+                None => candle_core::bail!("the shared prefix cache has no layer {layer}"),
+            },
+            _ => None,
+        };
+        Ok((
+            base,
+            (k_buf.narrow(1, 0, needed)?, v_buf.narrow(1, 0, needed)?),
+        ))
     }
 
     fn advance(&mut self, new: usize) {
-        self.len += new;
+        self.own += new;
     }
 }
 
@@ -414,9 +418,16 @@ impl Qwen2 {
             // attention needs no copy of the keys and values per query head.
             let q = own(&q)?.reshape((kv_heads, groups * len, head_dim))?;
             let pos = chunk.cache.len();
-            let (k, v) = chunk.cache.append(index, &own(&k)?, &own(&v)?)?;
+            let (base, (k, v)) = chunk.cache.append(index, &own(&k)?, &own(&v)?)?;
             let kv_len = pos + len;
-            let scores = (q.matmul(&k.t()?)? / scale)?;
+            // Scores against the shared prefix and the sequence's own positions sit side by
+            // side, in position order, exactly as one cache's would.
+            let own_scores = q.matmul(&k.t()?)?;
+            let scores = match &base {
+                Some((base_k, _)) => Tensor::cat(&[&q.matmul(&base_k.t()?)?, &own_scores], 2)?,
+                None => own_scores,
+            };
+            let scores = (scores / scale)?;
             let scores = if len > 1 {
                 let mask = build_causal_mask(len, pos, q.device())?;
                 let shape = (kv_heads, groups, len, kv_len);
@@ -428,7 +439,15 @@ impl Qwen2 {
                 scores
             };
             let weights = candle_nn::ops::softmax_last_dim(&scores)?;
-            let out = weights.matmul(&v)?;
+            let out = match &base {
+                Some((_, base_v)) => {
+                    let base_len = base_v.dim(1)?;
+                    let on_base = weights.narrow(2, 0, base_len)?.matmul(base_v)?;
+                    let on_own = weights.narrow(2, base_len, kv_len - base_len)?.matmul(&v)?;
+                    (on_base + on_own)?
+                }
+                None => weights.matmul(&v)?,
+            };
             outs.push(
                 out.reshape((heads, len, head_dim))?
                     .transpose(0, 1)?
@@ -533,7 +552,7 @@ mod tests {
     }
 
     #[test]
-    fn the_cache_grows_forks_and_truncates_without_losing_positions() {
+    fn the_cache_grows_and_continues_a_shared_prefix_without_losing_positions() {
         let device = Device::Cpu;
         let model = tiny_model(&device);
         let prompt = [1u32, 5, 9, 200, 7, 3];
@@ -553,23 +572,29 @@ mod tests {
             .fold(0f32, f32::max);
         assert!(diff < 1e-3, "piecewise prefill drifted by {diff}");
 
-        // A fork continues exactly like its parent would, and leaves the parent alone.
+        // Caches continuing a shared prefix agree with one that fed everything, give
+        // each other identical logits, and leave the prefix alone.
         let mut prefix = KvCache::new(model.config(), 4);
         model.forward(&prompt[..4], &mut prefix).unwrap();
-        let mut fork = prefix.fork(8).unwrap();
-        let from_fork = values(&model.forward(&prompt[4..], &mut fork).unwrap());
-        let mut again = prefix.fork(8).unwrap();
-        assert_eq!(prefix.len(), 4);
+        let prefix = Arc::new(prefix);
+        let mut first = KvCache::after(prefix.clone(), 8).unwrap();
+        let from_prefix = values(&model.forward(&prompt[4..], &mut first).unwrap());
+        let diff = reference
+            .iter()
+            .zip(&from_prefix)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(diff < 1e-3, "continuing a prefix drifted by {diff}");
+        assert_eq!(first.len(), 6);
+        let mut second = KvCache::after(prefix.clone(), 1).unwrap();
         assert_eq!(
-            values(&model.forward(&prompt[4..], &mut again).unwrap()),
-            from_fork
+            values(&model.forward(&prompt[4..], &mut second).unwrap()),
+            from_prefix
         );
-
-        // Truncating and refeeding reproduces the same logits.
-        fork.truncate(4);
-        assert_eq!(
-            values(&model.forward(&prompt[4..], &mut fork).unwrap()),
-            from_fork
+        assert_eq!(prefix.len(), 4);
+        assert!(
+            KvCache::after(Arc::new(first), 4).is_err(),
+            "one level of sharing only"
         );
         assert!(KvCache::new(model.config(), 1).is_empty());
     }
@@ -581,12 +606,13 @@ mod tests {
         let prefix = [11u32, 12, 13, 14, 15];
         let mut shared = KvCache::new(model.config(), 8);
         model.forward(&prefix, &mut shared).unwrap();
+        let shared = Arc::new(shared);
         let prompts: [&[u32]; 3] = [&[20, 21, 22], &[30], &[40, 41, 42, 43, 44, 45, 46]];
 
         // Alone: prefill, then two decode steps each.
         let mut alone = Vec::new();
         for p in prompts {
-            let mut cache = shared.fork(16).unwrap();
+            let mut cache = KvCache::after(shared.clone(), 16).unwrap();
             let mut logits = vec![values(&model.forward(p, &mut cache).unwrap())];
             for token in [99u32, 98] {
                 logits.push(values(&model.forward(&[token], &mut cache).unwrap()));
@@ -596,7 +622,9 @@ mod tests {
 
         // Together, with the second sequence joining one step late and so sharing a pass
         // between its prefill and the others' decoding.
-        let mut caches: Vec<KvCache> = (0..3).map(|_| shared.fork(16).unwrap()).collect();
+        let mut caches: Vec<KvCache> = (0..3)
+            .map(|_| KvCache::after(shared.clone(), 16).unwrap())
+            .collect();
         let mut together: Vec<Vec<Vec<f32>>> = vec![Vec::new(); 3];
         let (first, rest) = caches.split_at_mut(1);
         let (second, third) = rest.split_at_mut(1);
