@@ -280,3 +280,88 @@ fn hub_references_fail_fast_with_one_line() {
     );
     assert!(started.elapsed().as_secs() < 120);
 }
+
+#[test]
+fn a_gpu_asked_of_a_cpu_build_is_a_clear_error() {
+    if cfg!(feature = "cuda") {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let doc = sample("000_e0e78c066911b3fb.txt");
+    let o = tarjama(&[
+        "translate",
+        doc.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+        "--device",
+        "cuda",
+    ]);
+    let log = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{log}");
+    assert!(log.contains("built without CUDA"), "{log}");
+    assert!(log.contains("--device cpu"), "{log}");
+}
+
+/// `tarjama bench` runs each batch size in its own process, prints one row each, and
+/// checks the batched translations against the batch-1 ones; its exported requests are
+/// the exact prompts, as token ids, that the llama.cpp script replays.
+#[test]
+fn bench_prints_a_row_per_batch_size_and_exports_its_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = sample("003_1f163014fd5594f7.txt");
+    let rows = dir.path().join("rows");
+    let o = tarjama(&[
+        "bench",
+        doc.to_str().unwrap(),
+        "--limit",
+        "3",
+        "--batch-sizes",
+        "1,3",
+        "--max-new-tokens",
+        "48",
+        "--out",
+        rows.to_str().unwrap(),
+    ]);
+    let log = text(&o);
+    assert!(o.status.success(), "{log}");
+    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+    let table: Vec<&str> = stdout.lines().collect();
+    assert!(table[0].starts_with("engine"), "{log}");
+    assert_eq!(table.len(), 3, "{log}");
+    assert!(table[1].split_whitespace().nth(1) == Some("1"), "{log}");
+    assert!(table[2].split_whitespace().nth(1) == Some("3"), "{log}");
+    assert!(
+        table[2].ends_with("3/3"),
+        "batched output differs from unbatched: {log}"
+    );
+    let row: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(rows.join("batch-3.json")).unwrap()).unwrap();
+    assert_eq!(row["requests"], 3);
+    assert!(row["generated_tokens_per_s"].as_f64().unwrap() > 0.0);
+    assert!(row["peak_rss_mb"].as_f64().unwrap() > 100.0);
+
+    let requests = dir.path().join("requests.jsonl");
+    let o = tarjama(&[
+        "bench",
+        doc.to_str().unwrap(),
+        "--limit",
+        "3",
+        "--export-requests",
+        requests.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&requests)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for line in &lines {
+        let prompt = line["prompt"].as_str().unwrap();
+        assert!(prompt.starts_with("<|im_start|>system"), "{prompt}");
+        assert!(prompt.ends_with("<|im_start|>assistant\n"), "{prompt}");
+        assert!(line["prompt_tokens"].as_array().unwrap().len() > 100);
+        assert!(line["max_new_tokens"].as_u64().unwrap() > 0);
+        assert_eq!(line["stop_tokens"][0], 151645);
+    }
+}
