@@ -30,6 +30,10 @@ use super::{ChatModel, ChatPrompt, Decoding, Generation, ModelError, OnDone, Thr
 /// Special tokens of the ChatML template; document text must never be able to produce them.
 const SPECIAL_MARKERS: &[&str] = &["<|im_start|>", "<|im_end|>", "<|endoftext|>"];
 
+/// Prompt tokens fed in one pass, roughly: enough rows per weight read, without the
+/// activations and attention scores of a whole batch of long prompts at once.
+const PREFILL_TOKENS: usize = 512;
+
 /// How many distinct prompt prefixes keep their keys and values (translation and
 /// summary prompts, with a spare).
 const CACHED_PREFIXES: usize = 4;
@@ -407,9 +411,15 @@ impl GgufLlm {
         })
     }
 
-    /// One forward pass over `rows`, each feeding its `feed`; returns each row's next
-    /// token.
-    fn step(&mut self, rows: &mut [Row], prepared: &[Prepared]) -> Result<Vec<u32>, ModelError> {
+    /// One forward pass over `rows`, each feeding at most `chunk` tokens of its `feed`;
+    /// returns the next token of each row that fed all of it (`None` for a row whose
+    /// prompt goes on in the next pass).
+    fn step(
+        &mut self,
+        rows: &mut [Row],
+        chunk: usize,
+        prepared: &[Prepared],
+    ) -> Result<Vec<Option<u32>>, ModelError> {
         let Weights::Qwen2 { model, .. } = &self.weights else {
             return Err(ModelError::Inference("not a Qwen2 model".into()));
         };
@@ -417,7 +427,7 @@ impl GgufLlm {
             let mut chunks: Vec<Chunk> = rows
                 .iter_mut()
                 .map(|row| Chunk {
-                    tokens: &row.feed,
+                    tokens: &row.feed[..row.feed.len().min(chunk)],
                     cache: &mut row.cache,
                 })
                 .collect();
@@ -428,11 +438,14 @@ impl GgufLlm {
         rows.iter_mut()
             .enumerate()
             .map(|(i, row)| {
+                if row.feed.len() > chunk {
+                    return Ok(None);
+                }
                 let decoding = prepared[row.job].decoding;
                 if row.sampler.is_none()
                     && (decoding.repeat_penalty == 1.0 || row.generated.is_empty())
                 {
-                    return Ok(greedy[i]);
+                    return Ok(Some(greedy[i]));
                 }
                 Self::pick(
                     logits.get(i)?,
@@ -440,6 +453,7 @@ impl GgufLlm {
                     &row.generated,
                     row.sampler.as_mut(),
                 )
+                .map(Some)
             })
             .collect()
     }
@@ -463,11 +477,17 @@ impl GgufLlm {
         });
         let mut queue: VecDeque<usize> = order.into();
         let mut active: Vec<Row> = Vec::new();
+        // Rows whose prompt is not all fed yet.
+        let mut prefilling: Vec<Row> = Vec::new();
         loop {
-            // New rows are prefilled in a pass of their own, so prompt and decoding time
-            // are told apart; on a CPU a mixed pass would cost the same.
-            let mut joining = Vec::new();
-            while active.len() + joining.len() < self.batch_size {
+            // Prompts are fed in passes of their own, so prompt and decoding time are told
+            // apart (on a CPU a mixed pass costs the same), and at most about
+            // PREFILL_TOKENS at a time: a long prompt goes on in the next pass.
+            let mut tokens: usize = prefilling
+                .iter()
+                .map(|r| r.feed.len().min(PREFILL_TOKENS))
+                .sum();
+            while active.len() + prefilling.len() < self.batch_size && tokens < PREFILL_TOKENS {
                 let Some(job) = queue.pop_front() else { break };
                 if prepared[job].max_new_tokens == 0 {
                     let g = self.finish(&prepared[job], &[], true);
@@ -475,22 +495,25 @@ impl GgufLlm {
                     continue;
                 }
                 match self.start_row(job, &prepared[job]) {
-                    Ok(row) => joining.push(row),
+                    Ok(row) => {
+                        tokens += row.feed.len().min(PREFILL_TOKENS);
+                        prefilling.push(row);
+                    }
                     Err(e) => done(job, Err(e), &mut results),
                 }
             }
-            let prefill = !joining.is_empty();
-            let mut rows = if prefill {
-                joining
+            let prefill = !prefilling.is_empty();
+            let (mut rows, chunk) = if prefill {
+                (std::mem::take(&mut prefilling), PREFILL_TOKENS)
             } else {
-                std::mem::take(&mut active)
+                (std::mem::take(&mut active), 1)
             };
             if rows.is_empty() {
                 break;
             }
             let started = Instant::now();
-            let fed: usize = rows.iter().map(|r| r.feed.len()).sum();
-            let next = match self.step(&mut rows, prepared) {
+            let fed: usize = rows.iter().map(|r| r.feed.len().min(chunk)).sum();
+            let next = match self.step(&mut rows, chunk, prepared) {
                 Ok(next) => next,
                 Err(e) => {
                     // The rows in the failed pass lose their caches; the others go on.
@@ -513,6 +536,11 @@ impl GgufLlm {
                 self.throughput.decode_seconds += seconds;
             }
             for (mut row, next) in rows.into_iter().zip(next) {
+                let Some(next) = next else {
+                    row.feed.drain(..chunk);
+                    prefilling.push(row);
+                    continue;
+                };
                 let p = &prepared[row.job];
                 let stop = self.stop_ids.contains(&next);
                 if !stop {
