@@ -17,9 +17,9 @@ use crate::glossary::{Glossary, Term};
 use crate::inputs::{self, Source};
 use crate::job::{self, Engine};
 use crate::load::{self, count_arabic_words};
-use crate::model::{ChatModel, GgufLlm};
+use crate::model::ChatModel;
 use crate::registry::FetchPolicy;
-use crate::translate::{LlmTranslator, PromptStyle, Request, Translator};
+use crate::translate::{PromptStyle, Request, Translator};
 
 /// What to translate and with which model.
 #[derive(Debug, Clone)]
@@ -99,10 +99,11 @@ fn segments(opts: &BenchOptions, translator: &dyn Translator) -> anyhow::Result<
     Ok(segments)
 }
 
-fn load(opts: &BenchOptions) -> anyhow::Result<(LlmTranslator<GgufLlm>, f64)> {
+fn load(opts: &BenchOptions) -> anyhow::Result<(Box<dyn Translator>, f64)> {
     let started = Instant::now();
     let (_, translator) = job::load_translator(
         &opts.model,
+        None,
         opts.fetch,
         opts.max_new_tokens,
         opts.prompt_style,
@@ -114,7 +115,7 @@ fn load(opts: &BenchOptions) -> anyhow::Result<(LlmTranslator<GgufLlm>, f64)> {
 /// Translates every segment once at the options' batch size, in this process.
 pub fn run_one(opts: &BenchOptions) -> anyhow::Result<(BenchRow, Vec<BenchOutput>)> {
     let (mut translator, load_s) = load(opts)?;
-    let segments = segments(opts, &translator)?;
+    let segments = segments(opts, translator.as_ref())?;
     let terms: Vec<Vec<&Term>> = segments
         .iter()
         .map(|s| opts.glossary.find(&s.source))
@@ -137,12 +138,12 @@ pub fn run_one(opts: &BenchOptions) -> anyhow::Result<(BenchRow, Vec<BenchOutput
             text: t.text,
         });
     }
-    let throughput = translator.model().throughput();
+    let throughput = translator.throughput();
     let arabic_words = segments.iter().map(|s| count_arabic_words(&s.source)).sum();
     let per_s = |n: usize, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
     let row = BenchRow {
         engine: "tarjama".into(),
-        batch: translator.model().batch_size(),
+        batch: translator.batch_size(),
         requests: segments.len(),
         prompt_tokens: throughput.prompt_tokens,
         prompt_tokens_per_s: per_s(throughput.prompt_tokens, throughput.prompt_seconds),
@@ -161,7 +162,13 @@ pub fn run_one(opts: &BenchOptions) -> anyhow::Result<(BenchRow, Vec<BenchOutput
 /// Writes the benchmark's requests as JSON lines: the exact prompt (text and token ids),
 /// the answer's token cap and the stop tokens, so another engine can run the same work.
 pub fn export_requests(opts: &BenchOptions, path: &Path) -> anyhow::Result<usize> {
-    let (translator, _) = load(opts)?;
+    let (_, translator) = job::load_llm_translator(
+        &opts.model,
+        opts.fetch,
+        opts.max_new_tokens,
+        opts.prompt_style,
+        opts.engine,
+    )?;
     let segments = segments(opts, &translator)?;
     let llm = translator.model();
     let mut out = String::new();

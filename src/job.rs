@@ -20,12 +20,13 @@ use crate::document::{
 };
 use crate::glossary::Glossary;
 use crate::inputs::{self, Input, Source};
-use crate::model::{DeviceChoice, GgufLlm, ModelError};
-use crate::registry::{self, FetchPolicy, ModelFile};
+use crate::model::{DeviceChoice, GgufLlm, ModelError, OpusMt};
+use crate::registry::{self, FetchPolicy, ModelFile, ModelKind};
 use crate::segment;
 use crate::summarize;
 use crate::translate::{
-    translate_checked_batch, CheckedTranslation, LlmTranslator, PromptStyle, Request, Strategy,
+    translate_checked_batch, CheckedTranslation, LlmTranslator, MtTranslator, PromptStyle, Request,
+    Strategy,
     Translator, PROMPT_VERSION,
 };
 use crate::write::digest::{DigestEntry, DigestFailure};
@@ -40,6 +41,8 @@ pub struct JobOptions {
     pub model: String,
     pub formats: Vec<Format>,
     pub summary: bool,
+    /// The chat LLM that writes summaries when `model` is a translation model.
+    pub summary_model: String,
     pub force: bool,
     pub max_new_tokens: usize,
     pub max_segment_tokens: usize,
@@ -307,7 +310,47 @@ fn load_input(input: &Input) -> Result<Document, LoadError> {
 }
 
 /// Finds (fetching if allowed) and loads a model, ready to translate.
+/// Loads the translation backend `spec` names: a chat LLM (which also writes summaries),
+/// or an OPUS-MT model with `summary_model`, a GGUF LLM, for summaries.
 pub fn load_translator(
+    spec: &str,
+    summary_model: Option<&str>,
+    fetch: FetchPolicy,
+    max_new_tokens: usize,
+    style: PromptStyle,
+    engine: Engine,
+) -> anyhow::Result<(ModelFile, Box<dyn Translator>)> {
+    let file = registry::resolve(spec, fetch)?;
+    let device = engine.device.resolve()?;
+    match file.kind {
+        ModelKind::Gguf => {
+            let llm = GgufLlm::load(&file.path, &device)?.with_batch_size(engine.batch_size);
+            Ok((
+                file,
+                Box::new(LlmTranslator::new(llm, max_new_tokens, style)),
+            ))
+        }
+        ModelKind::Marian => {
+            let mt = OpusMt::load(&file.path, &device)?.with_batch_size(engine.batch_size);
+            let summarizer = match summary_model {
+                Some(spec) => {
+                    let summary_file = registry::resolve(spec, fetch)?;
+                    if summary_file.kind != ModelKind::Gguf {
+                        anyhow::bail!(
+                            "--summary-model {spec}: summaries need a chat LLM (.gguf), not a translation model"
+                        );
+                    }
+                    Some(GgufLlm::load(&summary_file.path, &device)?.with_batch_size(engine.batch_size))
+                }
+                None => None,
+            };
+            Ok((file, Box::new(MtTranslator::new(mt, summarizer))))
+        }
+    }
+}
+
+/// Loads a GGUF chat LLM as a translator, for work that needs its prompts.
+pub fn load_llm_translator(
     spec: &str,
     fetch: FetchPolicy,
     max_new_tokens: usize,
@@ -315,6 +358,9 @@ pub fn load_translator(
     engine: Engine,
 ) -> anyhow::Result<(ModelFile, LlmTranslator<GgufLlm>)> {
     let file = registry::resolve(spec, fetch)?;
+    if file.kind != ModelKind::Gguf {
+        anyhow::bail!("{spec}: this needs a chat LLM (.gguf), not a translation model");
+    }
     let device = engine.device.resolve()?;
     let llm = GgufLlm::load(&file.path, &device)?.with_batch_size(engine.batch_size);
     Ok((file, LlmTranslator::new(llm, max_new_tokens, style)))
@@ -365,6 +411,7 @@ fn translate_pending(
     let t = Instant::now();
     let loaded = load_translator(
         &opts.model,
+        opts.summary.then_some(opts.summary_model.as_str()),
         opts.fetch,
         opts.max_new_tokens,
         opts.prompt_style,
@@ -401,7 +448,7 @@ fn translate_pending(
 
     let segmented: Vec<Segmented> = pending
         .iter()
-        .map(|p| segment_document(&p.doc, opts.max_segment_tokens, &translator))
+        .map(|p| segment_document(&p.doc, opts.max_segment_tokens, translator.as_ref()))
         .collect();
     let total: usize = segmented.iter().map(Segmented::count).sum();
     let bar = progress_bar(opts.progress_bar, total as u64);
@@ -429,7 +476,7 @@ fn translate_pending(
             done + take
         );
         done += take;
-        let outcomes = translate_group(opts, settings, &model, &mut translator, group, &bar);
+        let outcomes = translate_group(opts, settings, &model, translator.as_mut(), group, &bar);
         for (name, outcome) in outcomes {
             if let Outcome::Failed { error } = &outcome {
                 bar.suspend(|| tracing::error!("{error}"));
@@ -468,7 +515,7 @@ fn translate_group(
     opts: &JobOptions,
     settings: &Settings,
     model: &ModelRecord,
-    translator: &mut LlmTranslator<GgufLlm>,
+    translator: &mut dyn Translator,
     group: Vec<(Pending, Segmented)>,
     bar: &ProgressBar,
 ) -> Vec<(String, Outcome)> {

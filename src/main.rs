@@ -153,6 +153,10 @@ struct TranslateArgs {
     /// Do not write summaries (faster).
     #[arg(long)]
     no_summary: bool,
+    /// The chat LLM that writes summaries when --model is a translation model (OPUS-MT):
+    /// a known name or a .gguf path. An LLM --model writes its own summaries.
+    #[arg(long, default_value = DEFAULT_MODEL, value_name = "MODEL")]
+    summary_model: String,
     /// Redo documents whose outputs are already up to date.
     #[arg(long)]
     force: bool,
@@ -188,7 +192,9 @@ struct EvalArgs {
 #[derive(Args)]
 struct ModelArgs {
     /// A known model name (see `tarjama models list`), a path to a Qwen2/2.5/3 instruct
-    /// .gguf file, or hf:OWNER/REPO[:FILE.gguf] fetched from the Hugging Face hub.
+    /// .gguf file, an OPUS-MT (Marian) model directory, or hf:OWNER/REPO[:FILE.gguf]
+    /// fetched from the Hugging Face hub (a GGUF repository, or an OPUS-MT one such as
+    /// hf:Helsinki-NLP/opus-mt-ar-en).
     #[arg(short, long, default_value = DEFAULT_MODEL, value_name = "MODEL")]
     model: String,
     /// Upper bound on tokens generated for one segment.
@@ -394,6 +400,7 @@ fn translate(args: TranslateArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         out_dir: args.out,
         formats,
         summary: !args.no_summary,
+        summary_model: args.summary_model,
         force: args.force,
         glossary: args.model.glossary()?,
         model: args.model.model.clone(),
@@ -418,6 +425,7 @@ fn evaluate(args: EvalArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let m = &args.model;
     let (_, mut translator) = job::load_translator(
         &m.model,
+        None,
         m.fetch_policy(),
         m.max_new_tokens as usize,
         m.prompt_style,
@@ -434,7 +442,7 @@ fn evaluate(args: EvalArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         strategy: m.strategy(),
         progress_bar: show_progress(g),
     };
-    let report = eval::run(&opts, &mut translator)?;
+    let report = eval::run(&opts, translator.as_mut())?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

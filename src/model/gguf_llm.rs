@@ -596,6 +596,14 @@ impl ChatModel for GgufLlm {
         Ok(self.encode(text)?.len())
     }
 
+    fn throughput(&self) -> Throughput {
+        GgufLlm::throughput(self)
+    }
+
+    fn batch_size(&self) -> usize {
+        GgufLlm::batch_size(self)
+    }
+
     fn context_length(&self) -> usize {
         self.context_length
     }

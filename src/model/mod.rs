@@ -2,11 +2,16 @@
 //! a chat LLM implements [`ChatModel`], which the LLM translator and the summarizer share.
 
 pub mod gguf_llm;
+pub mod marian;
+pub mod opus_mt;
 pub mod qwen2;
+pub mod sentencepiece;
+pub mod seq2seq;
 
 use std::path::PathBuf;
 
 pub use gguf_llm::GgufLlm;
+pub use opus_mt::OpusMt;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -16,6 +21,8 @@ pub enum ModelError {
     Unsupported { path: PathBuf, arch: String },
     #[error("{path}: cannot build a tokenizer from the GGUF metadata ({reason})")]
     Tokenizer { path: PathBuf, reason: String },
+    #[error("{path}: not a usable OPUS-MT (Marian) model directory ({reason}); it needs config.json, model.safetensors or pytorch_model.bin, source.spm, target.spm and vocab.json as the Hugging Face hub serves them")]
+    MarianDir { path: PathBuf, reason: String },
     #[error("model inference failed: {0}")]
     Inference(String),
     #[error("{0}")]
@@ -146,5 +153,13 @@ pub trait ChatModel {
                 result
             })
             .collect()
+    }
+    /// Work done so far and its time, for benchmarks.
+    fn throughput(&self) -> Throughput {
+        Throughput::default()
+    }
+    /// Requests decoded together.
+    fn batch_size(&self) -> usize {
+        1
     }
 }
