@@ -346,11 +346,8 @@ impl Marian {
         } else {
             decoder_weights.clone()
         };
-        let positions = if vb.contains_tensor("model.encoder.embed_positions.weight") {
-            m.get((cfg.max_position_embeddings, d), "encoder.embed_positions.weight")?
-        } else {
-            sinusoidal_positions(cfg.max_position_embeddings, d, vb.device())?
-        };
+        // Not stored in current files (and identical where older files store it).
+        let positions = sinusoidal_positions(cfg.max_position_embeddings, d, vb.device())?;
         let encoder = (0..cfg.encoder_layers)
             .map(|i| EncoderLayer::new(cfg, m.pp("encoder.layers").pp(i)))
             .collect::<candle_core::Result<_>>()?;

@@ -122,35 +122,29 @@ impl MarianTokenizer {
         ids
     }
 
-    /// Cuts `text` around literal special tokens, stripping the whitespace that touches
-    /// them, as the reference tokenizer does for tokens it did not define with an
-    /// explicit strip rule.
+    /// Cuts `text` around literal special tokens (`</s>`, `<unk>`, `<pad>`), which the
+    /// reference tokenizer matches before segmentation and keeps as single tokens; the
+    /// whitespace around them stays with the neighbouring text.
     fn split_specials<'t>(&self, text: &'t str) -> Vec<(&'t str, Option<u32>)> {
         let mut parts: Vec<(&'t str, Option<u32>)> = Vec::new();
-        let mut rest = text;
         let mut plain_start = 0;
         let mut i = 0;
-        while i < rest.len() {
-            let hit = self
-                .specials
-                .iter()
-                .find(|(s, _)| rest[i..].starts_with(s.as_str()));
-            match hit {
-                Some((s, id)) => {
-                    let before = rest[plain_start..i].trim_end();
-                    if !before.is_empty() {
-                        parts.push((before, None));
+        while i < text.len() {
+            let rest = &text[i..];
+            match self.specials.iter().find(|(s, _)| rest.starts_with(s.as_str())) {
+                Some((special, id)) => {
+                    if plain_start < i {
+                        parts.push((&text[plain_start..i], None));
                     }
                     parts.push(("", Some(*id)));
-                    rest = rest[i + s.len()..].trim_start();
-                    plain_start = 0;
-                    i = 0;
+                    i += special.len();
+                    plain_start = i;
                 }
-                None => i += rest[i..].chars().next().map_or(1, char::len_utf8),
+                None => i += rest.chars().next().map_or(1, char::len_utf8),
             }
         }
-        if !rest[plain_start..].is_empty() {
-            parts.push((&rest[plain_start..], None));
+        if plain_start < text.len() {
+            parts.push((&text[plain_start..], None));
         }
         parts
     }

@@ -191,7 +191,8 @@ impl GenerationConfig {
                 for index in top_k(&totals, 2 * k) {
                     candidates.push((totals[index], index / vocab, (index % vocab) as u32));
                 }
-                // The hypothesis length counts the start token and the token just chosen.
+                // Hypotheses are normalized by their generated length, end-of-sentence
+                // included: the `len - 1` tokens so far plus the one just chosen.
                 let generated_len = len;
                 let mut next = Vec::with_capacity(k);
                 for (rank, &(score, b, token)) in candidates.iter().enumerate() {
@@ -214,7 +215,7 @@ impl GenerationConfig {
                 let best = candidates.first().map_or(f32::NEG_INFINITY, |c| c.0);
                 done[*s] = kept[*s].is_done(
                     f64::from(best),
-                    len + 1,
+                    len,
                     self.early_stopping,
                     self.length_penalty,
                     self.max_length,
@@ -244,7 +245,7 @@ impl GenerationConfig {
         // Sentences that reached max_length: their running beams compete as they are.
         for (s, beams) in live {
             for beam in beams {
-                let n = beam.tokens.len() + 1;
+                let n = beam.tokens.len();
                 kept[s].add(beam.tokens, f64::from(beam.score), n, self.length_penalty);
             }
         }
@@ -252,10 +253,11 @@ impl GenerationConfig {
             .into_iter()
             .map(|h| {
                 let mut tokens = h.best().unwrap_or_default();
-                let hit_cap = tokens.len() + 1 >= self.max_length;
-                if !hit_cap {
+                // Hypotheses that ended are kept without their end-of-sentence.
+                if tokens.len() + 1 < self.max_length {
                     tokens.push(self.eos_token_id);
                 }
+                let hit_cap = tokens.len() + 1 >= self.max_length;
                 Decoded { tokens, hit_cap }
             })
             .collect())
@@ -324,7 +326,11 @@ impl Hypotheses {
             EarlyStopping::Never => {
                 // Scores are negative: with a positive penalty the longest length is the
                 // most favourable, otherwise the current one.
-                let at = if length_penalty > 0.0 { max_length } else { len };
+                let at = if length_penalty > 0.0 {
+                    max_length - 1
+                } else {
+                    len
+                };
                 best_sum_log_probs / (at as f64).powf(length_penalty)
             }
         };
