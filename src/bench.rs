@@ -61,6 +61,9 @@ pub struct BenchRow {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BenchOutput {
     pub id: String,
+    /// The Arabic segment, so other engines can be given the same text.
+    #[serde(default)]
+    pub source: String,
     pub text: String,
 }
 
@@ -135,6 +138,7 @@ pub fn run_one(opts: &BenchOptions) -> anyhow::Result<(BenchRow, Vec<BenchOutput
         generated_tokens += t.generated_tokens;
         outputs.push(BenchOutput {
             id: segment.id.clone(),
+            source: segment.source.clone(),
             text: t.text,
         });
     }
@@ -286,6 +290,7 @@ mod tests {
     fn output(id: &str, text: &str) -> BenchOutput {
         BenchOutput {
             id: id.into(),
+            source: String::new(),
             text: text.into(),
         }
     }

@@ -14,7 +14,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
-use super::marian::{Config, DecoderState, Marian};
+use super::marian::{Config, DecoderState, Encoded, Marian};
 use super::sentencepiece::SentencePiece;
 use super::seq2seq::{Decoded, EarlyStopping, GenerationConfig, StepDecoder};
 use super::{ModelError, Throughput};
@@ -410,15 +410,8 @@ impl OpusMt {
             texts.iter().map(|_| None).collect();
         for chunk in order.chunks(self.batch_size) {
             let batch: Vec<&[u32]> = chunk.iter().map(|&i| encoded[i].as_slice()).collect();
-            let started = Instant::now();
-            let decoded = self.decode_ids(&batch, generation);
-            let seconds = started.elapsed().as_secs_f64();
-            match decoded {
+            match self.timed_decode(&batch, generation) {
                 Ok(outputs) => {
-                    let generated: usize = outputs.iter().map(|o| o.tokens.len()).sum();
-                    self.throughput.prompt_tokens += batch.iter().map(|b| b.len()).sum::<usize>();
-                    self.throughput.generated_tokens += generated;
-                    self.throughput.decode_seconds += seconds;
                     for (&i, out) in chunk.iter().zip(outputs) {
                         let result = Ok(MtOutput {
                             text: self.tokenizer.decode(&out.tokens),
@@ -457,12 +450,44 @@ impl OpusMt {
         }
         let (ids, mask) = self.pad(batch)?;
         let encoded = self.model.encode(&ids, &mask)?;
-        let state = self.model.start_decoder(&encoded)?;
+        self.search(&encoded, batch.len(), generation)
+    }
+
+    /// [`OpusMt::decode_ids`], with the encoder's time counted as prompt time.
+    fn timed_decode(
+        &mut self,
+        batch: &[&[u32]],
+        generation: &GenerationConfig,
+    ) -> Result<Vec<Decoded>, ModelError> {
+        let started = Instant::now();
+        let (ids, mask) = self.pad(batch)?;
+        let encoded = self.model.encode(&ids, &mask)?;
+        // Reading one value waits for the encoder on devices that run asynchronously.
+        encoded.hidden.flatten_all()?.get(0)?.to_scalar::<f32>()?;
+        let encoded_at = Instant::now();
+        let outputs = self.search(&encoded, batch.len(), generation)?;
+        self.throughput.prompt_tokens += batch.iter().map(|b| b.len()).sum::<usize>();
+        self.throughput.prompt_seconds += (encoded_at - started).as_secs_f64();
+        self.throughput.generated_tokens += outputs.iter().map(|o| o.tokens.len()).sum::<usize>();
+        self.throughput.decode_seconds += encoded_at.elapsed().as_secs_f64();
+        Ok(outputs)
+    }
+
+    fn search(
+        &self,
+        encoded: &Encoded,
+        sentences: usize,
+        generation: &GenerationConfig,
+    ) -> Result<Vec<Decoded>, ModelError> {
+        if sentences == 0 {
+            return Ok(Vec::new());
+        }
+        let state = self.model.start_decoder(encoded)?;
         let mut step = MarianStep {
             model: &self.model,
             state,
         };
-        generation.decode(&mut step, batch.len())
+        generation.decode(&mut step, sentences)
     }
 
     /// A (batch, longest) id tensor padded with `<pad>`, and its 1/0 mask.
