@@ -372,6 +372,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
             println!("cache: {}", registry::models_dir().display());
+            println!("\ntranslation models on the Hugging Face hub (--model hf:NAME, where the hub is reachable):");
+            for (name, description) in registry::HUB_MODELS {
+                let state = if registry::is_cached_on_hub(name) {
+                    "cached"
+                } else {
+                    "not fetched"
+                };
+                println!("{name:<37} {state:<12} {description}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Models(ModelsCommand::Fetch { name }) => {
