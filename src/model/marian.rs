@@ -2,15 +2,21 @@
 //!
 //! Same weights and arithmetic as Hugging Face's `MarianMTModel` (post-norm layers,
 //! sinusoidal positions, scaled embeddings, tied output projection plus
-//! `final_logits_bias`), built for batches: the encoder takes padded sentences with a
-//! padding mask, and the decoder advances every row one token per step against its own
-//! key/value cache. Rows can be reordered or dropped between steps (beam search, finished
-//! sentences) with [`DecoderState::select`].
+//! `final_logits_bias`), built for batches: the encoder takes padded sentences, and the
+//! decoder advances every row one token per step against its own key/value cache. Rows
+//! can be reordered or dropped between steps (beam search, finished sentences) with
+//! [`DecoderState::select`].
+//!
+//! A sentence's numbers do not depend on what else is in its batch, to the last bit:
+//! attention over source tokens runs per sentence on its own length (padding is cut
+//! away rather than masked, so no reduction ever spans a different length), and linear
+//! layers never multiply a single row, for which candle's CPU matmul takes a different
+//! kernel than for several.
 //!
 //! candle-transformers ships a Marian model too, but it encodes one sentence at a time
 //! without a padding mask and recomputes the cross-attention keys at every step.
 
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{DType, Device, IndexOp, Module, Tensor};
 use candle_nn::{Activation, Embedding, LayerNorm, Linear, VarBuilder};
 
 /// The model's shape, read from its `config.json`.
@@ -93,10 +99,55 @@ fn sinusoidal_positions(positions: usize, dim: usize, device: &Device) -> candle
     Tensor::from_vec(table, (positions, dim), device)
 }
 
-fn linear(input: usize, output: usize, vb: VarBuilder) -> candle_core::Result<Linear> {
+/// A linear layer whose every output row is the same whatever other rows it is given.
+///
+/// candle's CPU matmul (the `gemm` crate) picks its kernel by shape: a matrix-vector
+/// kernel for one row, a horizontal kernel when rows × outputs ≤ 256, and smaller
+/// depth blocks when rows and outputs are both ≤ 64. Each computes a row with a different
+/// order of additions, so a sentence's last bits would depend on its batch. Inputs
+/// with fewer rows than every such threshold are padded with copies of their first row.
+struct RowLinear {
+    linear: Linear,
+    min_rows: usize,
+}
+
+impl RowLinear {
+    fn new(weight: Tensor, bias: Option<Tensor>) -> candle_core::Result<Self> {
+        let (outputs, inputs) = weight.dims2()?;
+        let mut min_rows = (256 / outputs.max(1) + 1).max(2);
+        if outputs <= 64 && inputs > 512 {
+            min_rows = 65;
+        }
+        Ok(Self {
+            linear: Linear::new(weight, bias),
+            min_rows,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let input = dims[dims.len() - 1];
+        let rows = x.elem_count() / input.max(1);
+        let flat = x.reshape((rows, input))?;
+        let y = if rows < self.min_rows {
+            let first = flat.narrow(0, 0, 1)?;
+            let filler = first.repeat((self.min_rows - rows, 1))?;
+            let padded = Tensor::cat(&[&flat, &filler], 0)?;
+            self.linear.forward(&padded)?.narrow(0, 0, rows)?
+        } else {
+            self.linear.forward(&flat)?
+        };
+        let mut out_dims = dims;
+        let last = out_dims.len() - 1;
+        out_dims[last] = y.dim(1)?;
+        y.reshape(out_dims)
+    }
+}
+
+fn linear(input: usize, output: usize, vb: VarBuilder) -> candle_core::Result<RowLinear> {
     let weight = vb.get((output, input), "weight")?;
     let bias = vb.get(output, "bias")?;
-    Ok(Linear::new(weight, Some(bias)))
+    RowLinear::new(weight, Some(bias))
 }
 
 fn layer_norm(dim: usize, vb: VarBuilder) -> candle_core::Result<LayerNorm> {
@@ -105,20 +156,17 @@ fn layer_norm(dim: usize, vb: VarBuilder) -> candle_core::Result<LayerNorm> {
     Ok(LayerNorm::new(weight, bias, 1e-5))
 }
 
-/// An additive attention bias from a (batch, source) mask of 1 (token) and 0 (padding):
-/// 0 for tokens, the lowest f32 for padding, shaped (batch, 1, 1, source).
-pub fn padding_bias(mask: &Tensor) -> candle_core::Result<Tensor> {
-    let (b, s) = mask.dims2()?;
-    let mask = mask.to_dtype(DType::F32)?;
-    let bias = ((mask.ones_like()? - mask)? * f64::from(f32::MIN))?;
-    bias.reshape((b, 1, 1, s))
+/// Softmax attention of (heads, queries, head_dim) over (heads, keys, head_dim).
+fn attention(q: &Tensor, keys: &Tensor, values: &Tensor) -> candle_core::Result<Tensor> {
+    let scores = q.matmul(&keys.t()?)?;
+    candle_nn::ops::softmax_last_dim(&scores)?.matmul(values)
 }
 
 struct Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    out: Linear,
+    q: RowLinear,
+    k: RowLinear,
+    v: RowLinear,
+    out: RowLinear,
     heads: usize,
     head_dim: usize,
     scaling: f64,
@@ -146,39 +194,91 @@ impl Attention {
             .contiguous()
     }
 
-    fn keys_values(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
-        Ok((
-            self.split_heads(&self.k.forward(x)?)?,
-            self.split_heads(&self.v.forward(x)?)?,
-        ))
-    }
-
-    /// Attention of `x`'s queries over `keys`/`values` (already split into heads), with an
-    /// optional additive `bias` broadcast over (batch, heads, queries, keys).
-    fn attend(
+    /// Keys and values of each sentence's first `lengths[b]` positions, each
+    /// (heads, length, head_dim).
+    fn keys_values(
         &self,
         x: &Tensor,
-        keys: &Tensor,
-        values: &Tensor,
-        bias: Option<&Tensor>,
-    ) -> candle_core::Result<Tensor> {
-        let (b, t, dim) = x.dims3()?;
+        lengths: &[usize],
+    ) -> candle_core::Result<Vec<(Tensor, Tensor)>> {
+        let k = self.split_heads(&self.k.forward(x)?)?;
+        let v = self.split_heads(&self.v.forward(x)?)?;
+        lengths
+            .iter()
+            .enumerate()
+            .map(|(b, &len)| {
+                Ok((
+                    k.i(b)?.narrow(1, 0, len)?.contiguous()?,
+                    v.i(b)?.narrow(1, 0, len)?.contiguous()?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Encoder self-attention over a padded (batch, source, dim) input, each sentence on
+    /// its own length; padding positions come out as zeros.
+    fn encoder_self(&self, x: &Tensor, lengths: &[usize]) -> candle_core::Result<Tensor> {
+        let (_, source, dim) = x.dims3()?;
         let q = self.split_heads(&(self.q.forward(x)? * self.scaling)?)?;
-        let scores = q.matmul(&keys.t()?)?;
-        let scores = match bias {
-            Some(bias) => scores.broadcast_add(bias)?,
-            None => scores,
-        };
-        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
-        let context = weights.matmul(values)?;
-        let context = context.transpose(1, 2)?.reshape((b, t, dim))?;
-        self.out.forward(&context)
+        let kv = self.keys_values(x, lengths)?;
+        let mut sentences = Vec::with_capacity(lengths.len());
+        for (b, (&len, (keys, values))) in lengths.iter().zip(&kv).enumerate() {
+            let q = q.i(b)?.narrow(1, 0, len)?.contiguous()?;
+            let context = attention(&q, keys, values)?
+                .transpose(0, 1)?
+                .reshape((len, dim))?;
+            let context = if len < source {
+                let padding = Tensor::zeros((source - len, dim), context.dtype(), context.device())?;
+                Tensor::cat(&[&context, &padding], 0)?
+            } else {
+                context
+            };
+            sentences.push(context);
+        }
+        self.out.forward(&Tensor::stack(&sentences, 0)?)
+    }
+
+    /// Decoder self-attention of one new token per row, (rows, 1, dim), over `keys` and
+    /// `values`, (rows, heads, steps, head_dim).
+    fn decoder_self(&self, x: &Tensor, keys: &Tensor, values: &Tensor) -> candle_core::Result<Tensor> {
+        let (rows, _, dim) = x.dims3()?;
+        let q = self.split_heads(&(self.q.forward(x)? * self.scaling)?)?;
+        let context = q.matmul(&keys.t()?)?;
+        let context = candle_nn::ops::softmax_last_dim(&context)?.matmul(values)?;
+        self.out.forward(&context.transpose(1, 2)?.reshape((rows, 1, dim))?)
+    }
+
+    /// Cross-attention of one token per row, (rows, 1, dim), over the source of the
+    /// row's sentence; a sentence's rows (its beams) are adjacent and attend together.
+    fn cross(
+        &self,
+        x: &Tensor,
+        sources: &[(Tensor, Tensor)],
+        row_sentence: &[usize],
+    ) -> candle_core::Result<Tensor> {
+        let (rows, _, dim) = x.dims3()?;
+        let q = (self.q.forward(x)? * self.scaling)?.reshape((rows, self.heads, self.head_dim))?;
+        let mut contexts = Vec::new();
+        let mut start = 0;
+        while start < rows {
+            let sentence = row_sentence[start];
+            let n = row_sentence[start..]
+                .iter()
+                .take_while(|&&s| s == sentence)
+                .count();
+            let (keys, values) = &sources[sentence];
+            let q = q.narrow(0, start, n)?.transpose(0, 1)?.contiguous()?;
+            let context = attention(&q, keys, values)?.transpose(0, 1)?.reshape((n, dim))?;
+            contexts.push(context);
+            start += n;
+        }
+        self.out.forward(&Tensor::cat(&contexts, 0)?.reshape((rows, 1, dim))?)
     }
 }
 
 struct FeedForward {
-    fc1: Linear,
-    fc2: Linear,
+    fc1: RowLinear,
+    fc2: RowLinear,
     activation: Activation,
 }
 
@@ -214,9 +314,8 @@ impl EncoderLayer {
         })
     }
 
-    fn forward(&self, x: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
-        let (k, v) = self.self_attn.keys_values(x)?;
-        let x = (x + self.self_attn.attend(x, &k, &v, Some(bias))?)?;
+    fn forward(&self, x: &Tensor, lengths: &[usize]) -> candle_core::Result<Tensor> {
+        let x = (x + self.self_attn.encoder_self(x, lengths)?)?;
         let x = self.self_attn_norm.forward(&x)?;
         let x = (&x + self.ffn.forward(&x)?)?;
         self.final_norm.forward(&x)
@@ -247,51 +346,60 @@ impl DecoderLayer {
     }
 }
 
-/// One decoder layer's keys and values: its own past tokens, and the encoder output.
+/// One decoder layer's keys and values: each row's past tokens, and each sentence's
+/// encoder output.
 struct LayerCache {
     self_keys: Option<Tensor>,
     self_values: Option<Tensor>,
-    cross_keys: Tensor,
-    cross_values: Tensor,
+    /// Per sentence: (heads, source length, head_dim) keys and values.
+    sources: Vec<(Tensor, Tensor)>,
 }
 
 /// Everything the decoder keeps between steps for a batch of rows.
 pub struct DecoderState {
     layers: Vec<LayerCache>,
-    /// (rows, 1, 1, source) additive padding bias for cross-attention.
-    cross_bias: Tensor,
+    /// The sentence each row decodes.
+    row_sentence: Vec<usize>,
     /// Tokens decoded so far per row (the same for every row).
     position: usize,
 }
 
 impl DecoderState {
-    pub fn rows(&self) -> candle_core::Result<usize> {
-        self.cross_bias.dim(0)
+    pub fn rows(&self) -> usize {
+        self.row_sentence.len()
     }
 
     /// Keeps the rows at `rows` (in that order, repeats allowed): beam reordering and
     /// dropping finished sentences.
     pub fn select(&mut self, rows: &[u32]) -> candle_core::Result<()> {
-        let device = self.cross_bias.device().clone();
-        let index = Tensor::new(rows, &device)?;
-        let pick = |t: &Tensor| t.index_select(&index, 0);
-        for layer in &mut self.layers {
-            layer.self_keys = layer.self_keys.as_ref().map(pick).transpose()?;
-            layer.self_values = layer.self_values.as_ref().map(pick).transpose()?;
-            layer.cross_keys = pick(&layer.cross_keys)?;
-            layer.cross_values = pick(&layer.cross_values)?;
+        let row_sentence = rows
+            .iter()
+            .map(|&r| {
+                self.row_sentence
+                    .get(r as usize)
+                    .copied()
+                    .ok_or_else(|| candle_core::Error::Msg(format!("no decoder row {r}")))
+            })
+            .collect::<candle_core::Result<Vec<usize>>>()?;
+        if let Some(first) = self.layers.first().and_then(|l| l.self_keys.as_ref()) {
+            let index = Tensor::new(rows, first.device())?;
+            for layer in &mut self.layers {
+                let pick = |t: &Tensor| t.index_select(&index, 0);
+                layer.self_keys = layer.self_keys.as_ref().map(pick).transpose()?;
+                layer.self_values = layer.self_values.as_ref().map(pick).transpose()?;
+            }
         }
-        self.cross_bias = pick(&self.cross_bias)?;
+        self.row_sentence = row_sentence;
         Ok(())
     }
 }
 
 /// The encoder's output for a padded batch.
 pub struct Encoded {
-    /// (batch, source, d_model)
+    /// (batch, source, d_model); positions past a sentence's length are padding.
     pub hidden: Tensor,
-    /// (batch, source): 1 for tokens, 0 for padding.
-    pub mask: Tensor,
+    /// Tokens per sentence.
+    pub lengths: Vec<usize>,
 }
 
 pub struct Marian {
@@ -301,7 +409,7 @@ pub struct Marian {
     embed_scale: f64,
     encoder: Vec<EncoderLayer>,
     decoder: Vec<DecoderLayer>,
-    lm_head: Linear,
+    lm_head: RowLinear,
     final_logits_bias: Tensor,
     device: Device,
 }
@@ -370,7 +478,7 @@ impl Marian {
             },
             encoder,
             decoder,
-            lm_head: Linear::new(lm_head_weights, None),
+            lm_head: RowLinear::new(lm_head_weights, None)?,
             final_logits_bias,
             device: vb.device().clone(),
         })
@@ -384,9 +492,17 @@ impl Marian {
         self.positions.dim(0)
     }
 
-    /// Encodes a padded batch: `ids` and `mask` are (batch, source).
+    /// Encodes a padded batch: `ids` and `mask` (1 for tokens, 0 for padding, which
+    /// must come last) are (batch, source).
     pub fn encode(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Encoded> {
         let (_, len) = ids.dims2()?;
+        let lengths: Vec<usize> = mask
+            .to_dtype(DType::F32)?
+            .sum(1)?
+            .to_vec1::<f32>()?
+            .into_iter()
+            .map(|n| n as usize)
+            .collect();
         if len > self.max_positions()? {
             candle_core::bail!(
                 "{len} source tokens exceed the model's {} positions",
@@ -395,14 +511,10 @@ impl Marian {
         }
         let x = (self.encoder_embed.forward(ids)? * self.embed_scale)?;
         let mut x = x.broadcast_add(&self.positions.narrow(0, 0, len)?.unsqueeze(0)?)?;
-        let bias = padding_bias(mask)?;
         for layer in &self.encoder {
-            x = layer.forward(&x, &bias)?;
+            x = layer.forward(&x, &lengths)?;
         }
-        Ok(Encoded {
-            hidden: x,
-            mask: mask.clone(),
-        })
+        Ok(Encoded { hidden: x, lengths })
     }
 
     /// A fresh decoder state for every encoded sentence (one row each).
@@ -411,18 +523,18 @@ impl Marian {
             .decoder
             .iter()
             .map(|layer| {
-                let (cross_keys, cross_values) = layer.cross_attn.keys_values(&encoded.hidden)?;
                 Ok(LayerCache {
                     self_keys: None,
                     self_values: None,
-                    cross_keys,
-                    cross_values,
+                    sources: layer
+                        .cross_attn
+                        .keys_values(&encoded.hidden, &encoded.lengths)?,
                 })
             })
             .collect::<candle_core::Result<_>>()?;
         Ok(DecoderState {
             layers,
-            cross_bias: padding_bias(&encoded.mask)?,
+            row_sentence: (0..encoded.lengths.len()).collect(),
             position: 0,
         })
     }
@@ -430,6 +542,9 @@ impl Marian {
     /// Feeds one token per row and returns each row's next-token logits, (rows, vocab).
     pub fn decode_step(&self, tokens: &[u32], state: &mut DecoderState) -> candle_core::Result<Tensor> {
         let rows = tokens.len();
+        if rows != state.rows() {
+            candle_core::bail!("{rows} tokens for {} decoder rows", state.rows());
+        }
         if state.position >= self.max_positions()? {
             candle_core::bail!("the decoder ran past its {} positions", self.max_positions()?);
         }
@@ -438,21 +553,19 @@ impl Marian {
         let position = self.positions.narrow(0, state.position, 1)?.unsqueeze(0)?;
         let mut x = x.broadcast_add(&position)?;
         for (layer, cache) in self.decoder.iter().zip(&mut state.layers) {
-            let (k, v) = layer.self_attn.keys_values(&x)?;
+            let k = layer.self_attn.split_heads(&layer.self_attn.k.forward(&x)?)?;
+            let v = layer.self_attn.split_heads(&layer.self_attn.v.forward(&x)?)?;
             let (k, v) = match (&cache.self_keys, &cache.self_values) {
                 (Some(pk), Some(pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?),
                 _ => (k, v),
             };
-            let attended = layer.self_attn.attend(&x, &k, &v, None)?;
+            let attended = layer.self_attn.decoder_self(&x, &k, &v)?;
             cache.self_keys = Some(k);
             cache.self_values = Some(v);
             x = layer.self_attn_norm.forward(&(x + attended)?)?;
-            let attended = layer.cross_attn.attend(
-                &x,
-                &cache.cross_keys,
-                &cache.cross_values,
-                Some(&state.cross_bias),
-            )?;
+            let attended = layer
+                .cross_attn
+                .cross(&x, &cache.sources, &state.row_sentence)?;
             x = layer.cross_attn_norm.forward(&(x + attended)?)?;
             x = layer.final_norm.forward(&(&x + layer.ffn.forward(&x)?)?)?;
         }
