@@ -172,7 +172,7 @@ pub fn run(opts: &EvalOptions, translator: &mut dyn Translator) -> Result<EvalRe
             .zip(&terms)
             .map(|((_, source), terms)| Request::new(source, terms))
             .collect();
-        translate_checked_batch(translator, &requests, &opts.strategy, &mut |_| bar.inc(1))
+        translate_checked_batch(translator, &requests, &opts.strategy, &mut |_, _| bar.inc(1))
             .into_iter()
             .collect::<Result<Vec<_>, _>>()?
     };

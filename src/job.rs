@@ -20,6 +20,7 @@ use crate::document::{
 };
 use crate::glossary::Glossary;
 use crate::inputs::{self, Input, Source};
+use crate::memory::{self, Memory};
 use crate::model::{DeviceChoice, GgufLlm, ModelError, OpusMt};
 use crate::registry::{self, FetchPolicy, ModelFile, ModelKind};
 use crate::segment;
@@ -55,6 +56,8 @@ pub struct JobOptions {
     /// Draw a progress bar (stderr is a terminal and not `-q`).
     pub progress_bar: bool,
     pub engine: Engine,
+    /// The translation memory's file; `None` with `--no-memory`.
+    pub memory: Option<PathBuf>,
 }
 
 /// Where and how wide the model runs.
@@ -90,6 +93,8 @@ pub struct Report {
     pub outcomes: Vec<(String, Outcome)>,
     pub warnings: Vec<String>,
     pub model_load_seconds: Option<f64>,
+    /// Segments found in the translation memory (`None` without one).
+    pub memory_hits: Option<usize>,
     pub wall: Duration,
 }
 
@@ -140,6 +145,9 @@ impl Report {
         );
         if let Some(load) = self.model_load_seconds {
             out.push_str(&format!("; model loaded in {load:.1} s"));
+        }
+        if let Some(hits) = self.memory_hits {
+            out.push_str(&format!("; {hits} segment(s) from the translation memory"));
         }
         if self.flagged() > 0 {
             out.push_str(&format!(
@@ -445,6 +453,7 @@ fn translate_pending(
         name: file.name.clone(),
         file_sha256: file.sha256.clone(),
     };
+    let memory = open_memory(opts, settings, &model);
 
     let segmented: Vec<Segmented> = pending
         .iter()
@@ -476,7 +485,15 @@ fn translate_pending(
             done + take
         );
         done += take;
-        let outcomes = translate_group(opts, settings, &model, translator.as_mut(), group, &bar);
+        let outcomes = translate_group(
+            opts,
+            settings,
+            &model,
+            memory.as_ref(),
+            translator.as_mut(),
+            group,
+            &bar,
+        );
         for (name, outcome) in outcomes {
             if let Outcome::Failed { error } = &outcome {
                 bar.suspend(|| tracing::error!("{error}"));
@@ -485,7 +502,45 @@ fn translate_pending(
         }
     }
     bar.finish_and_clear();
+    if let Some(memory) = &memory {
+        report.memory_hits = Some(memory.hits.get());
+    }
     Ok(())
+}
+
+/// The run's translation memory, unless disabled; a memory that cannot be opened is
+/// reported and the run goes on without it.
+fn open_memory(opts: &JobOptions, settings: &Settings, model: &ModelRecord) -> Option<RunMemory> {
+    let path = opts.memory.as_ref()?;
+    if opts.strategy.context {
+        // With context a translation depends on the segment before it, which the memory's
+        // key does not hold.
+        return None;
+    }
+    let store = match Memory::open(path) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!("{e}; continuing without it");
+            return None;
+        }
+    };
+    let fingerprint = memory::fingerprint(&[
+        ("model", model.file_sha256.clone()),
+        ("prompt_version", settings.prompt_version.to_string()),
+        ("prompt_style", settings.prompt_style.clone()),
+        ("max_new_tokens", settings.max_new_tokens.to_string()),
+        ("retry", settings.retry.to_string()),
+        ("candidates", settings.candidates.to_string()),
+        (
+            "glossary",
+            settings.glossary_sha256.clone().unwrap_or_default(),
+        ),
+    ]);
+    Some(RunMemory {
+        store,
+        fingerprint,
+        hits: std::cell::Cell::new(0),
+    })
 }
 
 fn progress_bar(enabled: bool, total: u64) -> ProgressBar {
@@ -510,11 +565,19 @@ struct SegmentRef {
     source: String,
 }
 
+/// The translation memory of a run, with what this run's translations are filed under.
+struct RunMemory {
+    store: Memory,
+    fingerprint: String,
+    hits: std::cell::Cell<usize>,
+}
+
 /// Translates, summarizes and writes a group of documents; returns each one's outcome.
 fn translate_group(
     opts: &JobOptions,
     settings: &Settings,
     model: &ModelRecord,
+    memory: Option<&RunMemory>,
     translator: &mut dyn Translator,
     group: Vec<(Pending, Segmented)>,
     bar: &ProgressBar,
@@ -564,7 +627,7 @@ fn translate_group(
                 })
                 .collect();
             let out =
-                translate_checked_batch(translator, &requests, &opts.strategy, &mut |_| bar.inc(1));
+                translate_checked_batch(translator, &requests, &opts.strategy, &mut |_, _| bar.inc(1));
             for (&i, result) in wave.iter().zip(out) {
                 let doc = refs[i].doc;
                 match &result {
@@ -580,15 +643,40 @@ fn translate_group(
             }
         }
     } else {
-        let requests: Vec<Request> = refs
+        // Segments the memory already holds are not sent to the model; the others are
+        // stored one by one as they settle, so a run killed part-way keeps its work.
+        if let Some(memory) = memory {
+            for (slot, r) in results.iter_mut().zip(&refs) {
+                match memory.store.lookup(&memory.fingerprint, &r.source) {
+                    Ok(Some(hit)) => {
+                        *slot = Some(Ok(hit));
+                        memory.hits.set(memory.hits.get() + 1);
+                        bar.inc(1);
+                    }
+                    Ok(None) => {}
+                    Err(e) => bar.suspend(|| tracing::warn!("{e}")),
+                }
+            }
+        }
+        let todo: Vec<usize> = (0..refs.len()).filter(|&i| results[i].is_none()).collect();
+        let requests: Vec<Request> = todo
             .iter()
-            .zip(&terms)
-            .map(|(r, terms)| Request::new(&r.source, terms))
+            .map(|&i| Request::new(&refs[i].source, &terms[i]))
             .collect();
-        let out =
-            translate_checked_batch(translator, &requests, &opts.strategy, &mut |_| bar.inc(1));
-        for (slot, result) in results.iter_mut().zip(out) {
-            *slot = Some(result);
+        let out = translate_checked_batch(translator, &requests, &opts.strategy, &mut |j, result| {
+            bar.inc(1);
+            if let (Some(memory), Ok(t)) = (memory, result) {
+                if let Err(e) =
+                    memory
+                        .store
+                        .store(&memory.fingerprint, &model.name, &refs[todo[j]].source, t)
+                {
+                    bar.suspend(|| tracing::warn!("{e}"));
+                }
+            }
+        });
+        for (&i, result) in todo.iter().zip(out) {
+            results[i] = Some(result);
         }
     }
     let translate_seconds = started.elapsed().as_secs_f64();

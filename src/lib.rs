@@ -14,6 +14,7 @@ pub mod glossary;
 pub mod inputs;
 pub mod job;
 pub mod load;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod registry;

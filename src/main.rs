@@ -92,6 +92,12 @@ chrF2 nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no.")]
     /// List or fetch known models.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Inspect, clear or export the translation memory.
+    #[command(subcommand, after_help = "The memory is $TARJAMA_HOME/memory.sqlite (default ~/.cache/tarjama/memory.sqlite).\n\
+`translate` looks every segment up there before calling the model and stores each one as\n\
+soon as it is translated; entries are keyed by the normalized segment and the model file,\n\
+prompt, decoding and glossary, so changing any of those translates afresh.")]
+    Memory(MemoryCommand),
     /// Measure translation speed on fixed documents at several batch sizes.
     #[command(after_help = "Examples:\n  \
 tarjama bench                                 the bundled samples at batch sizes 1, 4, 8, 16\n  \
@@ -160,6 +166,9 @@ struct TranslateArgs {
     /// Redo documents whose outputs are already up to date.
     #[arg(long)]
     force: bool,
+    /// Neither look segments up in the translation memory nor store them there.
+    #[arg(long)]
+    no_memory: bool,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -277,6 +286,19 @@ impl ModelArgs {
 }
 
 #[derive(Subcommand)]
+enum MemoryCommand {
+    /// Entries, models and size of the translation memory.
+    Stats,
+    /// Delete every entry.
+    Clear,
+    /// Write every entry as a TMX 1.4 file (Arabic source, English target).
+    Export {
+        #[arg(long, value_name = "FILE")]
+        tmx: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum ModelsCommand {
     /// List known models and whether they are cached.
     List,
@@ -383,6 +405,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Memory(command) => {
+            let path = tarjama::memory::default_path();
+            let memory = tarjama::memory::Memory::open(&path)?;
+            match command {
+                MemoryCommand::Stats => {
+                    let stats = memory.stats()?;
+                    println!("{}: {} entries, {:.1} MB", path.display(), stats.entries, stats.bytes as f64 / 1e6);
+                    for (model, n) in stats.models {
+                        println!("  {n:>8}  {model}");
+                    }
+                }
+                MemoryCommand::Clear => {
+                    let n = memory.clear()?;
+                    println!("{}: {n} entries deleted", path.display());
+                }
+                MemoryCommand::Export { tmx } => {
+                    let n = memory.export_tmx(&tmx)?;
+                    println!("{n} translation units written to {}", tmx.display());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Models(ModelsCommand::Fetch { name }) => {
             let m = registry::manifest(&name).with_context(|| {
                 format!("unknown model `{name}`; run `tarjama models list` for known names")
@@ -410,6 +454,7 @@ fn translate(args: TranslateArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         formats,
         summary: !args.no_summary,
         summary_model: args.summary_model,
+        memory: (!args.no_memory).then(tarjama::memory::default_path),
         force: args.force,
         glossary: args.model.glossary()?,
         model: args.model.model.clone(),

@@ -153,7 +153,7 @@ pub fn translate_checked(
         translator,
         std::slice::from_ref(request),
         strategy,
-        &mut |_| {},
+        &mut |_, _| {},
     )
     .pop()
     .unwrap_or_else(|| Err(ModelError::Inference("no result".into())))
@@ -163,12 +163,12 @@ pub fn translate_checked(
 /// with the fewest problems; among equals, the one closest (chrF) to the other candidates
 /// (minimum-Bayes-risk selection), and the first on a tie. A retry, when it happens, is
 /// one more candidate. All first candidates go to the backend as one batch, then all
-/// retries as another; `on_final(i)` is called as soon as request `i` is settled.
+/// retries as another; `on_final(i, result)` is called as soon as request `i` is settled.
 pub fn translate_checked_batch(
     translator: &mut dyn Translator,
     requests: &[Request],
     strategy: &Strategy,
-    on_final: &mut dyn FnMut(usize),
+    on_final: &mut dyn FnMut(usize, &Result<CheckedTranslation, ModelError>),
 ) -> Vec<Result<CheckedTranslation, ModelError>> {
     let per_request = strategy.candidates.max(1);
     let requests: Vec<Request> = requests
@@ -203,26 +203,24 @@ pub fn translate_checked_batch(
 
     // Candidates arrive in whatever order the backend finishes them; each request's are
     // put back in candidate order before selection, so batching never changes the choice.
-    let mut arrived: Vec<Vec<(usize, Result<Translation, String>)>> =
+    let mut arrived: Vec<Vec<(usize, Result<Translation, ModelError>)>> =
         requests.iter().map(|_| Vec::new()).collect();
+    let mut finals: Vec<Option<Result<CheckedTranslation, ModelError>>> =
+        requests.iter().map(|_| None).collect();
     translator.translate_batch(&jobs, &mut |job, result| {
         let i = job / per_request;
         let p = &mut progress[i];
         p.received += 1;
-        arrived[i].push((
-            job % per_request,
-            result
-                .as_ref()
-                .map(Clone::clone)
-                .map_err(ToString::to_string),
-        ));
+        arrived[i].push((job % per_request, result.clone()));
         if p.received == per_request {
             arrived[i].sort_by_key(|(k, _)| *k);
             for (_, r) in arrived[i].drain(..) {
-                record(p, &requests[i], &r.map_err(ModelError::Inference));
+                record(p, &requests[i], &r);
             }
             if !needs_retry(p) {
-                on_final(i);
+                let settled = settle(p);
+                on_final(i, &settled);
+                finals[i] = Some(settled);
             }
         }
     });
@@ -253,27 +251,36 @@ pub fn translate_checked_batch(
         translator.translate_batch(&retries, &mut |job, result| {
             let i = retry_of[job];
             record(&mut progress[i], &retries[job], result);
-            on_final(i);
+            let settled = settle(&mut progress[i]);
+            on_final(i, &settled);
+            finals[i] = Some(settled);
         });
     }
 
-    progress
+    finals
         .into_iter()
-        .map(|mut p| {
-            if let Some(e) = p.error {
-                return Err(e);
-            }
-            let attempts = p.candidates.len();
-            let kept = select(&p.candidates);
-            let (text, warnings) = p.candidates.swap_remove(kept);
-            Ok(CheckedTranslation {
-                text,
-                warnings,
-                attempts,
-                generated_tokens: p.generated_tokens,
-            })
-        })
+        .map(|f| f.unwrap_or_else(|| Err(ModelError::Inference("request was never settled".into()))))
         .collect()
+}
+
+/// The kept candidate of a request whose attempts are all in (taken out of `p`).
+fn settle(p: &mut Progress) -> Result<CheckedTranslation, ModelError> {
+    if let Some(e) = p.error.take() {
+        return Err(e);
+    }
+    let mut candidates = std::mem::take(&mut p.candidates);
+    let attempts = candidates.len();
+    if attempts == 0 {
+        return Err(ModelError::Inference("no candidate came back".into()));
+    }
+    let kept = select(&candidates);
+    let (text, warnings) = candidates.swap_remove(kept);
+    Ok(CheckedTranslation {
+        text,
+        warnings,
+        attempts,
+        generated_tokens: p.generated_tokens,
+    })
 }
 
 /// What has come back for one request so far.
@@ -292,7 +299,7 @@ fn record(p: &mut Progress, request: &Request, result: &Result<Translation, Mode
             let warnings = check_segment(request.source, &t.text, t.hit_cap, request.terms);
             p.candidates.push((t.text.clone(), warnings));
         }
-        Err(e) => p.error = Some(ModelError::Inference(e.to_string())),
+        Err(e) => p.error = Some(e.clone()),
     }
 }
 

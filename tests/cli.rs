@@ -7,8 +7,15 @@ use tarjama::check;
 use tarjama::document::{ParagraphKind, TranslatedDocument};
 
 fn tarjama(args: &[&str]) -> Output {
+    // Each run gets a memory of its own: these tests are about the model, not about what
+    // an earlier run remembered.
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let memory = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("cli-memory-{}-{run}.sqlite", std::process::id()));
     Command::new(env!("CARGO_BIN_EXE_tarjama"))
         .args(args)
+        .env("TARJAMA_MEMORY", memory)
         .env("TARJAMA_LOG", "tarjama=info")
         .output()
         .expect("run tarjama")

@@ -24,6 +24,7 @@ fn tarjama(args: &[&str], hf_home: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tarjama"))
         .args(args)
         .env("HF_HOME", hf_home)
+        .env("TARJAMA_MEMORY", hf_home.join("memory.sqlite"))
         .env("TARJAMA_LOG", "tarjama=info")
         .output()
         .expect("run tarjama")

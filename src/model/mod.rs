@@ -13,7 +13,7 @@ use std::path::PathBuf;
 pub use gguf_llm::GgufLlm;
 pub use opus_mt::OpusMt;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ModelError {
     #[error("{path}: not a usable GGUF model ({reason}); delete it and run `tarjama models fetch`, or pass another file to --model")]
     Corrupt { path: PathBuf, reason: String },

@@ -1,0 +1,363 @@
+//! Translation memory: every checked translation, kept in an embedded SQLite database and
+//! found again by its normalized source segment together with everything that shapes a
+//! translation (the model file, prompt and decoding settings, the glossary).
+//!
+//! Nightly feeds repeat themselves (republished releases, boilerplate paragraphs), and a
+//! run that dies part-way must not start from zero: `translate` looks every segment up
+//! before calling the model and stores each one the moment it is settled. The database
+//! is in WAL mode with a generous busy timeout, so several runs on one machine can share
+//! it; each store is its own transaction, so a killed run loses only segments in flight.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use sha2::{Digest, Sha256};
+
+use crate::check::Warning;
+use crate::translate::CheckedTranslation;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryError {
+    #[error("{path}: translation memory unusable ({reason}); run `tarjama memory clear`, delete the file, or pass --no-memory")]
+    Database { path: PathBuf, reason: String },
+    #[error("{path}: cannot write ({reason}); choose another file")]
+    Export { path: PathBuf, reason: String },
+}
+
+/// The memory's file: `$TARJAMA_MEMORY`, else `memory.sqlite` in the tarjama home.
+pub fn default_path() -> PathBuf {
+    match std::env::var_os("TARJAMA_MEMORY") {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => crate::registry::home_dir().join("memory.sqlite"),
+    }
+}
+
+/// Everything besides the source text that decides a translation, as one fingerprint.
+/// Two runs share memory entries only when their fingerprints are equal.
+pub fn fingerprint(parts: &[(&str, String)]) -> String {
+    let mut h = Sha256::new();
+    for (name, value) in parts {
+        h.update(name.as_bytes());
+        h.update([0]);
+        h.update(value.as_bytes());
+        h.update([1]);
+    }
+    hex::encode(h.finalize())
+}
+
+/// The form a source segment is stored and looked up under: whitespace runs folded.
+pub fn normalize_source(source: &str) -> String {
+    source.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn key(fingerprint: &str, source: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(fingerprint.as_bytes());
+    h.update([0]);
+    h.update(normalize_source(source).as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// What `tarjama memory stats` shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stats {
+    pub entries: usize,
+    /// (model, entries), most entries first.
+    pub models: Vec<(String, usize)>,
+    pub bytes: u64,
+}
+
+pub struct Memory {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Memory {
+    /// Opens (creating if needed) the memory at `path`.
+    pub fn open(path: &Path) -> Result<Self, MemoryError> {
+        let err = |e: &dyn std::fmt::Display| MemoryError::Database {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
+        }
+        let conn = Connection::open(path).map_err(|e| err(&e))?;
+        // Concurrent runs wait for each other's short write transactions.
+        conn.busy_timeout(std::time::Duration::from_secs(60))
+            .map_err(|e| err(&e))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| err(&e))?;
+        // In WAL mode, NORMAL keeps every committed transaction through a killed
+        // process; only a power cut can lose the last few.
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| err(&e))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS translations (
+                key TEXT PRIMARY KEY,
+                fingerprint TEXT NOT NULL,
+                model TEXT NOT NULL,
+                source TEXT NOT NULL,
+                translation TEXT NOT NULL,
+                warnings TEXT NOT NULL,
+                attempts INTEGER NOT NULL,
+                created TEXT NOT NULL
+            );",
+        )
+        .map_err(|e| err(&e))?;
+        Ok(Self {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> MemoryError {
+        MemoryError::Database {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// The stored translation of `source` under `fingerprint`, if any. A hit reports no
+    /// generated tokens: none were generated for it this time.
+    pub fn lookup(
+        &self,
+        fingerprint: &str,
+        source: &str,
+    ) -> Result<Option<CheckedTranslation>, MemoryError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT translation, warnings, attempts FROM translations WHERE key = ?1",
+                params![key(fingerprint, source)],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let Some((text, warnings, attempts)) = row else {
+            return Ok(None);
+        };
+        let warnings: Vec<Warning> = serde_json::from_str(&warnings).map_err(|e| self.err(e))?;
+        Ok(Some(CheckedTranslation {
+            text,
+            warnings,
+            attempts: attempts.max(0) as usize,
+            generated_tokens: 0,
+        }))
+    }
+
+    /// Stores `translation` of `source` (one transaction, replacing an older entry).
+    pub fn store(
+        &self,
+        fingerprint: &str,
+        model: &str,
+        source: &str,
+        translation: &CheckedTranslation,
+    ) -> Result<(), MemoryError> {
+        let warnings = serde_json::to_string(&translation.warnings).map_err(|e| self.err(e))?;
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO translations
+                 (key, fingerprint, model, source, translation, warnings, attempts, created)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, strftime('%Y%m%dT%H%M%SZ', 'now'))",
+                params![
+                    key(fingerprint, source),
+                    fingerprint,
+                    model,
+                    normalize_source(source),
+                    translation.text,
+                    warnings,
+                    translation.attempts as i64,
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn stats(&self) -> Result<Stats, MemoryError> {
+        let entries: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM translations", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT model, COUNT(*) FROM translations GROUP BY model
+                 ORDER BY COUNT(*) DESC, model",
+            )
+            .map_err(|e| self.err(e))?;
+        let models = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as usize)))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.err(e))?;
+        let bytes = ["", "-wal"]
+            .iter()
+            .filter_map(|suffix| {
+                let mut p = self.path.clone().into_os_string();
+                p.push(suffix);
+                std::fs::metadata(PathBuf::from(p)).ok()
+            })
+            .map(|m| m.len())
+            .sum();
+        Ok(Stats {
+            entries: entries as usize,
+            models,
+            bytes,
+        })
+    }
+
+    /// Deletes every entry; returns how many there were.
+    pub fn clear(&self) -> Result<usize, MemoryError> {
+        let n = self
+            .conn
+            .execute("DELETE FROM translations", [])
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .execute_batch("VACUUM")
+            .map_err(|e| self.err(e))?;
+        Ok(n)
+    }
+
+    /// Writes every entry as TMX 1.4 (Arabic source, English target), the exchange format
+    /// translation tools import; returns the number of units.
+    pub fn export_tmx(&self, out: &Path) -> Result<usize, MemoryError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT source, translation, model, created FROM translations ORDER BY source, model")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.err(e))?;
+        let mut xml = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<tmx version=\"1.4\">\n  <header creationtool=\"tarjama\" creationtoolversion=\"{}\" datatype=\"plaintext\" segtype=\"sentence\" adminlang=\"en\" srclang=\"ar\" o-tmf=\"tarjama\"/>\n  <body>\n",
+            env!("CARGO_PKG_VERSION")
+        );
+        for (source, translation, model, created) in &rows {
+            xml.push_str(&format!(
+                "    <tu creationdate=\"{}\">\n      <prop type=\"x-model\">{}</prop>\n      <tuv xml:lang=\"ar\"><seg>{}</seg></tuv>\n      <tuv xml:lang=\"en\"><seg>{}</seg></tuv>\n    </tu>\n",
+                xml_text(created),
+                xml_text(model),
+                xml_text(source),
+                xml_text(translation)
+            ));
+        }
+        xml.push_str("  </body>\n</tmx>\n");
+        crate::write::write_atomic(out, xml.as_bytes()).map_err(|e| MemoryError::Export {
+            path: out.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Ok(rows.len())
+    }
+}
+
+/// Text safe inside an XML 1.0 element: markup escaped, characters XML forbids dropped.
+fn xml_text(s: &str) -> String {
+    let allowed: String = s
+        .chars()
+        .filter(|&c| {
+            matches!(c, '\t' | '\n' | '\r')
+                || ('\u{20}'..='\u{D7FF}').contains(&c)
+                || ('\u{E000}'..='\u{FFFD}').contains(&c)
+                || c >= '\u{10000}'
+        })
+        .collect();
+    html_escape::encode_text(&allowed).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn translation(text: &str) -> CheckedTranslation {
+        CheckedTranslation {
+            text: text.into(),
+            warnings: Vec::new(),
+            attempts: 1,
+            generated_tokens: 7,
+        }
+    }
+
+    #[test]
+    fn stores_and_finds_by_normalized_source_and_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Memory::open(&dir.path().join("m.sqlite")).unwrap();
+        let fp = fingerprint(&[("model", "abc".into())]);
+        let other = fingerprint(&[("model", "def".into())]);
+        assert!(m.lookup(&fp, "مرحبا بكم").unwrap().is_none());
+        m.store(&fp, "tiny", "مرحبا  بكم ", &translation("Welcome")).unwrap();
+        let hit = m.lookup(&fp, " مرحبا بكم").unwrap().unwrap();
+        assert_eq!(hit.text, "Welcome");
+        assert_eq!(hit.generated_tokens, 0);
+        assert!(m.lookup(&other, "مرحبا بكم").unwrap().is_none());
+        let stats = m.stats().unwrap();
+        assert_eq!(stats.entries, 1);
+        assert_eq!(stats.models, vec![("tiny".to_string(), 1)]);
+        assert_eq!(m.clear().unwrap(), 1);
+        assert!(m.lookup(&fp, "مرحبا بكم").unwrap().is_none());
+    }
+
+    #[test]
+    fn tmx_export_is_escaped_xml() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Memory::open(&dir.path().join("m.sqlite")).unwrap();
+        let fp = fingerprint(&[]);
+        m.store(&fp, "tiny", "أ < ب & ج", &translation("A < B & \"C\"\u{1}")).unwrap();
+        let out = dir.path().join("out.tmx");
+        assert_eq!(m.export_tmx(&out).unwrap(), 1);
+        let xml = std::fs::read_to_string(&out).unwrap();
+        assert!(xml.contains("<tmx version=\"1.4\">"));
+        assert!(xml.contains("<seg>أ &lt; ب &amp; ج</seg>"), "{xml}");
+        assert!(xml.contains("<seg>A &lt; B &amp; \"C\"</seg>"), "{xml}");
+        assert_eq!(xml.matches("<tu ").count(), 1);
+    }
+
+    #[test]
+    fn two_connections_write_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.sqlite");
+        Memory::open(&path).unwrap();
+        let writers: Vec<_> = (0..2)
+            .map(|w| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let m = Memory::open(&path).unwrap();
+                    for i in 0..200 {
+                        m.store("fp", "tiny", &format!("جملة {w} {i}"), &translation("x"))
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        assert_eq!(Memory::open(&path).unwrap().stats().unwrap().entries, 400);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.sqlite");
+        std::fs::write(&path, vec![7u8; 4096]).unwrap();
+        let e = Memory::open(&path).err().expect("must fail").to_string();
+        assert!(e.contains("m.sqlite") && e.contains("--no-memory"), "{e}");
+    }
+}
