@@ -21,6 +21,19 @@ pub struct Input {
     pub display: String,
     /// `NAME` in `NAME.html`: unique within the run.
     pub name: String,
+    /// The path below the input root (the directory given, or the file name of a file
+    /// given): the same on every machine that has the same inputs, wherever mounted.
+    pub relative: String,
+}
+
+/// Which of `count` shards a document belongs to, from a stable hash of its relative
+/// path: machines given the same inputs split them without talking to each other.
+pub fn shard_of(relative: &str, count: usize) -> usize {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(relative.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    (u64::from_be_bytes(first) % count.max(1) as u64) as usize
 }
 
 /// An input argument that yields no document.
@@ -34,11 +47,11 @@ pub struct InputProblem {
 /// `.md` only), `-` for stdin. Output names come from file stems; a stem that repeats is
 /// made unique with its parent directories, then a counter, so nothing is overwritten.
 pub fn collect(args: &[String]) -> (Vec<Input>, Vec<InputProblem>) {
-    let mut found: Vec<(Source, String)> = Vec::new();
+    let mut found: Vec<(Source, String, String)> = Vec::new();
     let mut problems = Vec::new();
     for arg in args {
         if arg == "-" {
-            found.push((Source::Stdin, "-".to_string()));
+            found.push((Source::Stdin, "-".to_string(), "-".to_string()));
             continue;
         }
         let path = PathBuf::from(arg);
@@ -61,27 +74,45 @@ pub fn collect(args: &[String]) -> (Vec<Input>, Vec<InputProblem>) {
                 }
                 for f in files {
                     let display = f.display().to_string();
-                    found.push((Source::File(f), display));
+                    let relative = f
+                        .strip_prefix(&path)
+                        .unwrap_or(&f)
+                        .components()
+                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                        .collect::<Vec<_>>()
+                        .join("/");
+                    found.push((Source::File(f), display, relative));
                 }
             }
-            Ok(_) => found.push((Source::File(path), arg.clone())),
+            Ok(_) => {
+                let relative = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| arg.clone());
+                found.push((Source::File(path), arg.clone(), relative));
+            }
         }
     }
     let mut seen_files = HashSet::new();
-    found.retain(|(source, _)| match source {
+    found.retain(|(source, _, _)| match source {
         Source::File(p) => {
             seen_files.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
         }
         Source::Stdin => true,
     });
-    let names = unique_names(&found);
+    let sources: Vec<(Source, String)> = found
+        .iter()
+        .map(|(source, display, _)| (source.clone(), display.clone()))
+        .collect();
+    let names = unique_names(&sources);
     let inputs = found
         .into_iter()
         .zip(names)
-        .map(|((source, display), name)| Input {
+        .map(|((source, display, relative), name)| Input {
             source,
             display,
             name,
+            relative,
         })
         .collect();
     (inputs, problems)

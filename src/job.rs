@@ -58,6 +58,8 @@ pub struct JobOptions {
     pub engine: Engine,
     /// The translation memory's file; `None` with `--no-memory`.
     pub memory: Option<PathBuf>,
+    /// `(I, N)`: translate only the documents of shard I of N.
+    pub shard: Option<(usize, usize)>,
 }
 
 /// Where and how wide the model runs.
@@ -192,12 +194,21 @@ pub fn run(opts: &JobOptions) -> anyhow::Result<Report> {
     })?;
     check_writable(&opts.out_dir)?;
 
-    let (inputs, problems) = inputs::collect(&opts.inputs);
+    let (mut inputs, problems) = inputs::collect(&opts.inputs);
+    if let Some((index, count)) = opts.shard {
+        let all = inputs.len();
+        inputs.retain(|i| inputs::shard_of(&i.relative, count) == index);
+        tracing::info!("shard {index}/{count}: {} of {all} documents", inputs.len());
+    }
     for p in problems {
         tracing::error!("{}", p.error);
-        report
-            .outcomes
-            .push((p.path, Outcome::Failed { error: p.error }));
+        // Every shard sees a bad argument; only the first reports it as a failure, so a
+        // merged digest lists it once.
+        if opts.shard.is_none_or(|(index, _)| index == 0) {
+            report
+                .outcomes
+                .push((p.path, Outcome::Failed { error: p.error }));
+        }
     }
 
     let settings = Settings {
@@ -885,6 +896,7 @@ fn write_run_digest(opts: &JobOptions, order: &[Input], report: &Report) -> anyh
             }
         }
     }
+    write::digest::write_failures(&opts.out_dir, opts.shard, &failures)?;
     write::digest::write_digest(&opts.out_dir, &entries, &failures, &opts.formats)?;
     Ok(())
 }

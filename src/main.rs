@@ -92,6 +92,23 @@ chrF2 nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no.")]
     /// List or fetch known models.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Rebuild index.html and digest.md from the outputs of one or more runs (shards).
+    #[command(after_help = "Examples:\n  \
+tarjama digest out                       after every shard wrote into one shared directory\n  \
+tarjama digest out-0 out-1 out-2 --out out   shards that wrote into directories of their own\n\n\
+Documents come from the NAME.json records and failures from the failures*.json files the\n\
+runs left; entries are ordered by source path, as one run over the same inputs orders them.")]
+    Digest {
+        /// Output directories of the runs to merge.
+        #[arg(required = true, value_name = "OUT_DIR")]
+        dirs: Vec<PathBuf>,
+        /// Where to write the digest (default: the first OUT_DIR).
+        #[arg(short, long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Output formats the runs wrote, for the digest's links.
+        #[arg(long, value_delimiter = ',', default_value = "html,md,txt,json", value_name = "LIST")]
+        format: Vec<Format>,
+    },
     /// Inspect, clear or export the translation memory.
     #[command(subcommand, after_help = "The memory is $TARJAMA_HOME/memory.sqlite (default ~/.cache/tarjama/memory.sqlite).\n\
 `translate` looks every segment up there before calling the model and stores each one as\n\
@@ -169,6 +186,11 @@ struct TranslateArgs {
     /// Neither look segments up in the translation memory nor store them there.
     #[arg(long)]
     no_memory: bool,
+    /// Translate only shard I of N (I from 0): documents are assigned by a stable hash of
+    /// their path below the input directory, so N machines given the same inputs cover
+    /// each document exactly once. Merge the outputs with `tarjama digest`.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    shard: Option<(usize, usize)>,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -310,6 +332,19 @@ enum ModelsCommand {
     },
 }
 
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let usage = || format!("`{s}`: expected I/N with 0 <= I < N, such as 0/4");
+    let (i, n) = s.split_once('/').ok_or_else(usage)?;
+    let (i, n): (usize, usize) = (
+        i.trim().parse().map_err(|_| usage())?,
+        n.trim().parse().map_err(|_| usage())?,
+    );
+    if n == 0 || i >= n {
+        return Err(usage());
+    }
+    Ok((i, n))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(n) = cli.global.threads.filter(|n| *n > 0) {
@@ -405,6 +440,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Digest { dirs, out, format } => {
+            let into = out.unwrap_or_else(|| dirs[0].clone());
+            std::fs::create_dir_all(&into).with_context(|| {
+                format!("{}: cannot create the digest directory", into.display())
+            })?;
+            let (entries, failures) = tarjama::write::digest::collect(&dirs, &into);
+            let written = tarjama::write::digest::write_digest(&into, &entries, &failures, &format)?;
+            println!(
+                "{} documents, {} failures: {}",
+                entries.len(),
+                failures.len(),
+                written
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Memory(command) => {
             let path = tarjama::memory::default_path();
             let memory = tarjama::memory::Memory::open(&path)?;
@@ -455,6 +509,7 @@ fn translate(args: TranslateArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         summary: !args.no_summary,
         summary_model: args.summary_model,
         memory: (!args.no_memory).then(tarjama::memory::default_path),
+        shard: args.shard,
         force: args.force,
         glossary: args.model.glossary()?,
         model: args.model.model.clone(),

@@ -13,6 +13,95 @@ use crate::document::TranslatedDocument;
 pub const INDEX_HTML: &str = "index.html";
 pub const DIGEST_MD: &str = "digest.md";
 
+/// The failures of a run, kept beside its outputs so `tarjama digest` can merge them:
+/// `failures.json`, or `failures.shard-I-of-N.json` for one shard of a run.
+pub fn failures_file(shard: Option<(usize, usize)>) -> String {
+    match shard {
+        Some((index, count)) => format!("failures.shard-{index}-of-{count}.json"),
+        None => "failures.json".to_string(),
+    }
+}
+
+/// Writes a run's failures (an empty list included, so a rerun clears old ones).
+pub fn write_failures(
+    dir: &Path,
+    shard: Option<(usize, usize)>,
+    failures: &[DigestFailure],
+) -> Result<(), WriteError> {
+    let json = serde_json::to_string_pretty(failures).unwrap_or_else(|_| "[]".into());
+    write_file(&dir.join(failures_file(shard)), json.as_bytes())
+}
+
+/// Everything the output directories `dirs` hold, for one digest written into `into`:
+/// every document record, in source-path order, and every failure not since redone.
+pub fn collect(dirs: &[PathBuf], into: &Path) -> (Vec<DigestEntry>, Vec<DigestFailure>) {
+    let mut records: Vec<(TranslatedDocument, String)> = Vec::new();
+    let mut failures: Vec<DigestFailure> = Vec::new();
+    for dir in dirs {
+        let prefix = relative_dir(into, dir);
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        files.sort();
+        for path in files {
+            let Some(file) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            if !file.ends_with(".json") {
+                continue;
+            }
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            if file.starts_with("failures") {
+                if let Ok(list) = serde_json::from_slice::<Vec<DigestFailure>>(&bytes) {
+                    failures.extend(list);
+                }
+            } else if let Ok(doc) = serde_json::from_slice::<TranslatedDocument>(&bytes) {
+                records.push((doc, prefix.clone()));
+            }
+        }
+    }
+    records.sort_by(|a, b| {
+        Path::new(&a.0.source_path)
+            .cmp(Path::new(&b.0.source_path))
+            .then_with(|| a.0.name.cmp(&b.0.name))
+    });
+    failures.retain(|f| !records.iter().any(|(doc, _)| doc.source_path == f.source_path));
+    failures.sort_by(|a, b| Path::new(&a.source_path).cmp(Path::new(&b.source_path)));
+    failures.dedup();
+    let entries = records
+        .iter()
+        .map(|(doc, prefix)| DigestEntry {
+            dir: prefix.clone(),
+            ..DigestEntry::from(doc)
+        })
+        .collect();
+    (entries, failures)
+}
+
+/// `dir` as seen from `from`, `/`-separated and ending in `/`; empty when they are the
+/// same directory.
+fn relative_dir(from: &Path, dir: &Path) -> String {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let (from, dir) = (canon(from), canon(dir));
+    let common = from
+        .components()
+        .zip(dir.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut out = String::new();
+    for _ in from.components().skip(common) {
+        out.push_str("../");
+    }
+    for part in dir.components().skip(common) {
+        out.push_str(&part.as_os_str().to_string_lossy());
+        out.push('/');
+    }
+    out
+}
+
 /// What the digest shows of one translated document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DigestEntry {
@@ -24,6 +113,9 @@ pub struct DigestEntry {
     pub arabic_words: usize,
     /// Sentences whose translation failed a check: the reader should review them.
     pub flagged: usize,
+    /// Where the document's files are, relative to the digest: empty when beside it,
+    /// else ending in `/` (digests merged from several output directories).
+    pub dir: String,
 }
 
 impl From<&TranslatedDocument> for DigestEntry {
@@ -35,12 +127,13 @@ impl From<&TranslatedDocument> for DigestEntry {
             summary: doc.summary.clone(),
             arabic_words: doc.arabic_words,
             flagged: doc.flagged_sentences(),
+            dir: String::new(),
         }
     }
 }
 
 /// A document of the run that produced no output.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DigestFailure {
     pub source_path: String,
     /// Shown on one line; line breaks are folded into spaces.
@@ -107,7 +200,7 @@ pub fn render_index_html(
 }
 
 fn html_entry(out: &mut String, entry: &DigestEntry, target: Format) {
-    let href = percent_encode(&target.file_name(&entry.name));
+    let href = entry_href(entry, target);
     let _ = writeln!(
         out,
         "<li>\n<h2><a href=\"{}\">{}</a></h2>",
@@ -145,7 +238,7 @@ pub fn render_digest_md(
         let _ = writeln!(out, "**{line}**\n");
     }
     for (i, entry) in entries.iter().enumerate() {
-        let href = percent_encode(&target.file_name(&entry.name));
+        let href = entry_href(entry, target);
         let _ = writeln!(out, "{}. [{}]({href})", i + 1, escape_line(&entry.title));
         // Indented by the list marker's width so these lines stay inside the item.
         let indent = " ".repeat((i + 1).to_string().len() + 2);
@@ -186,6 +279,18 @@ fn link_target(formats: &[Format], preferred: Format) -> Format {
         .chain(Format::ALL)
         .find(|f| formats.contains(f))
         .unwrap_or(Format::Json)
+}
+
+/// The relative link to an entry's file in `target` format.
+fn entry_href(entry: &DigestEntry, target: Format) -> String {
+    let mut href: String = entry
+        .dir
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|segment| format!("{}/", percent_encode(segment)))
+        .collect();
+    href.push_str(&percent_encode(&target.file_name(&entry.name)));
+    href
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters, so that spaces,
@@ -260,6 +365,7 @@ mod tests {
             summary: Some(format!("Summary of {title}.")),
             arabic_words: 120,
             flagged: 0,
+            dir: String::new(),
         }
     }
 
