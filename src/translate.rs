@@ -225,8 +225,9 @@ pub fn translate_checked_batch(
         }
     });
 
+    // Requests settled above gave their candidates away; the rest are the retries.
     let retry_of: Vec<usize> = (0..requests.len())
-        .filter(|&i| needs_retry(&progress[i]))
+        .filter(|&i| finals[i].is_none() && needs_retry(&progress[i]))
         .collect();
     let avoid: Vec<Vec<Warning>> = retry_of
         .iter()
