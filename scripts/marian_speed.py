@@ -50,43 +50,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-PINS = {"torch": "2.5.1", "transformers": "4.46.3"}
-
-REPO = Path(__file__).resolve().parent.parent
-TARJAMA_HOME = Path(os.environ.get("TARJAMA_HOME", Path.home() / ".cache" / "tarjama"))
-VENV = TARJAMA_HOME / "marian-fixture-venv"
-VENV_PY = VENV / "bin" / "python"
-
-
-def _venv_works() -> bool:
-    if not VENV_PY.exists():
-        return False
-    probe = (
-        "import sys, torch, transformers, sentencepiece, safetensors, numpy\n"
-        "ok = transformers.__version__ == sys.argv[1] and torch.__version__.split('+')[0] == sys.argv[2]\n"
-        "sys.exit(0 if ok else 1)\n"
-    )
-    r = subprocess.run(
-        [str(VENV_PY), "-c", probe, PINS["transformers"], PINS["torch"]],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return r.returncode == 0
-
-
-def _ensure_venv_and_reexec() -> None:
-    in_venv = Path(sys.prefix).resolve() == VENV.resolve() if VENV.exists() else False
-    if in_venv:
-        return
-    if not _venv_works():
-        sys.exit(
-            f"marian_speed: no working venv at {VENV}; run `python3 scripts/marian_fixture.py --check` once to create it"
-        )
-    os.execv(str(VENV_PY), [str(VENV_PY), str(Path(__file__).resolve())] + sys.argv[1:])
-
+from marian_venv import PINS, REPO, TARJAMA_HOME, VENV  # noqa: E402,F401
+import marian_venv  # noqa: E402
 
 if __name__ == "__main__":
-    _ensure_venv_and_reexec()
+    marian_venv.enter(__file__, create=False)
 
 # ---------------------------------------------------------------------------
 # Everything below runs inside the venv.
