@@ -74,15 +74,22 @@ fn entries(memory: &Path) -> usize {
         .unwrap_or(0) as usize
 }
 
-/// Every document's sentences and warnings, by output name: what a reader gets.
-fn translations(out: &Path) -> Vec<(String, Vec<(String, String, usize)>)> {
+/// The document records of an output directory (not the run's failures*.json).
+fn records(out: &Path) -> Vec<PathBuf> {
     let mut docs: Vec<PathBuf> = std::fs::read_dir(out)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with("failures"))
         .collect();
     docs.sort();
-    docs.iter()
+    docs
+}
+
+/// Every document's sentences and warnings, by output name: what a reader gets.
+fn translations(out: &Path) -> Vec<(String, Vec<(String, String, usize)>)> {
+    records(out)
+        .iter()
         .map(|p| {
             let doc: TranslatedDocument =
                 serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
@@ -101,11 +108,7 @@ fn translations(out: &Path) -> Vec<(String, Vec<(String, String, usize)>)> {
 fn segment_counts(outs: &[&Path]) -> (usize, usize) {
     let mut sources = Vec::new();
     for out in outs {
-        for entry in std::fs::read_dir(out).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_none_or(|e| e != "json") {
-                continue;
-            }
+        for path in records(out) {
             let doc: TranslatedDocument =
                 serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
             for p in doc.paragraphs.iter().filter(|p| p.kind != ParagraphKind::Passthrough) {
