@@ -26,9 +26,8 @@ pub fn load_and_segment(bytes: &[u8]) {
         }
         let words: Vec<&str> = paragraph.text.split_whitespace().collect();
         for cap in [1, 8, 160] {
-            let pieces = segment_paragraph(&paragraph.text, cap, &|s: &str| {
-                s.chars().count() / 3 + 1
-            });
+            let pieces =
+                segment_paragraph(&paragraph.text, cap, &|s: &str| s.chars().count() / 3 + 1);
             assert!(pieces.iter().all(|p| !p.trim().is_empty()), "empty segment");
             let rejoined: Vec<&str> = pieces.iter().flat_map(|p| p.split_whitespace()).collect();
             assert_eq!(rejoined, words, "segmentation changed the text");

@@ -172,9 +172,11 @@ pub fn run(opts: &EvalOptions, translator: &mut dyn Translator) -> Result<EvalRe
             .zip(&terms)
             .map(|((_, source), terms)| Request::new(source, terms))
             .collect();
-        translate_checked_batch(translator, &requests, &opts.strategy, &mut |_, _| bar.inc(1))
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()?
+        translate_checked_batch(translator, &requests, &opts.strategy, &mut |_, _| {
+            bar.inc(1)
+        })
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?
     };
     let mut hypotheses: Vec<Vec<String>> = lines.iter().map(|_| Vec::new()).collect();
     let mut flagged = vec![false; lines.len()];

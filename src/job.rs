@@ -27,8 +27,7 @@ use crate::segment;
 use crate::summarize;
 use crate::translate::{
     translate_checked_batch, CheckedTranslation, LlmTranslator, MtTranslator, PromptStyle, Request,
-    Strategy,
-    Translator, PROMPT_VERSION,
+    Strategy, Translator, PROMPT_VERSION,
 };
 use crate::write::digest::{DigestEntry, DigestFailure};
 use crate::write::{self, Format};
@@ -359,7 +358,10 @@ pub fn load_translator(
                             "--summary-model {spec}: summaries need a chat LLM (.gguf), not a translation model"
                         );
                     }
-                    Some(GgufLlm::load(&summary_file.path, &device)?.with_batch_size(engine.batch_size))
+                    Some(
+                        GgufLlm::load(&summary_file.path, &device)?
+                            .with_batch_size(engine.batch_size),
+                    )
                 }
                 None => None,
             };
@@ -638,7 +640,9 @@ fn translate_group(
                 })
                 .collect();
             let out =
-                translate_checked_batch(translator, &requests, &opts.strategy, &mut |_, _| bar.inc(1));
+                translate_checked_batch(translator, &requests, &opts.strategy, &mut |_, _| {
+                    bar.inc(1)
+                });
             for (&i, result) in wave.iter().zip(out) {
                 let doc = refs[i].doc;
                 match &result {
@@ -674,18 +678,20 @@ fn translate_group(
             .iter()
             .map(|&i| Request::new(&refs[i].source, &terms[i]))
             .collect();
-        let out = translate_checked_batch(translator, &requests, &opts.strategy, &mut |j, result| {
-            bar.inc(1);
-            if let (Some(memory), Ok(t)) = (memory, result) {
-                if let Err(e) =
-                    memory
-                        .store
-                        .store(&memory.fingerprint, &model.name, &refs[todo[j]].source, t)
-                {
-                    bar.suspend(|| tracing::warn!("{e}"));
+        let out =
+            translate_checked_batch(translator, &requests, &opts.strategy, &mut |j, result| {
+                bar.inc(1);
+                if let (Some(memory), Ok(t)) = (memory, result) {
+                    if let Err(e) = memory.store.store(
+                        &memory.fingerprint,
+                        &model.name,
+                        &refs[todo[j]].source,
+                        t,
+                    ) {
+                        bar.suspend(|| tracing::warn!("{e}"));
+                    }
                 }
-            }
-        });
+            });
         for (&i, result) in todo.iter().zip(out) {
             results[i] = Some(result);
         }

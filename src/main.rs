@@ -106,14 +106,22 @@ runs left; entries are ordered by source path, as one run over the same inputs o
         #[arg(short, long, value_name = "DIR")]
         out: Option<PathBuf>,
         /// Output formats the runs wrote, for the digest's links.
-        #[arg(long, value_delimiter = ',', default_value = "html,md,txt,json", value_name = "LIST")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "html,md,txt,json",
+            value_name = "LIST"
+        )]
         format: Vec<Format>,
     },
     /// Inspect, clear or export the translation memory.
-    #[command(subcommand, after_help = "The memory is $TARJAMA_HOME/memory.sqlite (default ~/.cache/tarjama/memory.sqlite).\n\
+    #[command(
+        subcommand,
+        after_help = "The memory is $TARJAMA_HOME/memory.sqlite (default ~/.cache/tarjama/memory.sqlite).\n\
 `translate` looks every segment up there before calling the model and stores each one as\n\
 soon as it is translated; entries are keyed by the normalized segment and the model file,\n\
-prompt, decoding and glossary, so changing any of those translates afresh.")]
+prompt, decoding and glossary, so changing any of those translates afresh."
+    )]
     Memory(MemoryCommand),
     /// Measure translation speed on fixed documents at several batch sizes.
     #[command(after_help = "Examples:\n  \
@@ -446,7 +454,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 format!("{}: cannot create the digest directory", into.display())
             })?;
             let (entries, failures) = tarjama::write::digest::collect(&dirs, &into);
-            let written = tarjama::write::digest::write_digest(&into, &entries, &failures, &format)?;
+            let written =
+                tarjama::write::digest::write_digest(&into, &entries, &failures, &format)?;
             println!(
                 "{} documents, {} failures: {}",
                 entries.len(),
@@ -465,7 +474,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             match command {
                 MemoryCommand::Stats => {
                     let stats = memory.stats()?;
-                    println!("{}: {} entries, {:.1} MB", path.display(), stats.entries, stats.bytes as f64 / 1e6);
+                    println!(
+                        "{}: {} entries, {:.1} MB",
+                        path.display(),
+                        stats.entries,
+                        stats.bytes as f64 / 1e6
+                    );
                     for (model, n) in stats.models {
                         println!("  {n:>8}  {model}");
                     }

@@ -197,7 +197,9 @@ impl Memory {
             )
             .map_err(|e| self.err(e))?;
         let models = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as usize)))
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as usize))
+            })
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(|e| self.err(e))?;
         let bytes = ["", "-wal"]
@@ -222,9 +224,7 @@ impl Memory {
             .conn
             .execute("DELETE FROM translations", [])
             .map_err(|e| self.err(e))?;
-        self.conn
-            .execute_batch("VACUUM")
-            .map_err(|e| self.err(e))?;
+        self.conn.execute_batch("VACUUM").map_err(|e| self.err(e))?;
         Ok(n)
     }
 
@@ -302,7 +302,8 @@ mod tests {
         let fp = fingerprint(&[("model", "abc".into())]);
         let other = fingerprint(&[("model", "def".into())]);
         assert!(m.lookup(&fp, "مرحبا بكم").unwrap().is_none());
-        m.store(&fp, "tiny", "مرحبا  بكم ", &translation("Welcome")).unwrap();
+        m.store(&fp, "tiny", "مرحبا  بكم ", &translation("Welcome"))
+            .unwrap();
         let hit = m.lookup(&fp, " مرحبا بكم").unwrap().unwrap();
         assert_eq!(hit.text, "Welcome");
         assert_eq!(hit.generated_tokens, 0);
@@ -319,7 +320,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let m = Memory::open(&dir.path().join("m.sqlite")).unwrap();
         let fp = fingerprint(&[]);
-        m.store(&fp, "tiny", "أ < ب & ج", &translation("A < B & \"C\"\u{1}")).unwrap();
+        m.store(&fp, "tiny", "أ < ب & ج", &translation("A < B & \"C\"\u{1}"))
+            .unwrap();
         let out = dir.path().join("out.tmx");
         assert_eq!(m.export_tmx(&out).unwrap(), 1);
         let xml = std::fs::read_to_string(&out).unwrap();

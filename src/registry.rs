@@ -181,11 +181,10 @@ fn marian_dir(dir: &Path, name: Option<String>) -> Result<ModelFile, RegistryErr
             path: dir.to_path_buf(),
         });
     }
-    let weights = crate::model::opus_mt::weights_file(dir).ok_or_else(|| {
-        RegistryError::MissingFile {
+    let weights =
+        crate::model::opus_mt::weights_file(dir).ok_or_else(|| RegistryError::MissingFile {
             path: dir.join("model.safetensors"),
-        }
-    })?;
+        })?;
     let name = name.unwrap_or_else(|| {
         dir.file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -595,10 +594,11 @@ fn cached_marian(reference: &str) -> Option<Result<ModelFile, RegistryError>> {
     }
     let cache = hf_hub::Cache::from_env().model(reference.to_string());
     let dir = cache.get("config.json")?.parent()?.to_path_buf();
-    let complete = ["source.spm", "target.spm", "vocab.json"]
-        .iter()
-        .all(|f| cache.get(f).is_some_and(|p| p.parent() == Some(dir.as_path())))
-        && crate::model::opus_mt::weights_file(&dir).is_some();
+    let complete = ["source.spm", "target.spm", "vocab.json"].iter().all(|f| {
+        cache
+            .get(f)
+            .is_some_and(|p| p.parent() == Some(dir.as_path()))
+    }) && crate::model::opus_mt::weights_file(&dir).is_some();
     complete.then(|| marian_dir(&dir, Some(format!("hf:{reference}"))))
 }
 
@@ -613,9 +613,23 @@ fn fetch_marian_from_hub(
     let weights = ["model.safetensors", "pytorch_model.bin"]
         .into_iter()
         .find(|w| files.iter().any(|f| f == w))
-        .ok_or_else(|| hub_err(format!("{repo_id} has no model.safetensors or pytorch_model.bin")))?;
-    let mut wanted = vec!["config.json", "source.spm", "target.spm", "vocab.json", weights];
-    for optional in ["generation_config.json", "tokenizer_config.json", "target_vocab.json"] {
+        .ok_or_else(|| {
+            hub_err(format!(
+                "{repo_id} has no model.safetensors or pytorch_model.bin"
+            ))
+        })?;
+    let mut wanted = vec![
+        "config.json",
+        "source.spm",
+        "target.spm",
+        "vocab.json",
+        weights,
+    ];
+    for optional in [
+        "generation_config.json",
+        "tokenizer_config.json",
+        "target_vocab.json",
+    ] {
         if files.iter().any(|f| f == optional) {
             wanted.push(optional);
         }

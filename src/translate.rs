@@ -260,7 +260,9 @@ pub fn translate_checked_batch(
 
     finals
         .into_iter()
-        .map(|f| f.unwrap_or_else(|| Err(ModelError::Inference("request was never settled".into()))))
+        .map(|f| {
+            f.unwrap_or_else(|| Err(ModelError::Inference("request was never settled".into())))
+        })
         .collect()
 }
 

@@ -10,9 +10,16 @@ use tarjama::segment::segment_paragraph;
 
 fn samples_text() -> String {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
-    files.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect::<Vec<_>>().join("\n")
+    files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Segments every translatable paragraph the way `translate` does (160-token cap, a
@@ -22,14 +29,22 @@ fn segment_all(bytes: &[u8]) -> usize {
     let doc = load_bytes("big.txt", bytes).unwrap();
     let count = |s: &str| s.chars().count().div_ceil(3);
     let mut segments = 0;
-    for p in doc.paragraphs.iter().filter(|p| p.kind != ParagraphKind::Passthrough) {
+    for p in doc
+        .paragraphs
+        .iter()
+        .filter(|p| p.kind != ParagraphKind::Passthrough)
+    {
         let pieces = segment_paragraph(&p.text, 160, &count);
         let rejoined: String = pieces.iter().flat_map(|s| s.split_whitespace()).collect();
         let original: String = p.text.split_whitespace().collect();
         assert_eq!(rejoined, original, "text lost or invented");
         segments += pieces.len();
     }
-    eprintln!("{} bytes: {segments} segments in {:.2} s", bytes.len(), started.elapsed().as_secs_f64());
+    eprintln!(
+        "{} bytes: {segments} segments in {:.2} s",
+        bytes.len(),
+        started.elapsed().as_secs_f64()
+    );
     segments
 }
 
@@ -73,7 +88,9 @@ fn runs_of_punctuation_and_bidi_controls() {
     assert!(segment_all(hostile.as_bytes()) > 10);
     let doc = load_bytes("hostile.txt", hostile.as_bytes()).unwrap();
     for p in &doc.paragraphs {
-        assert!(!p.text.contains(['\u{202E}', '\u{202C}', '\u{2067}', '\u{2069}', '\u{200F}']));
+        assert!(!p
+            .text
+            .contains(['\u{202E}', '\u{202C}', '\u{2067}', '\u{2069}', '\u{200F}']));
     }
 }
 

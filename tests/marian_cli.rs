@@ -107,7 +107,10 @@ fn the_hub_cache_layout_loads_offline() {
     );
     let log = text(&o);
     assert!(o.status.success(), "{log}");
-    assert_eq!(translated(out.path()).model.name, "hf:Helsinki-NLP/opus-mt-ar-en");
+    assert_eq!(
+        translated(out.path()).model.name,
+        "hf:Helsinki-NLP/opus-mt-ar-en"
+    );
 }
 
 #[test]
@@ -150,7 +153,11 @@ fn an_unreachable_hub_is_a_one_line_error() {
         home.path(),
     );
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).contains("--offline forbids fetching"), "{}", text(&o));
+    assert!(
+        text(&o).contains("--offline forbids fetching"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -172,5 +179,9 @@ fn summaries_need_a_chat_model() {
         home.path(),
     );
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).contains("summaries need a chat LLM"), "{}", text(&o));
+    assert!(
+        text(&o).contains("summaries need a chat LLM"),
+        "{}",
+        text(&o)
+    );
 }

@@ -87,7 +87,10 @@ fn generated(row: &[u32], r: &Reference) -> Vec<u32> {
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -96,8 +99,18 @@ fn pieces_and_ids_match_marian_tokenizer() {
     let spm = SentencePiece::load(&model_dir().join("source.spm")).expect("source.spm");
     let mt = load();
     for case in &r.tokenize {
-        assert_eq!(spm.encode(&case.text), case.pieces, "pieces of {:?}", case.text);
-        assert_eq!(mt.tokenizer().encode(&case.text), case.ids, "ids of {:?}", case.text);
+        assert_eq!(
+            spm.encode(&case.text),
+            case.pieces,
+            "pieces of {:?}",
+            case.text
+        );
+        assert_eq!(
+            mt.tokenizer().encode(&case.text),
+            case.ids,
+            "ids of {:?}",
+            case.text
+        );
     }
 }
 
@@ -106,7 +119,12 @@ fn decoded_text_matches_marian_tokenizer() {
     let r = reference();
     let mt = load();
     for case in &r.decode {
-        assert_eq!(mt.tokenizer().decode(&case.ids), case.text, "ids {:?}", case.ids);
+        assert_eq!(
+            mt.tokenizer().decode(&case.ids),
+            case.text,
+            "ids {:?}",
+            case.ids
+        );
     }
 }
 
@@ -114,7 +132,12 @@ fn decoded_text_matches_marian_tokenizer() {
 fn batch_padding_matches_the_reference() {
     let r = reference();
     let mt = load();
-    let ids: Vec<Vec<u32>> = r.batch.texts.iter().map(|t| mt.tokenizer().encode(t)).collect();
+    let ids: Vec<Vec<u32>> = r
+        .batch
+        .texts
+        .iter()
+        .map(|t| mt.tokenizer().encode(t))
+        .collect();
     let rows: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
     let (padded, mask) = mt.pad(&rows).unwrap();
     assert_eq!(padded.to_vec2::<u32>().unwrap(), r.batch.input_ids);
@@ -159,7 +182,12 @@ fn first_step_logits_match_the_reference() {
     let encoded = mt.model().encode(&ids, &mask).unwrap();
     let mut state = mt.model().start_decoder(&encoded).unwrap();
     let starts = vec![r.decoder_start_id; r.batch.texts.len()];
-    let logits: Vec<Vec<f32>> = mt.model().decode_step(&starts, &mut state).unwrap().to_vec2().unwrap();
+    let logits: Vec<Vec<f32>> = mt
+        .model()
+        .decode_step(&starts, &mut state)
+        .unwrap()
+        .to_vec2()
+        .unwrap();
     let mut worst = 0f32;
     for (row, expected) in logits.iter().zip(&r.first_step_logits) {
         worst = worst.max(max_abs_diff(row, expected));
@@ -208,8 +236,14 @@ fn greedy_search_matches_the_reference() {
         num_beams: 1,
         ..mt.generation().clone()
     };
-    assert_eq!(decode_all(&mt, &r.batch.texts, &greedy), expected(&r.greedy, &r));
-    assert_eq!(decode_each(&mt, &r.batch.texts, &greedy), expected(&r.greedy_single, &r));
+    assert_eq!(
+        decode_all(&mt, &r.batch.texts, &greedy),
+        expected(&r.greedy, &r)
+    );
+    assert_eq!(
+        decode_each(&mt, &r.batch.texts, &greedy),
+        expected(&r.greedy_single, &r)
+    );
 }
 
 #[test]
@@ -217,14 +251,23 @@ fn beam_search_matches_the_reference() {
     let r = reference();
     let mt = load();
     let beam4 = mt.generation().clone();
-    assert_eq!(decode_all(&mt, &r.batch.texts, &beam4), expected(&r.beam4, &r));
-    assert_eq!(decode_each(&mt, &r.batch.texts, &beam4), expected(&r.beam4_single, &r));
+    assert_eq!(
+        decode_all(&mt, &r.batch.texts, &beam4),
+        expected(&r.beam4, &r)
+    );
+    assert_eq!(
+        decode_each(&mt, &r.batch.texts, &beam4),
+        expected(&r.beam4_single, &r)
+    );
     let beam3 = GenerationConfig {
         num_beams: 3,
         length_penalty: 0.6,
         ..beam4
     };
-    assert_eq!(decode_all(&mt, &r.batch.texts, &beam3), expected(&r.beam3_lp06, &r));
+    assert_eq!(
+        decode_all(&mt, &r.batch.texts, &beam3),
+        expected(&r.beam3_lp06, &r)
+    );
 }
 
 #[test]
@@ -259,7 +302,10 @@ fn pytorch_bin_weights_give_the_same_model() {
     }
     let from_bin = OpusMt::load(dir.path(), &Device::Cpu).unwrap();
     let generation = from_bin.generation().clone();
-    assert_eq!(decode_all(&from_bin, &r.batch.texts, &generation), expected(&r.beam4, &r));
+    assert_eq!(
+        decode_all(&from_bin, &r.batch.texts, &generation),
+        expected(&r.beam4, &r)
+    );
 }
 
 #[test]
@@ -270,12 +316,22 @@ fn a_corrupt_model_directory_is_a_clear_error() {
         std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
     }
     std::fs::write(dir.path().join("source.spm"), b"not a sentencepiece model").unwrap();
-    let e = OpusMt::load(dir.path(), &Device::Cpu).err().expect("must fail").to_string();
+    let e = OpusMt::load(dir.path(), &Device::Cpu)
+        .err()
+        .expect("must fail")
+        .to_string();
     assert!(e.contains("source.spm") && !e.contains('\n'), "{e}");
-    std::fs::copy(model_dir().join("source.spm"), dir.path().join("source.spm")).unwrap();
+    std::fs::copy(
+        model_dir().join("source.spm"),
+        dir.path().join("source.spm"),
+    )
+    .unwrap();
     std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
     std::fs::write(dir.path().join("pytorch_model.bin"), b"truncated").unwrap();
-    let e = OpusMt::load(dir.path(), &Device::Cpu).err().expect("must fail").to_string();
+    let e = OpusMt::load(dir.path(), &Device::Cpu)
+        .err()
+        .expect("must fail")
+        .to_string();
     assert!(
         e.contains(&dir.path().display().to_string()) && e.contains("pytorch_model.bin"),
         "{e}"
@@ -284,7 +340,12 @@ fn a_corrupt_model_directory_is_a_clear_error() {
 
 /// Logits of each sentence for its first steps, decoded within `texts`' padded batch;
 /// the token fed to sentence `index` after each step: fixed, and different per sentence.
-fn stepped_logits(mt: &OpusMt, texts: &[String], first_index: usize, steps: usize) -> Vec<Vec<Vec<f32>>> {
+fn stepped_logits(
+    mt: &OpusMt,
+    texts: &[String],
+    first_index: usize,
+    steps: usize,
+) -> Vec<Vec<Vec<f32>>> {
     let ids: Vec<Vec<u32>> = texts.iter().map(|t| mt.tokenizer().encode(t)).collect();
     let rows: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
     let (padded, mask) = mt.pad(&rows).unwrap();
@@ -293,7 +354,12 @@ fn stepped_logits(mt: &OpusMt, texts: &[String], first_index: usize, steps: usiz
     let mut tokens = vec![mt.generation().decoder_start_token_id; texts.len()];
     let mut per_sentence = vec![Vec::new(); texts.len()];
     for _ in 0..steps {
-        let logits: Vec<Vec<f32>> = mt.model().decode_step(&tokens, &mut state).unwrap().to_vec2().unwrap();
+        let logits: Vec<Vec<f32>> = mt
+            .model()
+            .decode_step(&tokens, &mut state)
+            .unwrap()
+            .to_vec2()
+            .unwrap();
         for (s, row) in logits.into_iter().enumerate() {
             tokens[s] = 5 + 7 * (first_index + s) as u32;
             per_sentence[s].push(row);

@@ -31,11 +31,16 @@ fn inputs() -> tempfile::TempDir {
 
 fn command(input: &Path, out: &Path, memory: &Path, extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tarjama"));
-    c.args(["translate", input.to_str().unwrap(), "--out", out.to_str().unwrap()])
-        .args(["--model", &tiny_model(), "--no-summary"])
-        .args(extra)
-        .env("TARJAMA_MEMORY", memory)
-        .env("TARJAMA_LOG", "tarjama=info");
+    c.args([
+        "translate",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .args(["--model", &tiny_model(), "--no-summary"])
+    .args(extra)
+    .env("TARJAMA_MEMORY", memory)
+    .env("TARJAMA_LOG", "tarjama=info");
     c
 }
 
@@ -70,8 +75,10 @@ fn memory_hits(o: &Output) -> usize {
 fn entries(memory: &Path) -> usize {
     let conn = rusqlite::Connection::open(memory).unwrap();
     conn.busy_timeout(Duration::from_secs(10)).unwrap();
-    conn.query_row("SELECT COUNT(*) FROM translations", [], |r| r.get::<_, i64>(0))
-        .unwrap_or(0) as usize
+    conn.query_row("SELECT COUNT(*) FROM translations", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .unwrap_or(0) as usize
 }
 
 /// The document records of an output directory (not the run's failures*.json).
@@ -80,7 +87,12 @@ fn records(out: &Path) -> Vec<PathBuf> {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with("failures"))
+        .filter(|p| {
+            !p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("failures")
+        })
         .collect();
     docs.sort();
     docs
@@ -111,7 +123,11 @@ fn segment_counts(outs: &[&Path]) -> (usize, usize) {
         for path in records(out) {
             let doc: TranslatedDocument =
                 serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            for p in doc.paragraphs.iter().filter(|p| p.kind != ParagraphKind::Passthrough) {
+            for p in doc
+                .paragraphs
+                .iter()
+                .filter(|p| p.kind != ParagraphKind::Passthrough)
+            {
                 sources.extend(p.sentences.iter().map(|s| s.source.clone()));
             }
         }
@@ -146,7 +162,10 @@ fn a_second_run_takes_unchanged_segments_from_memory() {
     std::fs::write(&doc, edited).unwrap();
     let second = run(input.path(), &out, &memory, &[]);
     let hits = memory_hits(&second);
-    assert!(hits < total && hits >= total - 3, "{hits} of {total} reused");
+    assert!(
+        hits < total && hits >= total - 3,
+        "{hits} of {total} reused"
+    );
     let after = translations(&out);
     let unchanged = |name: &str| before.iter().find(|(n, _)| n == name).unwrap().1.clone();
     for (name, sentences) in &after {
@@ -157,7 +176,11 @@ fn a_second_run_takes_unchanged_segments_from_memory() {
 
     // --no-memory neither reads nor writes it.
     let third = run(input.path(), &out, &memory, &["--no-memory"]);
-    assert!(!text(&third).contains("translation memory"), "{}", text(&third));
+    assert!(
+        !text(&third).contains("translation memory"),
+        "{}",
+        text(&third)
+    );
 }
 
 #[test]
@@ -177,10 +200,16 @@ fn memory_commands_report_export_and_clear() {
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
     let stats = tarjama(&["memory", "stats"]);
-    assert!(stats.contains(&format!("{n} entries")) && stats.contains("marian-tiny"), "{stats}");
+    assert!(
+        stats.contains(&format!("{n} entries")) && stats.contains("marian-tiny"),
+        "{stats}"
+    );
     let tmx = work.path().join("memory.tmx");
     let exported = tarjama(&["memory", "export", "--tmx", tmx.to_str().unwrap()]);
-    assert!(exported.starts_with(&format!("{n} translation units")), "{exported}");
+    assert!(
+        exported.starts_with(&format!("{n} translation units")),
+        "{exported}"
+    );
     let xml = std::fs::read_to_string(&tmx).unwrap();
     assert_eq!(xml.matches("<tu ").count(), n);
     assert_eq!(xml.matches("<tuv xml:lang=\"ar\">").count(), n);
@@ -194,17 +223,25 @@ fn two_runs_write_one_memory_at_once() {
     let memory = work.path().join("memory.sqlite");
     // Each run gets different documents, at batch size 1 so their writes interleave.
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    for (i, entry) in std::fs::read_dir(root().join("samples")).unwrap().enumerate() {
+    for (i, entry) in std::fs::read_dir(root().join("samples"))
+        .unwrap()
+        .enumerate()
+    {
         let path = entry.unwrap().path();
         let into = if i % 2 == 0 { a.path() } else { b.path() };
         std::fs::copy(&path, into.join(path.file_name().unwrap())).unwrap();
     }
     let spawn = |input: &Path, out: &str| {
-        command(input, &work.path().join(out), &memory, &["--batch-size", "1"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+        command(
+            input,
+            &work.path().join(out),
+            &memory,
+            &["--batch-size", "1"],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
     };
     let (first, second) = (spawn(a.path(), "out-a"), spawn(b.path(), "out-b"));
     for child in [first, second] {
@@ -214,7 +251,9 @@ fn two_runs_write_one_memory_at_once() {
     let outs = [work.path().join("out-a"), work.path().join("out-b")];
     assert_eq!(entries(&memory), distinct_sources(&[&outs[0], &outs[1]]));
     let conn = rusqlite::Connection::open(&memory).unwrap();
-    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(check, "ok");
 }
 
@@ -225,7 +264,12 @@ fn a_killed_run_resumes_to_the_same_outputs() {
 
     // The reference: one uninterrupted run.
     let reference = work.path().join("reference");
-    run(input.path(), &reference, &work.path().join("reference.sqlite"), &[]);
+    run(
+        input.path(),
+        &reference,
+        &work.path().join("reference.sqlite"),
+        &[],
+    );
     let total = distinct_sources(&[&reference]);
 
     // The same run, killed with SIGKILL once part of its segments are in the memory.
@@ -240,20 +284,28 @@ fn a_killed_run_resumes_to_the_same_outputs() {
     let deadline = Instant::now() + Duration::from_secs(120);
     while entries(&memory) < total / 4 {
         assert!(Instant::now() < deadline, "the run made no progress");
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it was killed");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it was killed"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let kept = entries(&memory);
-    assert!(kept < total, "killed after the last segment ({kept} of {total})");
+    assert!(
+        kept < total,
+        "killed after the last segment ({kept} of {total})"
+    );
     // Documents are written together at the end of their group: nothing is there yet,
     // and nothing half-written is left behind.
     let leftovers: Vec<_> = std::fs::read_dir(&out)
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(
-        leftovers.iter().all(|n| !n.to_string_lossy().ends_with(".json")),
+        leftovers
+            .iter()
+            .all(|n| !n.to_string_lossy().ends_with(".json")),
         "{leftovers:?}"
     );
 

@@ -42,10 +42,18 @@ fn inputs() -> tempfile::TempDir {
         std::fs::create_dir_all(dir.path().join(folder)).unwrap();
         for entry in std::fs::read_dir(root().join("samples")).unwrap() {
             let path = entry.unwrap().path();
-            std::fs::copy(&path, dir.path().join(folder).join(path.file_name().unwrap())).unwrap();
+            std::fs::copy(
+                &path,
+                dir.path().join(folder).join(path.file_name().unwrap()),
+            )
+            .unwrap();
         }
     }
-    std::fs::write(dir.path().join("asia/broken.txt"), [0u8, 159, 146, 150, 0, 1, 2]).unwrap();
+    std::fs::write(
+        dir.path().join("asia/broken.txt"),
+        [0u8, 159, 146, 150, 0, 1, 2],
+    )
+    .unwrap();
     dir
 }
 
@@ -78,8 +86,15 @@ fn three_shards_cover_every_document_once_and_merge_into_the_single_digest() {
     for i in 0..3 {
         let out = work.path().join(format!("shard-{i}"));
         let o = translate(input.path(), &out, &["--shard", &format!("{i}/3")]);
-        let log = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-        assert!(o.status.code() == Some(0) || o.status.code() == Some(1), "{log}");
+        let log = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            o.status.code() == Some(0) || o.status.code() == Some(1),
+            "{log}"
+        );
         let mine = records(&out);
         assert!(mine.is_disjoint(&seen), "shard {i} repeats a document");
         seen.extend(mine);
@@ -87,7 +102,11 @@ fn three_shards_cover_every_document_once_and_merge_into_the_single_digest() {
         let failures: Vec<serde_json::Value> = serde_json::from_str(&failures).unwrap();
         failures_reported += failures
             .iter()
-            .filter(|f| f["source_path"].as_str().is_some_and(|p| p.ends_with("broken.txt")))
+            .filter(|f| {
+                f["source_path"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with("broken.txt"))
+            })
             .count();
         // What a shared volume gives: every shard's files in one directory.
         for entry in std::fs::read_dir(&out).unwrap() {
@@ -99,7 +118,10 @@ fn three_shards_cover_every_document_once_and_merge_into_the_single_digest() {
         }
     }
     assert_eq!(seen, all, "the shards together translated every document");
-    assert_eq!(failures_reported, 1, "the broken document failed in exactly one shard");
+    assert_eq!(
+        failures_reported, 1,
+        "the broken document failed in exactly one shard"
+    );
 
     let o = tarjama(&["digest", shared.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -119,13 +141,26 @@ fn three_shards_cover_every_document_once_and_merge_into_the_single_digest() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let md = read(merged.join("digest.md"));
     assert_eq!(md.matches("](../shard-").count(), 10, "{md}");
-    assert_eq!(md.lines().filter(|l| l.starts_with("- ") && l.contains("broken.txt")).count(), 1, "{md}");
+    assert_eq!(
+        md.lines()
+            .filter(|l| l.starts_with("- ") && l.contains("broken.txt"))
+            .count(),
+        1,
+        "{md}"
+    );
 }
 
 #[test]
 fn bad_shard_arguments_are_usage_errors() {
     for bad in ["3/3", "1", "a/b", "0/0"] {
-        let o = tarjama(&["translate", "samples", "--out", "/tmp/never", "--shard", bad]);
+        let o = tarjama(&[
+            "translate",
+            "samples",
+            "--out",
+            "/tmp/never",
+            "--shard",
+            bad,
+        ]);
         assert_eq!(o.status.code(), Some(2), "{bad}");
         assert!(String::from_utf8_lossy(&o.stderr).contains("I/N"), "{bad}");
     }

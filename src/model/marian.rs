@@ -82,7 +82,11 @@ impl Config {
 
 /// The sinusoidal position table: sines of every even frequency in the first half, cosines
 /// of the odd ones in the second, computed in f64 like the reference before rounding.
-fn sinusoidal_positions(positions: usize, dim: usize, device: &Device) -> candle_core::Result<Tensor> {
+fn sinusoidal_positions(
+    positions: usize,
+    dim: usize,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
     let sentinel = dim.div_ceil(2);
     let mut table = vec![0f32; positions * dim];
     for pos in 0..positions {
@@ -228,7 +232,8 @@ impl Attention {
                 .transpose(0, 1)?
                 .reshape((len, dim))?;
             let context = if len < source {
-                let padding = Tensor::zeros((source - len, dim), context.dtype(), context.device())?;
+                let padding =
+                    Tensor::zeros((source - len, dim), context.dtype(), context.device())?;
                 Tensor::cat(&[&context, &padding], 0)?
             } else {
                 context
@@ -240,12 +245,18 @@ impl Attention {
 
     /// Decoder self-attention of one new token per row, (rows, 1, dim), over `keys` and
     /// `values`, (rows, heads, steps, head_dim).
-    fn decoder_self(&self, x: &Tensor, keys: &Tensor, values: &Tensor) -> candle_core::Result<Tensor> {
+    fn decoder_self(
+        &self,
+        x: &Tensor,
+        keys: &Tensor,
+        values: &Tensor,
+    ) -> candle_core::Result<Tensor> {
         let (rows, _, dim) = x.dims3()?;
         let q = self.split_heads(&(self.q.forward(x)? * self.scaling)?)?;
         let context = q.matmul(&keys.t()?)?;
         let context = candle_nn::ops::softmax_last_dim(&context)?.matmul(values)?;
-        self.out.forward(&context.transpose(1, 2)?.reshape((rows, 1, dim))?)
+        self.out
+            .forward(&context.transpose(1, 2)?.reshape((rows, 1, dim))?)
     }
 
     /// Cross-attention of one token per row, (rows, 1, dim), over the source of the
@@ -268,11 +279,14 @@ impl Attention {
                 .count();
             let (keys, values) = &sources[sentence];
             let q = q.narrow(0, start, n)?.transpose(0, 1)?.contiguous()?;
-            let context = attention(&q, keys, values)?.transpose(0, 1)?.reshape((n, dim))?;
+            let context = attention(&q, keys, values)?
+                .transpose(0, 1)?
+                .reshape((n, dim))?;
             contexts.push(context);
             start += n;
         }
-        self.out.forward(&Tensor::cat(&contexts, 0)?.reshape((rows, 1, dim))?)
+        self.out
+            .forward(&Tensor::cat(&contexts, 0)?.reshape((rows, 1, dim))?)
     }
 }
 
@@ -283,7 +297,12 @@ struct FeedForward {
 }
 
 impl FeedForward {
-    fn new(dim: usize, hidden: usize, activation: Activation, vb: &VarBuilder) -> candle_core::Result<Self> {
+    fn new(
+        dim: usize,
+        hidden: usize,
+        activation: Activation,
+        vb: &VarBuilder,
+    ) -> candle_core::Result<Self> {
         Ok(Self {
             fc1: linear(dim, hidden, vb.pp("fc1"))?,
             fc2: linear(hidden, dim, vb.pp("fc2"))?,
@@ -292,7 +311,8 @@ impl FeedForward {
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        self.fc2.forward(&self.activation.forward(&self.fc1.forward(x)?)?)
+        self.fc2
+            .forward(&self.activation.forward(&self.fc1.forward(x)?)?)
     }
 }
 
@@ -540,21 +560,32 @@ impl Marian {
     }
 
     /// Feeds one token per row and returns each row's next-token logits, (rows, vocab).
-    pub fn decode_step(&self, tokens: &[u32], state: &mut DecoderState) -> candle_core::Result<Tensor> {
+    pub fn decode_step(
+        &self,
+        tokens: &[u32],
+        state: &mut DecoderState,
+    ) -> candle_core::Result<Tensor> {
         let rows = tokens.len();
         if rows != state.rows() {
             candle_core::bail!("{rows} tokens for {} decoder rows", state.rows());
         }
         if state.position >= self.max_positions()? {
-            candle_core::bail!("the decoder ran past its {} positions", self.max_positions()?);
+            candle_core::bail!(
+                "the decoder ran past its {} positions",
+                self.max_positions()?
+            );
         }
         let ids = Tensor::from_slice(tokens, (rows, 1), &self.device)?;
         let x = (self.decoder_embed.forward(&ids)? * self.embed_scale)?;
         let position = self.positions.narrow(0, state.position, 1)?.unsqueeze(0)?;
         let mut x = x.broadcast_add(&position)?;
         for (layer, cache) in self.decoder.iter().zip(&mut state.layers) {
-            let k = layer.self_attn.split_heads(&layer.self_attn.k.forward(&x)?)?;
-            let v = layer.self_attn.split_heads(&layer.self_attn.v.forward(&x)?)?;
+            let k = layer
+                .self_attn
+                .split_heads(&layer.self_attn.k.forward(&x)?)?;
+            let v = layer
+                .self_attn
+                .split_heads(&layer.self_attn.v.forward(&x)?)?;
             let (k, v) = match (&cache.self_keys, &cache.self_values) {
                 (Some(pk), Some(pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?),
                 _ => (k, v),

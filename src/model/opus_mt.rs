@@ -27,12 +27,8 @@ fn bad_dir(dir: &Path, reason: impl Into<String>) -> ModelError {
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path, dir: &Path) -> Result<T, ModelError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        bad_dir(
-            dir,
-            format!("cannot read {}: {e}", file_name(path)),
-        )
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| bad_dir(dir, format!("cannot read {}: {e}", file_name(path))))?;
     serde_json::from_str(&text)
         .map_err(|e| bad_dir(dir, format!("{} is not valid: {e}", file_name(path))))
 }
@@ -68,8 +64,7 @@ pub struct MarianTokenizer {
 impl MarianTokenizer {
     pub fn load(dir: &Path) -> Result<Self, ModelError> {
         let spm = |name: &str| {
-            SentencePiece::load(&dir.join(name))
-                .map_err(|e| bad_dir(dir, format!("{name}: {e}")))
+            SentencePiece::load(&dir.join(name)).map_err(|e| bad_dir(dir, format!("{name}: {e}")))
         };
         let source = spm("source.spm")?;
         let target = spm("target.spm")?;
@@ -131,7 +126,11 @@ impl MarianTokenizer {
         let mut i = 0;
         while i < text.len() {
             let rest = &text[i..];
-            match self.specials.iter().find(|(s, _)| rest.starts_with(s.as_str())) {
+            match self
+                .specials
+                .iter()
+                .find(|(s, _)| rest.starts_with(s.as_str()))
+            {
                 Some((special, id)) => {
                     if plain_start < i {
                         parts.push((&text[plain_start..i], None));
@@ -172,10 +171,7 @@ impl MarianTokenizer {
             .filter(|&&id| id != self.eos_id && id != self.unk_id && id != self.pad_id)
             .filter_map(|id| self.target_pieces.get(id).map(String::as_str))
             .collect();
-        self.target
-            .decode_pieces(&pieces)
-            .trim()
-            .to_string()
+        self.target.decode_pieces(&pieces).trim().to_string()
     }
 }
 
@@ -191,9 +187,11 @@ fn split_language_code(text: &str) -> (Option<&str>, std::borrow::Cow<'_, str>) 
             Some(b) => (b, "\n"),
             None => (line, ""),
         };
-        let span = body
-            .find(">>")
-            .and_then(|start| body.rfind("<<").filter(|&end| end > start + 2).map(|end| (start, end + 2)));
+        let span = body.find(">>").and_then(|start| {
+            body.rfind("<<")
+                .filter(|&end| end > start + 2)
+                .map(|end| (start, end + 2))
+        });
         match span {
             Some((start, end)) => {
                 if n == 0 && start == 0 {
@@ -278,7 +276,10 @@ fn generation_config(dir: &Path, cfg: &Config) -> Result<GenerationConfig, Model
     }
     Ok(GenerationConfig {
         // transformers' own default when neither file sets one.
-        max_length: fields.max_length.unwrap_or(20).min(cfg.max_position_embeddings),
+        max_length: fields
+            .max_length
+            .unwrap_or(20)
+            .min(cfg.max_position_embeddings),
         num_beams: fields.num_beams.unwrap_or(1).max(1),
         length_penalty: fields.length_penalty.unwrap_or(1.0),
         early_stopping,
@@ -497,7 +498,10 @@ impl OpusMt {
         let mut mask = Vec::with_capacity(batch.len() * longest);
         for row in batch {
             ids.extend_from_slice(row);
-            ids.extend(std::iter::repeat_n(self.tokenizer.pad_id, longest - row.len()));
+            ids.extend(std::iter::repeat_n(
+                self.tokenizer.pad_id,
+                longest - row.len(),
+            ));
             mask.extend(std::iter::repeat_n(1u32, row.len()));
             mask.extend(std::iter::repeat_n(0u32, longest - row.len()));
         }

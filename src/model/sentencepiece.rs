@@ -79,8 +79,8 @@ impl SentencePiece {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
-        let proto = ModelProto::decode(bytes)
-            .map_err(|e| format!("not a SentencePiece model ({e})"))?;
+        let proto =
+            ModelProto::decode(bytes).map_err(|e| format!("not a SentencePiece model ({e})"))?;
         let trainer = proto.trainer_spec.unwrap_or_default();
         if trainer.model_type.unwrap_or(MODEL_UNIGRAM) != MODEL_UNIGRAM {
             return Err("only unigram SentencePiece models are supported".into());

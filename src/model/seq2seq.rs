@@ -200,7 +200,12 @@ impl GenerationConfig {
                         if rank >= k {
                             continue;
                         }
-                        kept[*s].add(beams[b].tokens.clone(), f64::from(score), generated_len, self.length_penalty);
+                        kept[*s].add(
+                            beams[b].tokens.clone(),
+                            f64::from(score),
+                            generated_len,
+                            self.length_penalty,
+                        );
                     } else {
                         let mut tokens = beams[b].tokens.clone();
                         tokens.push(token);
@@ -298,11 +303,7 @@ impl Hypotheses {
                     .min_by(|a, b| a.1 .0.total_cmp(&b.1 .0))
                     .unwrap_or((0, &self.kept[0]));
                 self.kept.remove(worst_at);
-                self.worst = self
-                    .kept
-                    .iter()
-                    .map(|h| h.0)
-                    .fold(f64::INFINITY, f64::min);
+                self.worst = self.kept.iter().map(|h| h.0).fold(f64::INFINITY, f64::min);
             } else {
                 self.worst = self.worst.min(score);
             }

@@ -68,7 +68,11 @@ pub fn collect(dirs: &[PathBuf], into: &Path) -> (Vec<DigestEntry>, Vec<DigestFa
             .cmp(Path::new(&b.0.source_path))
             .then_with(|| a.0.name.cmp(&b.0.name))
     });
-    failures.retain(|f| !records.iter().any(|(doc, _)| doc.source_path == f.source_path));
+    failures.retain(|f| {
+        !records
+            .iter()
+            .any(|(doc, _)| doc.source_path == f.source_path)
+    });
     failures.sort_by(|a, b| Path::new(&a.source_path).cmp(Path::new(&b.source_path)));
     failures.dedup();
     let entries = records
