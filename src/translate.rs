@@ -562,9 +562,7 @@ impl<M: ChatModel> Translator for LlmTranslator<M> {
         let generated = self.model.generate_batch(&jobs, &mut |j, g| {
             on_done(
                 job_of[j],
-                &g.as_ref()
-                    .map(translation)
-                    .map_err(|e| ModelError::Inference(e.to_string())),
+                &g.as_ref().map(translation).map_err(Clone::clone),
             );
         });
         for (g, i) in generated.into_iter().zip(job_of) {

@@ -518,11 +518,7 @@ impl GgufLlm {
                 Err(e) => {
                     // The rows in the failed pass lose their caches; the others go on.
                     for row in rows {
-                        done(
-                            row.job,
-                            Err(ModelError::Inference(e.to_string())),
-                            &mut results,
-                        );
+                        done(row.job, Err(e.clone()), &mut results);
                     }
                     continue;
                 }
@@ -639,7 +635,7 @@ impl ChatModel for GgufLlm {
                     ready_jobs.push(job);
                 }
                 Err(e) => {
-                    on_done(job, &Err(ModelError::Inference(e.to_string())));
+                    on_done(job, &Err(e.clone()));
                     results[job] = Some(Err(e));
                 }
             }

@@ -425,9 +425,8 @@ impl OpusMt {
                     }
                 }
                 Err(e) => {
-                    let message = e.to_string();
                     for &i in chunk {
-                        let result = Err(ModelError::Inference(message.clone()));
+                        let result = Err(e.clone());
                         on_done(i, &result);
                         results[i] = Some(result);
                     }

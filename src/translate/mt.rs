@@ -80,20 +80,14 @@ impl Translator for MtTranslator {
                 continue;
             }
             let outputs = self.mt.translate_batch(&texts, &generation, &mut |j, out| {
-                let result = out
-                    .as_ref()
-                    .map(translation)
-                    .map_err(|e| ModelError::Inference(e.to_string()));
+                let result = out.as_ref().map(translation).map_err(Clone::clone);
                 for &i in &askers[j] {
                     on_done(i, &result);
                 }
             });
             for (out, asking) in outputs.into_iter().zip(&askers) {
                 for &i in asking {
-                    results[i] = Some(match &out {
-                        Ok(o) => Ok(translation(o)),
-                        Err(e) => Err(ModelError::Inference(e.to_string())),
-                    });
+                    results[i] = Some(out.as_ref().map(translation).map_err(Clone::clone));
                 }
             }
         }
