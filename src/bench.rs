@@ -34,6 +34,8 @@ pub struct BenchOptions {
     pub engine: Engine,
     /// Only the first N segments.
     pub limit: Option<usize>,
+    /// The lexicon and the number of rare words glossed per request, as `translate` uses.
+    pub hints: Option<(std::sync::Arc<crate::lexicon::Lexicon>, usize)>,
 }
 
 /// The figures of one run; `scripts/bench_llamacpp.py` prints the same for llama.cpp.
@@ -111,6 +113,7 @@ fn load(opts: &BenchOptions) -> anyhow::Result<(Box<dyn Translator>, f64)> {
         opts.max_new_tokens,
         opts.prompt_style,
         opts.engine,
+        opts.hints.clone(),
     )?;
     Ok((translator, started.elapsed().as_secs_f64()))
 }
@@ -166,13 +169,16 @@ pub fn run_one(opts: &BenchOptions) -> anyhow::Result<(BenchRow, Vec<BenchOutput
 /// Writes the benchmark's requests as JSON lines: the exact prompt (text and token ids),
 /// the answer's token cap and the stop tokens, so another engine can run the same work.
 pub fn export_requests(opts: &BenchOptions, path: &Path) -> anyhow::Result<usize> {
-    let (_, translator) = job::load_llm_translator(
+    let (_, mut translator) = job::load_llm_translator(
         &opts.model,
         opts.fetch,
         opts.max_new_tokens,
         opts.prompt_style,
         opts.engine,
     )?;
+    if let Some((lexicon, count)) = opts.hints.clone() {
+        translator = translator.with_hints(lexicon, count);
+    }
     let segments = segments(opts, &translator)?;
     let llm = translator.model();
     let mut out = String::new();

@@ -116,6 +116,12 @@ pub struct Settings {
     /// Whether the previous segment was shown to the model as context.
     #[serde(default)]
     pub context: bool,
+    /// Whether the Arabic lexicon grounded hints and checks.
+    #[serde(default)]
+    pub lexicon: bool,
+    /// Rare words per segment whose glosses the model was given.
+    #[serde(default)]
+    pub hints: usize,
 }
 
 fn one() -> usize {

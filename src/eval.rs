@@ -7,6 +7,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
+use crate::check::Checker;
 use crate::glossary::Glossary;
 use crate::load::{count_arabic_words, normalize};
 use crate::metrics::{self, BLEU_SIGNATURE, CHRF_SIGNATURE};
@@ -27,6 +28,10 @@ pub struct EvalOptions {
     pub glossary: Glossary,
     pub strategy: Strategy,
     pub progress_bar: bool,
+    /// Runs the checks (the lexicon's too, when loaded).
+    pub checker: Checker,
+    /// Write each segment with its translation and warnings here, as JSON lines.
+    pub segments_out: Option<PathBuf>,
 }
 
 /// Scores and cost of one evaluation.
@@ -160,7 +165,7 @@ pub fn run(opts: &EvalOptions, translator: &mut dyn Translator) -> Result<EvalRe
         let mut out = Vec::with_capacity(segments.len());
         for ((_, source), terms) in segments.iter().zip(&terms) {
             let request = Request::after(source, terms, previous.as_ref());
-            let t = translate_checked(translator, &request, &opts.strategy)?;
+            let t = translate_checked(translator, &request, &opts.strategy, &opts.checker)?;
             previous = Some((source.clone(), t.text.clone()));
             out.push(t);
             bar.inc(1);
@@ -172,12 +177,34 @@ pub fn run(opts: &EvalOptions, translator: &mut dyn Translator) -> Result<EvalRe
             .zip(&terms)
             .map(|((_, source), terms)| Request::new(source, terms))
             .collect();
-        translate_checked_batch(translator, &requests, &opts.strategy, &mut |_, _| {
-            bar.inc(1)
-        })
+        translate_checked_batch(
+            translator,
+            &requests,
+            &opts.strategy,
+            &opts.checker,
+            &mut |_, _| bar.inc(1),
+        )
         .into_iter()
         .collect::<Result<Vec<_>, _>>()?
     };
+    if let Some(path) = &opts.segments_out {
+        let mut text = String::new();
+        for ((line, source), t) in segments.iter().zip(&translations) {
+            let record = serde_json::json!({
+                "line": opts.offset + line + 1,
+                "source": source,
+                "translation": t.text,
+                "attempts": t.attempts,
+                "warnings": t.warnings,
+            });
+            text.push_str(&record.to_string());
+            text.push('\n');
+        }
+        crate::write::write_atomic(path, text.as_bytes()).map_err(|source| EvalError::Write {
+            path: path.clone(),
+            source,
+        })?;
+    }
     let mut hypotheses: Vec<Vec<String>> = lines.iter().map(|_| Vec::new()).collect();
     let mut flagged = vec![false; lines.len()];
     for ((line, _), t) in segments.iter().zip(translations) {

@@ -10,16 +10,19 @@
 //! One bad document never stops the others: its error is recorded and the run goes on.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::check::Checker;
 use crate::document::{
     Document, ModelRecord, ParagraphKind, Settings, Timings, TranslatedDocument,
     TranslatedParagraph, TranslatedSentence,
 };
 use crate::glossary::Glossary;
 use crate::inputs::{self, Input, Source};
+use crate::lexicon::Lexicon;
 use crate::memory::{self, Memory};
 use crate::model::{DeviceChoice, GgufLlm, ModelError, OpusMt};
 use crate::registry::{self, FetchPolicy, ModelFile, ModelKind};
@@ -59,6 +62,10 @@ pub struct JobOptions {
     pub memory: Option<PathBuf>,
     /// `(I, N)`: translate only the documents of shard I of N.
     pub shard: Option<(usize, usize)>,
+    /// The Arabic lexicon for hints and checks; `None` with `--no-lexicon`.
+    pub lexicon: Option<Arc<Lexicon>>,
+    /// Rare words of each segment whose glosses the model is given.
+    pub hints: usize,
 }
 
 /// Where and how wide the model runs.
@@ -220,6 +227,8 @@ pub fn run(opts: &JobOptions) -> anyhow::Result<Report> {
         retry: opts.strategy.retry,
         candidates: opts.strategy.candidates,
         context: opts.strategy.context,
+        lexicon: opts.lexicon.is_some(),
+        hints: opts.lexicon.as_ref().map_or(0, |_| opts.hints),
     };
     let known_sha = registry::manifest(&opts.model).map(|m| m.sha256);
 
@@ -337,16 +346,18 @@ pub fn load_translator(
     max_new_tokens: usize,
     style: PromptStyle,
     engine: Engine,
+    hints: Option<(Arc<Lexicon>, usize)>,
 ) -> anyhow::Result<(ModelFile, Box<dyn Translator>)> {
     let file = registry::resolve(spec, fetch)?;
     let device = engine.device.resolve()?;
     match file.kind {
         ModelKind::Gguf => {
             let llm = GgufLlm::load(&file.path, &device)?.with_batch_size(engine.batch_size);
-            Ok((
-                file,
-                Box::new(LlmTranslator::new(llm, max_new_tokens, style)),
-            ))
+            let mut translator = LlmTranslator::new(llm, max_new_tokens, style);
+            if let Some((lexicon, count)) = hints {
+                translator = translator.with_hints(lexicon, count);
+            }
+            Ok((file, Box::new(translator)))
         }
         ModelKind::Marian => {
             let mt = OpusMt::load(&file.path, &device)?.with_batch_size(engine.batch_size);
@@ -437,6 +448,7 @@ fn translate_pending(
         opts.max_new_tokens,
         opts.prompt_style,
         opts.engine,
+        opts.lexicon.clone().map(|l| (l, opts.hints)),
     );
     let (file, mut translator) = match loaded {
         Ok(m) => m,
@@ -548,6 +560,8 @@ fn open_memory(opts: &JobOptions, settings: &Settings, model: &ModelRecord) -> O
             "glossary",
             settings.glossary_sha256.clone().unwrap_or_default(),
         ),
+        ("lexicon", settings.lexicon.to_string()),
+        ("hints", settings.hints.to_string()),
     ]);
     Some(RunMemory {
         store,
@@ -596,6 +610,7 @@ fn translate_group(
     bar: &ProgressBar,
 ) -> Vec<(String, Outcome)> {
     let started = Instant::now();
+    let checker = Checker::new(opts.lexicon.clone());
     let mut refs: Vec<SegmentRef> = Vec::new();
     for (doc, (_, segmented)) in group.iter().enumerate() {
         for (paragraph, segments) in segmented.segments.iter().enumerate() {
@@ -639,10 +654,13 @@ fn translate_group(
                     Request::after(&refs[i].source, &terms[i], previous[refs[i].doc].as_ref())
                 })
                 .collect();
-            let out =
-                translate_checked_batch(translator, &requests, &opts.strategy, &mut |_, _| {
-                    bar.inc(1)
-                });
+            let out = translate_checked_batch(
+                translator,
+                &requests,
+                &opts.strategy,
+                &checker,
+                &mut |_, _| bar.inc(1),
+            );
             for (&i, result) in wave.iter().zip(out) {
                 let doc = refs[i].doc;
                 match &result {
@@ -678,8 +696,12 @@ fn translate_group(
             .iter()
             .map(|&i| Request::new(&refs[i].source, &terms[i]))
             .collect();
-        let out =
-            translate_checked_batch(translator, &requests, &opts.strategy, &mut |j, result| {
+        let out = translate_checked_batch(
+            translator,
+            &requests,
+            &opts.strategy,
+            &checker,
+            &mut |j, result| {
                 bar.inc(1);
                 if let (Some(memory), Ok(t)) = (memory, result) {
                     if let Err(e) = memory.store.store(
@@ -691,7 +713,8 @@ fn translate_group(
                         bar.suspend(|| tracing::warn!("{e}"));
                     }
                 }
-            });
+            },
+        );
         for (&i, result) in todo.iter().zip(out) {
             results[i] = Some(result);
         }

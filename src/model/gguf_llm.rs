@@ -561,9 +561,12 @@ fn render_prefix(prompt: &ChatPrompt) -> String {
     if !prompt.system.is_empty() {
         push_turn(&mut text, "system", &prompt.system);
     }
-    for (user, assistant) in &prompt.examples {
-        push_turn(&mut text, "user", user);
-        push_turn(&mut text, "assistant", assistant);
+    for example in &prompt.examples {
+        if !example.notes.is_empty() {
+            push_turn(&mut text, "system", &example.notes);
+        }
+        push_turn(&mut text, "user", &example.user);
+        push_turn(&mut text, "assistant", &example.assistant);
     }
     text
 }

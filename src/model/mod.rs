@@ -76,12 +76,21 @@ impl DeviceChoice {
 #[derive(Debug, Clone, Default)]
 pub struct ChatPrompt {
     pub system: String,
-    /// (user, assistant) pairs shown to the model before the real request.
-    pub examples: Vec<(String, String)>,
+    /// Exchanges shown to the model before the real request.
+    pub examples: Vec<Example>,
     /// Instructions for this request only, given as a system turn right before it. Kept
     /// apart from `system` so prompts that differ only here share their whole beginning.
     pub notes: String,
     pub user: String,
+}
+
+/// A worked example: notes (as a system turn, like a request's), a user turn and the
+/// answer the model should give.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Example {
+    pub notes: String,
+    pub user: String,
+    pub assistant: String,
 }
 
 /// How to decode one answer.

@@ -386,6 +386,8 @@ pub(crate) mod fixture {
             retry: true,
             candidates: 1,
             context: false,
+            lexicon: false,
+            hints: 0,
         }
     }
 

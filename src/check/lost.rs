@@ -1,0 +1,130 @@
+//! Lost content word: a rare, unambiguous source word whose meaning is nowhere in the
+//! English.
+//!
+//! «الخلايا النائمة» (sleeper cells) became "the Western bloc": the model dropped words it
+//! did not know. Rare words with few glosses are exactly those the model misreads, and
+//! their glosses say what the English should contain. A gloss counts as present when any
+//! of its words, or a close form ("sleeping" for "sleeper"), is in the English.
+
+use std::sync::Arc;
+
+use super::words::{close, english_words};
+use super::{Check, CheckKind, Finding, Subject};
+use crate::lexicon::{arabic_words, strip_marks, Lexicon};
+
+pub struct LostContent {
+    lexicon: Arc<Lexicon>,
+}
+
+impl LostContent {
+    pub fn new(lexicon: Arc<Lexicon>) -> Self {
+        Self { lexicon }
+    }
+}
+
+/// Gloss words that carry no meaning of their own ("to be", "make", "something").
+const EMPTY_GLOSS_WORDS: &[&str] = &[
+    "a",
+    "an",
+    "the",
+    "to",
+    "be",
+    "of",
+    "in",
+    "on",
+    "at",
+    "by",
+    "for",
+    "with",
+    "from",
+    "and",
+    "or",
+    "make",
+    "made",
+    "become",
+    "have",
+    "has",
+    "do",
+    "get",
+    "one",
+    "someone",
+    "something",
+    "it",
+    "its",
+    "oneself",
+    "him",
+    "her",
+    "them",
+    "up",
+    "out",
+    "off",
+    "into",
+    "s",
+    "person",
+    "thing",
+    "type",
+    "kind",
+    "etc",
+    "very",
+    "being",
+    "as",
+    "not",
+    "no",
+    "over",
+    "about",
+];
+
+impl Check for LostContent {
+    fn kind(&self) -> CheckKind {
+        CheckKind::LostContent
+    }
+
+    fn run(&self, s: &Subject) -> Vec<Finding> {
+        let english = english_words(s.translation);
+        let mut lost: Vec<(String, String)> = Vec::new();
+        for word in arabic_words(s.source) {
+            let bare = strip_marks(word);
+            // Glossary terms have a check of their own.
+            if s.terms
+                .iter()
+                .any(|t| t.arabic.contains(bare.trim_start_matches('و')))
+            {
+                continue;
+            }
+            let Some(gloss) = self.lexicon.rare_content_word(word) else {
+                continue;
+            };
+            // A derivation's gloss counts too: «إنقاذ» (rescue) rendered as "saving".
+            let meaning: Vec<String> = self
+                .lexicon
+                .related_glosses(word)
+                .iter()
+                .flat_map(|g| english_words(g))
+                .filter(|w| w.len() > 2 && !EMPTY_GLOSS_WORDS.contains(&w.as_str()))
+                .collect();
+            if meaning.is_empty() {
+                continue;
+            }
+            let present = meaning.iter().any(|m| english.iter().any(|e| close(m, e)));
+            if !present && !lost.iter().any(|(w, _)| *w == bare) {
+                lost.push((bare, gloss.glosses.join("; ")));
+            }
+        }
+        if lost.is_empty() {
+            return Vec::new();
+        }
+        let listed: Vec<String> = lost.iter().map(|(w, g)| format!("«{w}» ({g})")).collect();
+        let meanings: Vec<String> = lost
+            .iter()
+            .map(|(w, g)| format!("«{w}» means “{g}”"))
+            .collect();
+        vec![Finding::new(
+            CheckKind::LostContent,
+            format!("no English for {}", listed.join(", ")),
+            format!(
+                "The last attempt left out words of the text: {}. Translate every word.",
+                meanings.join("; ")
+            ),
+        )]
+    }
+}
