@@ -146,8 +146,15 @@ pub struct TranslatedDocument {
     pub model: ModelRecord,
     pub settings: Settings,
     pub title: String,
+    /// Warnings of the translated sentence the title was taken from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub title_warnings: Vec<Warning>,
     /// `None` when run with `--no-summary`.
     pub summary: Option<String>,
+    /// What is still wrong with the summary after its retry (it states a number or name
+    /// the translation does not, or says too little).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub summary_warnings: Vec<Warning>,
     pub arabic_words: usize,
     pub paragraphs: Vec<TranslatedParagraph>,
     /// Every flagged sentence of the document, in reading order.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::check::Checker;
+use crate::check::{Checker, Warning};
 use crate::document::{
     Document, ModelRecord, ParagraphKind, Settings, Timings, TranslatedDocument,
     TranslatedParagraph, TranslatedSentence,
@@ -27,7 +27,7 @@ use crate::memory::{self, Memory};
 use crate::model::{DeviceChoice, GgufLlm, ModelError, OpusMt};
 use crate::registry::{self, FetchPolicy, ModelFile, ModelKind};
 use crate::segment;
-use crate::summarize;
+use crate::summarize::{self, CheckedSummary, SummaryInput};
 use crate::translate::{
     translate_checked_batch, CheckedTranslation, LlmTranslator, MtTranslator, PromptStyle, Request,
     Strategy, Translator, PROMPT_VERSION,
@@ -777,43 +777,62 @@ fn translate_group(
     }
 
     let summarize_started = Instant::now();
-    let summaries: Vec<Option<Result<String, ModelError>>> = match translator.chat_model() {
-        Some(llm) if opts.summary => {
-            let needing: Vec<&[TranslatedParagraph]> = documents
-                .iter()
-                .map(|(_, paragraphs, _)| paragraphs.as_slice())
-                .collect();
-            summarize::summarize_batch(llm, &needing)
-                .into_iter()
-                .map(Some)
-                .collect()
-        }
-        _ => documents.iter().map(|_| None).collect(),
-    };
+    let titles: Vec<(String, Vec<Warning>)> = documents
+        .iter()
+        .map(|(_, paragraphs, _)| summarize::title_with_warnings(paragraphs))
+        .collect();
+    let summaries: Vec<Option<Result<CheckedSummary, ModelError>>> =
+        match translator.chat_model() {
+            Some(llm) if opts.summary => {
+                let inputs: Vec<SummaryInput> = documents
+                    .iter()
+                    .zip(&titles)
+                    .map(|((d, paragraphs, _), (title, _))| SummaryInput {
+                        paragraphs,
+                        title,
+                        arabic_words: group[*d].0.doc.arabic_words(),
+                    })
+                    .collect();
+                summarize::summarize_checked_batch(llm, &inputs, opts.lexicon.as_deref())
+                    .into_iter()
+                    .map(Some)
+                    .collect()
+            }
+            _ => documents.iter().map(|_| None).collect(),
+        };
     let summarize_seconds =
         summarize_started.elapsed().as_secs_f64() / documents.len().max(1) as f64;
 
-    for ((d, paragraphs, translate_seconds), summary) in documents.into_iter().zip(summaries) {
+    for (((d, paragraphs, translate_seconds), summary), (title, title_warnings)) in
+        documents.into_iter().zip(summaries).zip(titles)
+    {
         let pending = &group[d].0;
-        let summary = match (opts.summary, summary) {
-            (true, Some(Ok(s))) => Some(s),
+        let (summary, summary_warnings) = match (opts.summary, summary) {
+            (true, Some(Ok(s))) => (Some(s.text), s.warnings),
             (true, Some(Err(e))) => {
                 outcomes[d] = Some(Outcome::Failed {
                     error: format!("{}: summary: {e}", pending.input.display),
                 });
                 continue;
             }
-            (true, None) => Some(String::new()),
-            (false, _) => None,
+            (true, None) => (Some(String::new()), Vec::new()),
+            (false, _) => (None, Vec::new()),
         };
+        for w in &summary_warnings {
+            bar.suspend(|| {
+                tracing::warn!("{}: summary flagged: {}", pending.input.display, w.message)
+            });
+        }
         let doc = TranslatedDocument {
             name: pending.input.name.clone(),
             source_path: pending.input.display.clone(),
             source_sha256: pending.doc.source_sha256.clone(),
             model: model.clone(),
             settings: settings.clone(),
-            title: summarize::title(&paragraphs),
+            title,
+            title_warnings,
             summary,
+            summary_warnings,
             arabic_words: pending.doc.arabic_words(),
             warnings: TranslatedDocument::collect_warnings(&paragraphs),
             paragraphs,

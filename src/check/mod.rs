@@ -23,14 +23,16 @@ mod names;
 mod numbers;
 mod repetition;
 mod script;
+mod summary;
 mod truncated;
 mod words;
 
 pub use lost::LostContent;
 pub use names::{name_spans, UnsupportedNames};
-pub use numbers::{added_numbers, missing_numbers, numbers};
+pub use numbers::{added_numbers, backwards_compound_numbers, missing_numbers, numbers};
 pub use repetition::repeated_phrase;
 pub use script::has_arabic_script;
+pub use summary::{check_summary, SummarySubject, LONG_DOCUMENT_WORDS};
 
 /// What a warning is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

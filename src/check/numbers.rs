@@ -19,6 +19,13 @@ impl Check for Numbers {
                 format!("number(s) from the source missing: {}", missing.join(", ")),
             ));
         }
+        for (wrong, right) in backwards_compound_numbers(s.translation) {
+            found.push(Finding::new(
+                CheckKind::Numbers,
+                format!("“{wrong}” is not English for {right}"),
+                format!("Write {right} in digits, not “{wrong}”."),
+            ));
+        }
         let added = added_numbers(s.source, s.translation);
         if !added.is_empty() {
             found.push(self.finding(
@@ -189,4 +196,91 @@ pub fn missing_numbers(source: &str, translation: &str) -> Vec<String> {
         }
     }
     missing
+}
+
+const UNITS: [(&str, &str, u32); 9] = [
+    ("one", "first", 1),
+    ("two", "second", 2),
+    ("three", "third", 3),
+    ("four", "fourth", 4),
+    ("five", "fifth", 5),
+    ("six", "sixth", 6),
+    ("seven", "seventh", 7),
+    ("eight", "eighth", 8),
+    ("nine", "ninth", 9),
+];
+const TENS: [(&str, &str, u32); 8] = [
+    ("twenty", "twentieth", 20),
+    ("thirty", "thirtieth", 30),
+    ("forty", "fortieth", 40),
+    ("fifty", "fiftieth", 50),
+    ("sixty", "sixtieth", 60),
+    ("seventy", "seventieth", 70),
+    ("eighty", "eightieth", 80),
+    ("ninety", "ninetieth", 90),
+];
+
+/// Arabic says 23 as "three and twenty" («الثالثة والعشرين»); a literal translation
+/// keeps that order, which in English is a different number or none. Returns each such
+/// phrase with the number it stands for ("third and twentieth" → "23rd"). A cardinal
+/// pair after "between" or "from" is a range, not a number.
+pub fn backwards_compound_numbers(text: &str) -> Vec<(String, String)> {
+    let words: Vec<String> = text
+        .split_whitespace()
+        .map(|w| w.trim_matches(|c: char| !c.is_alphabetic()).to_lowercase())
+        .collect();
+    let mut found = Vec::new();
+    for i in 0..words.len().saturating_sub(2) {
+        if words[i + 1] != "and" {
+            continue;
+        }
+        let unit = UNITS
+            .iter()
+            .find(|(c, o, _)| words[i] == *c || words[i] == *o);
+        let tens = TENS
+            .iter()
+            .find(|(c, o, _)| words[i + 2] == *c || words[i + 2] == *o);
+        let (Some(&(unit_cardinal, _, u)), Some(&(_, tens_ordinal, t))) = (unit, tens) else {
+            continue;
+        };
+        let ordinal = words[i + 2] == tens_ordinal;
+        let range = i > 0 && matches!(words[i - 1].as_str(), "between" | "from");
+        if !ordinal && (range || words[i] != unit_cardinal) {
+            continue;
+        }
+        let n = t + u;
+        let right = if ordinal {
+            let suffix = match u {
+                1 => "st",
+                2 => "nd",
+                3 => "rd",
+                _ => "th",
+            };
+            format!("{n}{suffix}")
+        } else {
+            n.to_string()
+        };
+        found.push((words[i..i + 3].join(" "), right));
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backwards_compounds_are_found_and_ranges_are_not() {
+        assert_eq!(
+            backwards_compound_numbers("the third and twentieth sessions of the forum"),
+            vec![("third and twentieth".to_string(), "23rd".to_string())]
+        );
+        assert_eq!(
+            backwards_compound_numbers("five and forty delegates"),
+            vec![("five and forty".to_string(), "45".to_string())]
+        );
+        assert!(backwards_compound_numbers("between one and twenty delegates").is_empty());
+        assert!(backwards_compound_numbers("the first and second sessions").is_empty());
+        assert!(backwards_compound_numbers("the 23rd session").is_empty());
+    }
 }

@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 
 use html_escape::{encode_double_quoted_attribute, encode_text};
 
-use super::markdown::escape_line;
-use super::{ensure_dir, html, one_line, sentences_count, write_file, Format, WriteError};
+use super::markdown::{self, escape_line};
+use super::{
+    ensure_dir, html, one_line, reasons, sentences_count, write_file, Format, WriteError,
+};
 use crate::document::TranslatedDocument;
 
 pub const INDEX_HTML: &str = "index.html";
@@ -113,7 +115,11 @@ pub struct DigestEntry {
     pub name: String,
     pub source_path: String,
     pub title: String,
+    /// Why the sentence the title comes from is doubted; empty when it is not.
+    pub title_flag: String,
     pub summary: Option<String>,
+    /// Why the summary is doubted; empty when it is not.
+    pub summary_flag: String,
     pub arabic_words: usize,
     /// Sentences whose translation failed a check: the reader should review them.
     pub flagged: usize,
@@ -128,7 +134,9 @@ impl From<&TranslatedDocument> for DigestEntry {
             name: doc.name.clone(),
             source_path: doc.source_path.clone(),
             title: doc.title.clone(),
+            title_flag: reasons(&doc.title_warnings),
             summary: doc.summary.clone(),
+            summary_flag: reasons(&doc.summary_warnings),
             arabic_words: doc.arabic_words,
             flagged: doc.flagged_sentences(),
             dir: String::new(),
@@ -207,13 +215,19 @@ fn html_entry(out: &mut String, entry: &DigestEntry, target: Format) {
     let href = entry_href(entry, target);
     let _ = writeln!(
         out,
-        "<li>\n<h2><a href=\"{}\">{}</a></h2>",
+        "<li>\n<h2><a href=\"{}\">{}</a>{}</h2>",
         encode_double_quoted_attribute(&href),
-        encode_text(&entry.title)
+        encode_text(&entry.title),
+        html::flag_badge(&entry.title_flag, "title flagged")
     );
     match &entry.summary {
         Some(summary) => {
-            let _ = writeln!(out, "<p>{}</p>", encode_text(summary.trim()));
+            let _ = writeln!(
+                out,
+                "<p>{}{}</p>",
+                encode_text(summary.trim()),
+                html::flag_badge(&entry.summary_flag, "summary flagged")
+            );
         }
         None => out.push_str("<p class=\"none\">No summary.</p>\n"),
     }
@@ -243,11 +257,21 @@ pub fn render_digest_md(
     }
     for (i, entry) in entries.iter().enumerate() {
         let href = entry_href(entry, target);
-        let _ = writeln!(out, "{}. [{}]({href})", i + 1, escape_line(&entry.title));
+        let _ = writeln!(
+            out,
+            "{}. [{}]({href}){}",
+            i + 1,
+            escape_line(&entry.title),
+            markdown::flag_note(&entry.title_flag, "title flagged")
+        );
         // Indented by the list marker's width so these lines stay inside the item.
         let indent = " ".repeat((i + 1).to_string().len() + 2);
         let summary = match &entry.summary {
-            Some(summary) => escape_line(summary),
+            Some(summary) => format!(
+                "{}{}",
+                escape_line(summary),
+                markdown::flag_note(&entry.summary_flag, "summary flagged")
+            ),
             None => "_No summary._".to_string(),
         };
         let _ = writeln!(out, "\n{indent}{summary}\n");
@@ -366,7 +390,9 @@ mod tests {
             name: name.to_string(),
             source_path: format!("press/{name}.txt"),
             title: title.to_string(),
+            title_flag: String::new(),
             summary: Some(format!("Summary of {title}.")),
+            summary_flag: String::new(),
             arabic_words: 120,
             flagged: 0,
             dir: String::new(),

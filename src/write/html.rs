@@ -62,7 +62,7 @@ pub(crate) fn page(title: &str, body: &str) -> String {
 pub fn render(doc: &TranslatedDocument) -> String {
     let mut body = String::new();
     header(&mut body, doc);
-    summary(&mut body, doc.summary.as_deref());
+    summary(&mut body, doc);
     flags_notice(&mut body, doc.flagged_sentences());
     table(&mut body, &doc.paragraphs);
     page(&doc.title, &body)
@@ -71,24 +71,39 @@ pub fn render(doc: &TranslatedDocument) -> String {
 fn header(out: &mut String, doc: &TranslatedDocument) {
     let _ = write!(
         out,
-        "<header>\n<h1>{}</h1>\n<p class=\"meta\">Source: <code>{}</code> · Model: {}</p>\n</header>\n",
+        "<header>\n<h1>{}{}</h1>\n<p class=\"meta\">Source: <code>{}</code> · Model: {}</p>\n</header>\n",
         encode_text(&doc.title),
+        flag_badge(&reasons(&doc.title_warnings), "title flagged"),
         encode_text(&doc.source_path),
         encode_text(&doc.model.name),
     );
 }
 
-fn summary(out: &mut String, summary: Option<&str>) {
-    match summary {
+fn summary(out: &mut String, doc: &TranslatedDocument) {
+    match doc.summary.as_deref() {
         Some(text) => {
             let _ = write!(
                 out,
-                "<section class=\"summary\">\n<h2>Summary</h2>\n<p>{}</p>\n</section>\n",
+                "<section class=\"summary\">\n<h2>Summary{}</h2>\n<p>{}</p>\n</section>\n",
+                flag_badge(&reasons(&doc.summary_warnings), "flagged"),
                 encode_text(text.trim())
             );
         }
         None => out.push_str("<p class=\"summary none\">No summary for this document.</p>\n"),
     }
+}
+
+/// A highlighted "⚠ LABEL" after a title or summary whose tooltip gives `reasons`;
+/// nothing when there are none.
+pub(crate) fn flag_badge(reasons: &str, label: &str) -> String {
+    if reasons.is_empty() {
+        return String::new();
+    }
+    format!(
+        " <mark class=\"flag\" title=\"{}\">⚠ {}</mark>",
+        encode_double_quoted_attribute(reasons),
+        encode_text(label)
+    )
 }
 
 /// Tells the reader, before the text, that some sentences are doubted and how to see why.

@@ -11,10 +11,20 @@ const FLAG: &str = "⚠️";
 /// Renders `doc` as Markdown: title, summary, then one table row per paragraph.
 pub fn render(doc: &TranslatedDocument) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# {}\n", escape_line(&doc.title));
+    let _ = writeln!(
+        out,
+        "# {}{}\n",
+        escape_line(&doc.title),
+        flag_note(&reasons(&doc.title_warnings), "title flagged")
+    );
     match &doc.summary {
         Some(summary) => {
-            let _ = writeln!(out, "**Summary:** {}\n", escape_line(summary));
+            let _ = writeln!(
+                out,
+                "**Summary:** {}{}\n",
+                escape_line(summary),
+                flag_note(&reasons(&doc.summary_warnings), "summary flagged")
+            );
         }
         None => out.push_str("_No summary for this document._\n\n"),
     }
@@ -92,6 +102,14 @@ fn english_cell(pieces: &[Piece], markers: bool) -> String {
         }
     }
     out
+}
+
+/// ` ⚠️ LABEL *[reasons]*` after a title or summary; nothing when `reasons` is empty.
+pub(crate) fn flag_note(reasons: &str, label: &str) -> String {
+    if reasons.is_empty() {
+        return String::new();
+    }
+    format!(" {FLAG} {label} *[{}]*", escape_fragment(reasons))
 }
 
 /// ` ⚠️ *[check: message; …]*`: the reasons, escaped so that they stay in their cell.

@@ -432,10 +432,12 @@ pub(crate) mod fixture {
             },
             settings: settings(),
             title: "GCC Secretary-General stresses ties with Central Asia".to_string(),
+            title_warnings: Vec::new(),
             summary: Some(
                 "The GCC Secretary-General toured five Central Asian states to deepen trade and security cooperation."
                     .to_string(),
             ),
+            summary_warnings: Vec::new(),
             arabic_words: 42,
             paragraphs,
             warnings: Vec::new(),
@@ -621,6 +623,39 @@ mod tests {
         let pieces = super::pieces("One.", &last, english);
         assert_eq!(pieces.len(), 3);
         assert_eq!(pieces[1], Piece::Text(" "));
+    }
+
+    #[test]
+    fn flagged_titles_and_summaries_are_shown_in_every_output() {
+        let mut doc = fixture::document();
+        doc.title_warnings = vec![Warning {
+            check: CheckKind::UnsupportedName,
+            message: "not in the source: “Asian-Pacific” (Pacific)".to_string(),
+        }];
+        doc.summary_warnings = vec![Warning {
+            check: CheckKind::Numbers,
+            message: "summary number(s) not in the translation: 2024".to_string(),
+        }];
+        let html = html::render(&doc);
+        let h1 = &html[html.find("<h1>").unwrap()..html.find("</h1>").unwrap()];
+        assert!(h1.contains("⚠ title flagged") && h1.contains("Pacific"), "{h1}");
+        let summary = &html[html.find("class=\"summary\"").unwrap()..];
+        assert!(summary[..summary.find("</section>").unwrap()].contains("2024"));
+        let md = markdown::render(&doc);
+        assert!(md.lines().next().unwrap().contains("title flagged"), "{md}");
+        assert!(md.contains("summary flagged *[numbers: summary number(s) not in the translation: 2024]*"));
+        let json: serde_json::Value = serde_json::to_value(&doc).unwrap();
+        assert_eq!(json["title_warnings"][0]["check"], "unsupported_name");
+        assert_eq!(json["summary_warnings"][0]["check"], "numbers");
+        let entries = [digest::DigestEntry::from(&doc)];
+        let index = digest::render_index_html(&entries, &[], &Format::ALL);
+        assert!(index.contains("⚠ title flagged") && index.contains("⚠ summary flagged"));
+        let md_digest = digest::render_digest_md(&entries, &[], &Format::ALL);
+        assert!(md_digest.contains("title flagged") && md_digest.contains("summary flagged"));
+        // Unflagged documents carry no such marks, and their JSON no empty lists.
+        let plain = fixture::document();
+        assert!(!html::render(&plain).contains("title flagged"));
+        assert!(serde_json::to_value(&plain).unwrap().get("title_warnings").is_none());
     }
 
     #[test]
