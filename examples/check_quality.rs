@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use tarjama::check::{name_spans, Check, LostContent, Subject, UnsupportedNames};
 use tarjama::glossary::Glossary;
-use tarjama::lexicon::{arabic_words, Lexicon};
+use tarjama::lexicon::{arabic_words, Lexicon, Rarity};
 use tarjama::registry::FetchPolicy;
 
 fn words(text: &str) -> Vec<String> {
@@ -96,6 +96,28 @@ fn main() -> anyhow::Result<()> {
     let lexicon = Arc::new(Lexicon::load(FetchPolicy::Allow)?);
     let names = UnsupportedNames::new(lexicon.clone());
     let lost = LostContent::new(lexicon.clone());
+    let variants: Vec<(String, LostContent)> = [
+        (4.5, 4, true),
+        (3.5, 3, true),
+        (3.5, 3, false),
+        (3.0, 2, false),
+        (2.5, 2, false),
+        (3.0, 1, false),
+    ]
+    .into_iter()
+    .map(|(max_zipf, max_glosses, verbs)| {
+        let rarity = Rarity {
+            max_zipf,
+            max_glosses,
+            verbs,
+        };
+        (
+            format!("lost_content zipf<{max_zipf} glosses<={max_glosses} verbs={verbs}"),
+            LostContent::with_rarity(lexicon.clone(), rarity),
+        )
+    })
+    .collect();
+    let mut variant_tallies: Vec<Tally> = variants.iter().map(|_| Tally::default()).collect();
     let glossary = Glossary::default_glossary();
 
     let mut name_tally = Tally::default();
@@ -124,7 +146,7 @@ fn main() -> anyhow::Result<()> {
         let name_errors: Vec<String> = name_spans(translation, &lexicon)
             .into_iter()
             .flat_map(|s| s.words)
-            .filter(|w| !ref_words.iter().any(|r| close(r, w)))
+            .filter(|w| !ref_words.iter().any(|r| close(r, &w.to_lowercase())))
             .collect();
         let name_found = names.run(&subject);
         for w in &name_errors {
@@ -147,6 +169,14 @@ fn main() -> anyhow::Result<()> {
             .map(|g| g.arabic)
             .collect();
         let lost_found = lost.run(&subject);
+        for ((_, check), tally) in variants.iter().zip(&mut variant_tallies) {
+            let lost_here: Vec<String> = lost_errors
+                .iter()
+                .filter(|w| lexicon.rare_word(w, check.rarity()).is_some())
+                .cloned()
+                .collect();
+            tally.add(!lost_here.is_empty(), !check.run(&subject).is_empty());
+        }
         lost_tally.add(!lost_errors.is_empty(), !lost_found.is_empty());
         any.add(
             !name_errors.is_empty() || !lost_errors.is_empty(),
@@ -178,6 +208,9 @@ fn main() -> anyhow::Result<()> {
     println!("{}", name_tally.row("unsupported_name"));
     println!("{}", lost_tally.row("lost_content"));
     println!("{}", any.row("either"));
+    for ((name, _), tally) in variants.iter().zip(&variant_tallies) {
+        println!("{}", tally.row(name));
+    }
     if let Some(path) = rest.first() {
         std::fs::write(path, rows.join("\n") + "\n")?;
         eprintln!("labelled rows written to {path}");

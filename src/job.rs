@@ -781,25 +781,24 @@ fn translate_group(
         .iter()
         .map(|(_, paragraphs, _)| summarize::title_with_warnings(paragraphs))
         .collect();
-    let summaries: Vec<Option<Result<CheckedSummary, ModelError>>> =
-        match translator.chat_model() {
-            Some(llm) if opts.summary => {
-                let inputs: Vec<SummaryInput> = documents
-                    .iter()
-                    .zip(&titles)
-                    .map(|((d, paragraphs, _), (title, _))| SummaryInput {
-                        paragraphs,
-                        title,
-                        arabic_words: group[*d].0.doc.arabic_words(),
-                    })
-                    .collect();
-                summarize::summarize_checked_batch(llm, &inputs, opts.lexicon.as_deref())
-                    .into_iter()
-                    .map(Some)
-                    .collect()
-            }
-            _ => documents.iter().map(|_| None).collect(),
-        };
+    let summaries: Vec<Option<Result<CheckedSummary, ModelError>>> = match translator.chat_model() {
+        Some(llm) if opts.summary => {
+            let inputs: Vec<SummaryInput> = documents
+                .iter()
+                .zip(&titles)
+                .map(|((d, paragraphs, _), (title, _))| SummaryInput {
+                    paragraphs,
+                    title,
+                    arabic_words: group[*d].0.doc.arabic_words(),
+                })
+                .collect();
+            summarize::summarize_checked_batch(llm, &inputs, opts.lexicon.as_deref())
+                .into_iter()
+                .map(Some)
+                .collect()
+        }
+        _ => documents.iter().map(|_| None).collect(),
+    };
     let summarize_seconds =
         summarize_started.elapsed().as_secs_f64() / documents.len().max(1) as f64;
 

@@ -86,7 +86,10 @@ pub fn summarize_checked_batch(
                     hints.push(&f.retry_hint);
                 }
             }
-            Some((draft.input.as_str(), format!("Important: {}", hints.join(" "))))
+            Some((
+                draft.input.as_str(),
+                format!("Important: {}", hints.join(" ")),
+            ))
         })
         .collect();
     let retried = summarize_texts(model, &retry_jobs);
@@ -143,7 +146,9 @@ fn draft_batch(
     let chunked: Vec<Result<Vec<String>, ModelError>> = documents
         .iter()
         .map(|paragraphs| {
-            chunk_by_tokens(&english_texts(paragraphs), budget, |t| model.count_tokens(t))
+            chunk_by_tokens(&english_texts(paragraphs), budget, |t| {
+                model.count_tokens(t)
+            })
         })
         .collect();
     let first: Vec<(usize, (&str, String))> = chunked
@@ -306,7 +311,11 @@ pub fn title_with_warnings(paragraphs: &[TranslatedParagraph]) -> (String, Vec<W
         .take_while(|p| p.kind != ParagraphKind::Body)
         .find(|p| p.kind == ParagraphKind::Heading && !p.translation.trim().is_empty())
     {
-        let warnings = h.sentences.iter().flat_map(|s| s.warnings.clone()).collect();
+        let warnings = h
+            .sentences
+            .iter()
+            .flat_map(|s| s.warnings.clone())
+            .collect();
         return (h.translation.trim().to_string(), warnings);
     }
     let Some(p) = paragraphs

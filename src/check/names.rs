@@ -244,6 +244,10 @@ const ALIASES: &[(&str, &[&str])] = &[
     ("sheikh", &["الشيخ", "شيخ"]),
     ("ad", &["م", "ميلادي"]),
     ("ah", &["هـ", "هجري"]),
+    ("gmt", &["غرينتش", "جرينتش", "بتوقيت"]),
+    ("utc", &["غرينتش", "جرينتش", "العالمي"]),
+    ("am", &["صباح", "ص"]),
+    ("pm", &["مساء", "م", "ظهر"]),
 ];
 
 /// Capitalized word runs, acronyms and decades of `english` that need a licence.
@@ -376,7 +380,12 @@ impl Support {
             }
         }
         skeletons.retain(|s| !s.is_empty());
-        let latin = english_words(source).into_iter().collect();
+        // Latin words and codes in the source ("H5N1", "ZMapp") license themselves.
+        let latin = source
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '\''))
+            .filter(|w| w.chars().any(|c| c.is_ascii_alphabetic()))
+            .map(str::to_lowercase)
+            .collect();
         Self {
             glossary_words,
             gloss_words,
@@ -538,6 +547,7 @@ fn latin_skeleton(word: &str, v_as_f: bool) -> String {
             ('t', _) => (Some('t'), 1),
             ('j', _) | ('g', _) => (Some('j'), 1),
             ('h', _) => (Some('h'), 1),
+            ('c', 'e') | ('c', 'i') | ('c', 'y') => (Some('s'), 1),
             ('k', _) | ('q', _) | ('c', _) => (Some('k'), 1),
             ('d', _) => (Some('d'), 1),
             ('r', _) => (Some('r'), 1),

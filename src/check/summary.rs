@@ -38,7 +38,10 @@ pub fn check_summary(s: &SummarySubject, lexicon: Option<&Lexicon>) -> Vec<Findi
     if !invented.is_empty() {
         found.push(Finding::new(
             CheckKind::Numbers,
-            format!("summary number(s) not in the translation: {}", invented.join(", ")),
+            format!(
+                "summary number(s) not in the translation: {}",
+                invented.join(", ")
+            ),
             format!(
                 "Use only numbers that appear in the text; {} does not.",
                 invented.join(", ")
@@ -132,14 +135,24 @@ mod tests {
         let f = check_summary(&subject("They met in 2024.", 100), None);
         assert_eq!(f.len(), 1);
         assert!(f[0].warning.message.contains("2024"));
-        assert!(check_summary(&subject("They met on the sidelines of the 23rd forum in 2023.", 100), None).is_empty());
-        let f = check_summary(&subject("They met at the third and twentieth session.", 100), None);
+        assert!(check_summary(
+            &subject("They met on the sidelines of the 23rd forum in 2023.", 100),
+            None
+        )
+        .is_empty());
+        let f = check_summary(
+            &subject("They met at the third and twentieth session.", 100),
+            None,
+        );
         assert!(f[0].warning.message.contains("23rd"), "{f:?}");
     }
 
     #[test]
     fn a_long_document_needs_more_than_its_title() {
-        let f = check_summary(&subject("GCC Secretary-General meets Azerbaijani official.", 838), None);
+        let f = check_summary(
+            &subject("GCC Secretary-General meets Azerbaijani official.", 838),
+            None,
+        );
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].warning.check, CheckKind::Length);
         let full = "The GCC Secretary-General met the First Deputy of the President of Azerbaijan \
@@ -148,6 +161,10 @@ mod tests {
             Azerbaijan in 2023.";
         assert!(check_summary(&subject(full, 838), None).is_empty());
         // A short document may have a one-sentence summary.
-        assert!(check_summary(&subject("GCC Secretary-General meets Azerbaijani official.", 120), None).is_empty());
+        assert!(check_summary(
+            &subject("GCC Secretary-General meets Azerbaijani official.", 120),
+            None
+        )
+        .is_empty());
     }
 }

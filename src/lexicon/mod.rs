@@ -34,12 +34,25 @@ pub enum LexiconError {
     Frequency(#[from] FrequencyError),
 }
 
-/// A word is rare below this Zipf frequency (about 30 per million words): common words
-/// the model knows; rare ones it misreads.
-pub const RARE_ZIPF: f32 = 4.5;
+/// Which words count as rare and unambiguous enough to gloss or to check.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rarity {
+    /// Rare below this Zipf frequency: common words the model knows; rare ones it misreads.
+    pub max_zipf: f32,
+    /// At most this many distinct glosses over all readings.
+    pub max_glosses: usize,
+    /// Verbs too (their translations are paraphrased far more often than nouns').
+    pub verbs: bool,
+}
 
-/// At most this many distinct glosses for a word to count as unambiguous.
-pub const MAX_GLOSSES: usize = 4;
+impl Rarity {
+    /// Words whose meanings the model is given: below about 30 per million words.
+    pub const HINT: Rarity = Rarity {
+        max_zipf: 4.5,
+        max_glosses: 4,
+        verbs: true,
+    };
+}
 
 /// The analyzer and the frequency list, loaded together.
 pub struct Lexicon {
@@ -125,16 +138,22 @@ impl Lexicon {
     /// The meaning of a rare, unambiguous content word (noun, adjective or verb in every
     /// reading, few glosses), or `None` for any other word.
     pub fn rare_content_word(&self, word: &str) -> Option<Gloss> {
+        self.rare_word(word, &Rarity::HINT)
+    }
+
+    /// The meaning of `word` when it is as rare and unambiguous as `rarity` asks.
+    pub fn rare_word(&self, word: &str, rarity: &Rarity) -> Option<Gloss> {
         let zipf = self.zipf(word);
-        if zipf >= RARE_ZIPF {
+        if zipf >= rarity.max_zipf {
             return None;
         }
         let analyses = self.analyze(word);
-        if analyses.is_empty() || !analyses.iter().all(|a| a.pos.is_content()) {
+        let allowed = |pos: Pos| pos.is_content() && (rarity.verbs || pos != Pos::Verb);
+        if analyses.is_empty() || !analyses.iter().all(|a| allowed(a.pos)) {
             return None;
         }
         let glosses = distinct_glosses(&analyses);
-        if glosses.is_empty() || glosses.len() > MAX_GLOSSES {
+        if glosses.is_empty() || glosses.len() > rarity.max_glosses {
             return None;
         }
         Some(Gloss {

@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use html_escape::{encode_double_quoted_attribute, encode_text};
 
 use super::markdown::{self, escape_line};
-use super::{
-    ensure_dir, html, one_line, reasons, sentences_count, write_file, Format, WriteError,
-};
+use super::{ensure_dir, html, one_line, reasons, sentences_count, write_file, Format, WriteError};
 use crate::document::TranslatedDocument;
 
 pub const INDEX_HTML: &str = "index.html";

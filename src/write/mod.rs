@@ -638,12 +638,17 @@ mod tests {
         }];
         let html = html::render(&doc);
         let h1 = &html[html.find("<h1>").unwrap()..html.find("</h1>").unwrap()];
-        assert!(h1.contains("⚠ title flagged") && h1.contains("Pacific"), "{h1}");
+        assert!(
+            h1.contains("⚠ title flagged") && h1.contains("Pacific"),
+            "{h1}"
+        );
         let summary = &html[html.find("class=\"summary\"").unwrap()..];
         assert!(summary[..summary.find("</section>").unwrap()].contains("2024"));
         let md = markdown::render(&doc);
         assert!(md.lines().next().unwrap().contains("title flagged"), "{md}");
-        assert!(md.contains("summary flagged *[numbers: summary number(s) not in the translation: 2024]*"));
+        assert!(md.contains(
+            "summary flagged *[numbers: summary number(s) not in the translation: 2024]*"
+        ));
         let json: serde_json::Value = serde_json::to_value(&doc).unwrap();
         assert_eq!(json["title_warnings"][0]["check"], "unsupported_name");
         assert_eq!(json["summary_warnings"][0]["check"], "numbers");
@@ -655,7 +660,10 @@ mod tests {
         // Unflagged documents carry no such marks, and their JSON no empty lists.
         let plain = fixture::document();
         assert!(!html::render(&plain).contains("title flagged"));
-        assert!(serde_json::to_value(&plain).unwrap().get("title_warnings").is_none());
+        assert!(serde_json::to_value(&plain)
+            .unwrap()
+            .get("title_warnings")
+            .is_none());
     }
 
     #[test]
