@@ -11,8 +11,9 @@
 //! - **unsupported name**: a capitalized word, acronym or decade of the translation is an
 //!   error when neither it nor a close form of it ("Asian"/"Asia") is a word of the
 //!   reference. A segment is in error when it has such a word.
-//! - **lost content word**: a rare, unambiguous source word is lost when the reference
-//!   renders one of its glosses and the translation renders none. This label shares the
+//! - **lost content word**: a source word of the kind the check looks at (rare noun or
+//!   adjective, few glosses) is lost when the reference renders one of its glosses and
+//!   the translation renders none. This label shares the
 //!   glosses with the check, so it measures false alarms (the check fires, the reference
 //!   renders no gloss either: the word was translated by a synonym or freely) but cannot
 //!   measure misses.
@@ -123,7 +124,8 @@ fn main() -> anyhow::Result<()> {
     let mut name_tally = Tally::default();
     let mut lost_tally = Tally::default();
     let mut any = Tally::default();
-    let mut rows = vec!["line\tname_error\tname_flag\tlost_error\tlost_flag\tdetail".to_string()];
+    let mut rows =
+        vec!["line\tname_error\tname_flag\tlost_error\tlost_flag\ttranslation\tdetail".to_string()];
     let mut unsupported_words: BTreeMap<String, usize> = BTreeMap::new();
     for line in std::fs::read_to_string(segments)?.lines() {
         let record: serde_json::Value = serde_json::from_str(line)?;
@@ -165,6 +167,7 @@ fn main() -> anyhow::Result<()> {
         let lost_errors: Vec<String> = arabic_words(source)
             .into_iter()
             .filter_map(|w| lexicon.rare_content_word(w))
+            .filter(|g| lexicon.rare_word(&g.arabic, lost.rarity()).is_some())
             .filter(|g| renders(&g.glosses, &ref_words) && !renders(&g.glosses, &hyp_words))
             .map(|g| g.arabic)
             .collect();
@@ -195,11 +198,12 @@ fn main() -> anyhow::Result<()> {
             .chain(lost_errors.iter().map(|w| format!("label: lost {w}")))
             .collect();
         rows.push(format!(
-            "{n}\t{}\t{}\t{}\t{}\t{}",
+            "{n}\t{}\t{}\t{}\t{}\t{}\t{}",
             !name_errors.is_empty() as u8,
             !name_found.is_empty() as u8,
             !lost_errors.is_empty() as u8,
             !lost_found.is_empty() as u8,
+            translation.replace('\t', " "),
             detail.join(" | ").replace('\t', " ")
         ));
     }

@@ -22,7 +22,7 @@ pub const PROMPT_VERSION: u32 = 7;
 
 /// Rare words per segment whose dictionary meanings the model is given by default
 /// (`--hints`); docs/quality.md has the measurements behind it.
-pub const DEFAULT_HINTS: u32 = 4;
+pub const DEFAULT_HINTS: u32 = 8;
 
 /// What to translate, with what the translator must respect.
 #[derive(Debug, Clone, Copy)]
