@@ -69,7 +69,8 @@ cat release.txt | tarjama translate - --out out\n\n\
 Outputs per document NAME (from the input's file name): NAME.html, NAME.md, NAME.en.txt, NAME.json;\n\
 per run: index.html and digest.md. Documents whose outputs are up to date are skipped.\n\
 Sentences whose translation fails a check (numbers, Arabic left over, loops, length,\n\
-glossary terms) are retried once, then flagged in every output.\n\
+glossary terms, names the source does not support, rare words left out) are retried once,\n\
+then flagged in every output; so are summaries that state what the translation does not.\n\
 Exit status: 0 all documents succeeded, 1 some failed (the others still complete), 2 usage error.")]
     Translate(TranslateArgs),
     /// Translate a test set line by line and score it with BLEU and chrF.
