@@ -89,10 +89,21 @@ fn translates_a_real_sample_end_to_end_then_skips_it() {
 
     let html = std::fs::read_to_string(out.path().join(format!("{name}.html"))).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
+    let table = &html[html.find("<table").unwrap()..];
     assert_eq!(
-        html.matches(r#"<mark class="flag""#).count(),
+        table.matches(r#"<mark class="flag""#).count(),
         2 * doc.flagged_sentences(),
         "each flagged sentence is marked in both columns"
+    );
+    // A flagged title or summary carries its flag above the table.
+    let head = &html[..html.find("<table").unwrap()];
+    assert_eq!(
+        head.contains("title flagged"),
+        !doc.title_warnings.is_empty()
+    );
+    assert_eq!(
+        head.matches(r#"<mark class="flag""#).count(),
+        usize::from(!doc.title_warnings.is_empty()) + usize::from(!doc.summary_warnings.is_empty())
     );
     assert_eq!(
         html.matches(r#"<td dir="rtl" lang="ar""#).count(),
