@@ -246,12 +246,36 @@ mod checks {
     #[test]
     fn a_lost_rare_word_is_caught_and_its_meaning_given() {
         let lost = lost();
-        let src = "ووجود ما يسمى بـ “الخلايا النائمة” للإرهاب والتطرف الدوليين.";
-        let wrong = run(&lost, src, "and the existence of the so-called Western bloc of international terrorism and extremism.");
+        let src = "شاهد السكان دخانا أسود فوق المصنع.";
+        let wrong = run(
+            &lost,
+            src,
+            "The residents saw a black cloud over the factory.",
+        );
         assert_eq!(wrong.len(), 1, "{wrong:?}");
-        assert!(wrong[0].warning.message.contains("الخلايا"), "{wrong:?}");
-        assert!(wrong[0].retry_hint.contains("cells"), "{wrong:?}");
-        let right = run(&lost, src, "and the existence of so-called “sleeper cells” of international terrorism and extremism.");
+        assert!(wrong[0].warning.message.contains("دخانا"), "{wrong:?}");
+        assert!(wrong[0].retry_hint.contains("smoke"), "{wrong:?}");
+        let right = run(&lost, src, "Residents saw black smoke over the factory.");
+        assert!(right.is_empty(), "{right:?}");
+    }
+
+    /// «الخلايا النائمة» (sleeper cells) once became "the Western bloc": the lost words are
+    /// too common for the lost-content check (it looks at rare nouns only), but the
+    /// invented "Western" is a name the source does not support.
+    #[test]
+    fn the_sleeper_cells_that_became_a_western_bloc_are_flagged() {
+        let src = "ووجود ما يسمى بـ “الخلايا النائمة” للإرهاب والتطرف الدوليين.";
+        let wrong = run(
+            &names(),
+            src,
+            "and the existence of the so-called Western bloc of international terrorism and extremism.",
+        );
+        assert!(wrong[0].warning.message.contains("Western"), "{wrong:?}");
+        let right = run(
+            &names(),
+            src,
+            "and the existence of so-called “sleeper cells” of international terrorism and extremism.",
+        );
         assert!(right.is_empty(), "{right:?}");
     }
 
