@@ -20,31 +20,23 @@
 //!
 //! With a third argument, writes one row per segment with both labels and both verdicts,
 //! for the committed labelled set.
+//!
+//! A set labelled by reading (`tests/fixtures/checks/samples.tsv`: source, translation,
+//! `name_error`, `lost_error`) is scored with the checks as they are now:
+//!
+//! ```sh
+//! cargo run --release --example check_quality -- --labelled tests/fixtures/checks/samples.tsv
+//! ```
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use tarjama::check::{name_spans, Check, LostContent, Subject, UnsupportedNames};
+use tarjama::check::{
+    close, english_words as words, name_spans, Check, LostContent, Subject, UnsupportedNames,
+};
 use tarjama::glossary::Glossary;
 use tarjama::lexicon::{arabic_words, Lexicon, Rarity};
 use tarjama::registry::FetchPolicy;
-
-fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !(c.is_alphanumeric() || c == '\''))
-        .map(|w| w.trim_matches('\'').to_lowercase())
-        .map(|w| w.strip_suffix("'s").map(str::to_string).unwrap_or(w))
-        .filter(|w| !w.is_empty())
-        .collect()
-}
-
-fn close(a: &str, b: &str) -> bool {
-    if a == b {
-        return true;
-    }
-    let (s, l) = if a.len() <= b.len() { (a, b) } else { (b, a) };
-    (s.len() >= 4 && l.starts_with(s) && l.len() - s.len() <= 3)
-        || a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count() >= 5
-}
 
 #[derive(Default)]
 struct Tally {
@@ -85,8 +77,69 @@ impl Tally {
     }
 }
 
+/// Scores the checks on a set labelled by reading; prints the table and each row where a
+/// check and its label disagree.
+fn score_labelled(path: &str) -> anyhow::Result<()> {
+    let lexicon = Arc::new(Lexicon::load(FetchPolicy::Allow)?);
+    let names = UnsupportedNames::new(lexicon.clone());
+    let lost = LostContent::new(lexicon.clone());
+    let glossary = Glossary::default_glossary();
+    let (mut name_tally, mut lost_tally) = (Tally::default(), Tally::default());
+    let text = std::fs::read_to_string(path)?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split('\t').collect();
+    let column = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .ok_or_else(|| anyhow::anyhow!("{path}: no column {name}"))
+    };
+    let (source_at, translation_at) = (column("source")?, column("translation")?);
+    let (name_at, lost_at) = (column("name_error")?, column("lost_error")?);
+    for (i, line) in lines.enumerate() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let field = |at: usize| fields.get(at).copied().unwrap_or_default();
+        let terms = glossary.find(field(source_at));
+        let subject = Subject {
+            source: field(source_at),
+            translation: field(translation_at),
+            hit_cap: false,
+            terms: &terms,
+        };
+        for (tally, check, at) in [
+            (&mut name_tally, &names as &dyn Check, name_at),
+            (&mut lost_tally, &lost as &dyn Check, lost_at),
+        ] {
+            let found = check.run(&subject);
+            let error = field(at) == "1";
+            tally.add(error, !found.is_empty());
+            if error != !found.is_empty() {
+                let why: Vec<String> = found.iter().map(|f| f.warning.message.clone()).collect();
+                eprintln!(
+                    "row {}: {} label {} flag {}: {}",
+                    i + 2,
+                    check.kind().name(),
+                    error as u8,
+                    !found.is_empty() as u8,
+                    why.join(" | ")
+                );
+            }
+        }
+    }
+    println!("| check | segments | errors (label) | flagged | caught | false alarms | precision | recall | false alarms / segments |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("{}", name_tally.row("unsupported_name"));
+    println!("{}", lost_tally.row("lost_content"));
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, path] = &args[..] {
+        if flag == "--labelled" {
+            return score_labelled(path);
+        }
+    }
     let [segments, references, rest @ ..] = &args[..] else {
         anyhow::bail!("usage: check_quality SEGMENTS.jsonl REFERENCES.en [LABELS.tsv]");
     };

@@ -122,6 +122,10 @@ pub struct Settings {
     /// Rare words per segment whose glosses the model was given.
     #[serde(default)]
     pub hints: usize,
+    /// Least similarity (percent) of a translation memory match shown to the model as a
+    /// worked example; `None` when none were shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_examples: Option<u32>,
 }
 
 fn one() -> usize {

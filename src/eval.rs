@@ -2,6 +2,7 @@
 //! (segment → translate → check → rejoin) and score it against human references.
 
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -10,6 +11,7 @@ use serde::Serialize;
 use crate::check::Checker;
 use crate::glossary::Glossary;
 use crate::load::{count_arabic_words, normalize};
+use crate::memory::fuzzy::{FuzzyMatch, MemoryExamples};
 use crate::metrics::{self, BLEU_SIGNATURE, CHRF_SIGNATURE};
 use crate::model::ModelError;
 use crate::segment;
@@ -32,6 +34,8 @@ pub struct EvalOptions {
     pub checker: Checker,
     /// Write each segment with its translation and warnings here, as JSON lines.
     pub segments_out: Option<PathBuf>,
+    /// Translation memory pairs shown as worked examples when close to a segment.
+    pub memory_examples: Option<Rc<MemoryExamples>>,
 }
 
 /// Scores and cost of one evaluation.
@@ -158,13 +162,26 @@ pub fn run(opts: &EvalOptions, translator: &mut dyn Translator) -> Result<EvalRe
     } else {
         ProgressBar::hidden()
     };
+    let matches: Vec<Option<FuzzyMatch>> = segments
+        .iter()
+        .map(|(_, source)| {
+            opts.memory_examples
+                .as_ref()
+                .and_then(|examples| examples.find(source))
+        })
+        .collect();
     let translations = if opts.strategy.context {
         // The test lines run on in articles, as paragraphs do in a document: each segment
         // is shown the one before, so they go one at a time.
         let mut previous: Option<(String, String)> = None;
         let mut out = Vec::with_capacity(segments.len());
-        for ((_, source), terms) in segments.iter().zip(&terms) {
-            let request = Request::after(source, terms, previous.as_ref());
+        for (((_, source), terms), found) in segments.iter().zip(&terms).zip(&matches) {
+            let request = Request {
+                example: found
+                    .as_ref()
+                    .map(|m| (m.source.as_str(), m.translation.as_str())),
+                ..Request::after(source, terms, previous.as_ref())
+            };
             let t = translate_checked(translator, &request, &opts.strategy, &opts.checker)?;
             previous = Some((source.clone(), t.text.clone()));
             out.push(t);
@@ -175,7 +192,13 @@ pub fn run(opts: &EvalOptions, translator: &mut dyn Translator) -> Result<EvalRe
         let requests: Vec<Request> = segments
             .iter()
             .zip(&terms)
-            .map(|((_, source), terms)| Request::new(source, terms))
+            .zip(&matches)
+            .map(|(((_, source), terms), found)| Request {
+                example: found
+                    .as_ref()
+                    .map(|m| (m.source.as_str(), m.translation.as_str())),
+                ..Request::new(source, terms)
+            })
             .collect();
         translate_checked_batch(
             translator,
@@ -189,13 +212,14 @@ pub fn run(opts: &EvalOptions, translator: &mut dyn Translator) -> Result<EvalRe
     };
     if let Some(path) = &opts.segments_out {
         let mut text = String::new();
-        for ((line, source), t) in segments.iter().zip(&translations) {
+        for (((line, source), t), found) in segments.iter().zip(&translations).zip(&matches) {
             let record = serde_json::json!({
                 "line": opts.offset + line + 1,
                 "source": source,
                 "translation": t.text,
                 "attempts": t.attempts,
                 "warnings": t.warnings,
+                "memory_match": found.as_ref().map(|m| m.similarity),
             });
             text.push_str(&record.to_string());
             text.push('\n');

@@ -23,6 +23,7 @@ use crate::document::{
 use crate::glossary::Glossary;
 use crate::inputs::{self, Input, Source};
 use crate::lexicon::Lexicon;
+use crate::memory::fuzzy::{FuzzyMatch, MemoryExamples};
 use crate::memory::{self, Memory};
 use crate::model::{DeviceChoice, GgufLlm, ModelError, OpusMt};
 use crate::registry::{self, FetchPolicy, ModelFile, ModelKind};
@@ -66,6 +67,9 @@ pub struct JobOptions {
     pub lexicon: Option<Arc<Lexicon>>,
     /// Rare words of each segment whose glosses the model is given.
     pub hints: usize,
+    /// Show each segment's closest translation memory match at or above this similarity
+    /// (percent) to the model as a worked example; `None` to show none.
+    pub memory_examples: Option<u32>,
 }
 
 /// Where and how wide the model runs.
@@ -103,6 +107,8 @@ pub struct Report {
     pub model_load_seconds: Option<f64>,
     /// Segments found in the translation memory (`None` without one).
     pub memory_hits: Option<usize>,
+    /// Segments shown a close memory match as an example (`None` unless asked for).
+    pub memory_examples: Option<usize>,
     pub wall: Duration,
 }
 
@@ -156,6 +162,9 @@ impl Report {
         }
         if let Some(hits) = self.memory_hits {
             out.push_str(&format!("; {hits} segment(s) from the translation memory"));
+        }
+        if let Some(shown) = self.memory_examples {
+            out.push_str(&format!("; {shown} shown a close memory match"));
         }
         if self.flagged() > 0 {
             out.push_str(&format!(
@@ -229,6 +238,7 @@ pub fn run(opts: &JobOptions) -> anyhow::Result<Report> {
         context: opts.strategy.context,
         lexicon: opts.lexicon.is_some(),
         hints: opts.lexicon.as_ref().map_or(0, |_| opts.hints),
+        memory_examples: opts.memory_examples.filter(|_| opts.memory.is_some()),
     };
     let known_sha = registry::manifest(&opts.model).map(|m| m.sha256);
 
@@ -529,6 +539,7 @@ fn translate_pending(
     bar.finish_and_clear();
     if let Some(memory) = &memory {
         report.memory_hits = Some(memory.hits.get());
+        report.memory_examples = memory.examples.as_ref().map(|e| e.shown());
     }
     Ok(())
 }
@@ -562,11 +573,29 @@ fn open_memory(opts: &JobOptions, settings: &Settings, model: &ModelRecord) -> O
         ),
         ("lexicon", settings.lexicon.to_string()),
         ("hints", settings.hints.to_string()),
+        (
+            "memory_examples",
+            settings
+                .memory_examples
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+        ),
     ]);
+    let examples =
+        settings
+            .memory_examples
+            .and_then(|percent| match MemoryExamples::load(&store, percent) {
+                Ok(examples) => Some(examples),
+                Err(e) => {
+                    tracing::warn!("{e}; continuing without memory examples");
+                    None
+                }
+            });
     Some(RunMemory {
         store,
         fingerprint,
         hits: std::cell::Cell::new(0),
+        examples,
     })
 }
 
@@ -597,6 +626,7 @@ struct RunMemory {
     store: Memory,
     fingerprint: String,
     hits: std::cell::Cell<usize>,
+    examples: Option<MemoryExamples>,
 }
 
 /// Translates, summarizes and writes a group of documents; returns each one's outcome.
@@ -692,9 +722,24 @@ fn translate_group(
             }
         }
         let todo: Vec<usize> = (0..refs.len()).filter(|&i| results[i].is_none()).collect();
+        // Only a chat LLM reads worked examples; a translation model is never offered one.
+        let takes_examples = translator.chat_model().is_some();
+        let examples = memory
+            .and_then(|m| m.examples.as_ref())
+            .filter(|_| takes_examples);
+        let matches: Vec<Option<FuzzyMatch>> = todo
+            .iter()
+            .map(|&i| examples.and_then(|e| e.find(&refs[i].source)))
+            .collect();
         let requests: Vec<Request> = todo
             .iter()
-            .map(|&i| Request::new(&refs[i].source, &terms[i]))
+            .zip(&matches)
+            .map(|(&i, found)| Request {
+                example: found
+                    .as_ref()
+                    .map(|m| (m.source.as_str(), m.translation.as_str())),
+                ..Request::new(&refs[i].source, &terms[i])
+            })
             .collect();
         let out = translate_checked_batch(
             translator,

@@ -4,6 +4,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -15,6 +16,7 @@ use tarjama::eval::{self, EvalOptions};
 use tarjama::glossary::Glossary;
 use tarjama::job::{self, Engine, JobOptions};
 use tarjama::lexicon::Lexicon;
+use tarjama::memory::fuzzy::MemoryExamples;
 use tarjama::metrics;
 use tarjama::model::DeviceChoice;
 use tarjama::registry::{self, FetchPolicy, DEFAULT_MODEL};
@@ -215,6 +217,12 @@ struct TranslateArgs {
     /// Neither look segments up in the translation memory nor store them there.
     #[arg(long)]
     no_memory: bool,
+    /// Show the model, as a worked example, the translation memory's closest match of each
+    /// segment when it is at least PERCENT similar (word edits, as translation tools
+    /// count them). Imported pairs (`tarjama memory import`) are offered first.
+    #[arg(long, value_name = "PERCENT", num_args = 0..=1, default_missing_value = "50",
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    memory_examples: Option<u32>,
     /// Translate only shard I of N (I from 0): documents are assigned by a stable hash of
     /// their path below the input directory, so N machines given the same inputs cover
     /// each document exactly once. Merge the outputs with `tarjama digest`.
@@ -247,6 +255,12 @@ struct EvalArgs {
     /// Write every segment with its translation, attempts and warnings here (JSON lines).
     #[arg(long, value_name = "FILE")]
     segments_out: Option<PathBuf>,
+    /// Show the model, as a worked example, the translation memory's closest match of each
+    /// segment when it is at least PERCENT similar (word edits, as translation tools
+    /// count them). Imported pairs (`tarjama memory import`) are offered first.
+    #[arg(long, value_name = "PERCENT", num_args = 0..=1, default_missing_value = "50",
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    memory_examples: Option<u32>,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -364,6 +378,19 @@ enum MemoryCommand {
     Export {
         #[arg(long, value_name = "FILE")]
         tmx: PathBuf,
+    },
+    /// Add approved translations, offered to the model by `--memory-examples`: a TMX file
+    /// (from a translation tool), or line-aligned Arabic and English files.
+    Import {
+        #[arg(value_name = "FILE.tmx", required_unless_present = "arabic",
+              conflicts_with_all = ["arabic", "english"])]
+        tmx: Option<PathBuf>,
+        /// Arabic segments, one per line.
+        #[arg(long, value_name = "FILE", requires = "english")]
+        arabic: Option<PathBuf>,
+        /// Their English translations, line by line.
+        #[arg(long, value_name = "FILE", requires = "arabic")]
+        english: Option<PathBuf>,
     },
 }
 
@@ -541,6 +568,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let n = memory.export_tmx(&tmx)?;
                     println!("{n} translation units written to {}", tmx.display());
                 }
+                MemoryCommand::Import {
+                    tmx,
+                    arabic,
+                    english,
+                } => {
+                    let (pairs, origin) = match (tmx, arabic, english) {
+                        (Some(tmx), _, _) => (tarjama::memory::read_tmx(&tmx)?, tmx),
+                        (None, Some(arabic), Some(english)) => {
+                            (tarjama::memory::read_aligned(&arabic, &english)?, arabic)
+                        }
+                        _ => anyhow::bail!("give a TMX file, or --arabic and --english"),
+                    };
+                    let n = memory.import(&pairs, &origin.display().to_string())?;
+                    println!(
+                        "{n} translation pairs imported into {} from {}",
+                        path.display(),
+                        origin.display()
+                    );
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -585,6 +631,7 @@ fn translate(args: TranslateArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         engine: args.model.engine(),
         lexicon: args.model.lexicon()?,
         hints: args.model.hints as usize,
+        memory_examples: args.memory_examples,
     };
     let report = job::run(&opts)?;
     println!("{}", report.render());
@@ -619,6 +666,13 @@ fn evaluate(args: EvalArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         progress_bar: show_progress(g),
         checker: Checker::new(lexicon),
         segments_out: args.segments_out,
+        memory_examples: match args.memory_examples {
+            Some(percent) => {
+                let memory = tarjama::memory::Memory::open(&tarjama::memory::default_path())?;
+                Some(Rc::new(MemoryExamples::load(&memory, percent)?))
+            }
+            None => None,
+        },
     };
     let report = eval::run(&opts, translator.as_mut())?;
     if args.json {

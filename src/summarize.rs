@@ -5,7 +5,7 @@
 //! are summarized together. Every summary is checked against the English it summarizes
 //! and retried once when it states what the English does not, or says too little.
 
-use crate::check::{check_summary, Finding, SummarySubject, Warning};
+use crate::check::{check_summary, Finding, FlaggedSentence, SummarySubject, Warning};
 use crate::document::{ParagraphKind, TranslatedParagraph};
 use crate::lexicon::Lexicon;
 use crate::model::{ChatModel, ChatPrompt, Decoding, ModelError};
@@ -51,6 +51,10 @@ pub fn summarize_checked_batch(
     let paragraphs: Vec<&[TranslatedParagraph]> = documents.iter().map(|d| d.paragraphs).collect();
     let drafts = draft_batch(model, &paragraphs);
     let english: Vec<String> = documents.iter().map(|d| english_of(d.paragraphs)).collect();
+    let flagged: Vec<Vec<FlaggedSentence>> = documents
+        .iter()
+        .map(|d| flagged_sentences(d.paragraphs))
+        .collect();
     let check = |d: usize, summary: &str| {
         check_summary(
             &SummarySubject {
@@ -58,6 +62,7 @@ pub fn summarize_checked_batch(
                 english: &english[d],
                 title: documents[d].title,
                 arabic_words: documents[d].arabic_words,
+                flagged: &flagged[d],
             },
             lexicon,
         )
@@ -118,6 +123,19 @@ pub fn summarize_checked_batch(
 /// The English of a document as the summarizer reads it.
 fn english_of(paragraphs: &[TranslatedParagraph]) -> String {
     english_texts(paragraphs).join("\n\n")
+}
+
+fn flagged_sentences(paragraphs: &[TranslatedParagraph]) -> Vec<FlaggedSentence<'_>> {
+    paragraphs
+        .iter()
+        .filter(|p| p.kind != ParagraphKind::Passthrough)
+        .flat_map(|p| &p.sentences)
+        .filter(|s| !s.warnings.is_empty())
+        .map(|s| FlaggedSentence {
+            english: &s.translation,
+            warnings: &s.warnings,
+        })
+        .collect()
 }
 
 fn english_texts(paragraphs: &[TranslatedParagraph]) -> Vec<&str> {

@@ -33,6 +33,9 @@ pub struct Request<'a> {
     /// The segment before this one in the same document and its translation, shown to the
     /// model as context (names, pronouns and terms stay consistent).
     pub previous: Option<(&'a str, &'a str)>,
+    /// A close match from the translation memory (source, translation), shown to the
+    /// model as a worked example.
+    pub example: Option<(&'a str, &'a str)>,
     /// Set on a retry: the problems of the previous attempt, to be avoided this time.
     pub avoid: &'a [Finding],
     /// Sample instead of decoding greedily: an alternative candidate for [`Strategy`].
@@ -45,6 +48,7 @@ impl<'a> Request<'a> {
             source,
             terms,
             previous: None,
+            example: None,
             avoid: &[],
             sample: false,
         }
@@ -502,18 +506,21 @@ impl<M: ChatModel> LlmTranslator<M> {
                 assistant: english.to_string(),
             });
         }
-        examples.extend(
-            std::iter::once(INSTRUCTION_EXAMPLE)
-                .chain(request.previous)
-                .map(|(a, e)| Example {
-                    notes: String::new(),
-                    user: framed(a),
-                    assistant: e.to_string(),
-                }),
-        );
+        let plain = |(a, e): (&str, &str)| Example {
+            notes: String::new(),
+            user: framed(a),
+            assistant: e.to_string(),
+        };
+        examples.push(plain(INSTRUCTION_EXAMPLE));
         ChatPrompt {
             system: SYSTEM_PROMPT.to_string(),
             examples,
+            nearby: request
+                .example
+                .into_iter()
+                .chain(request.previous)
+                .map(plain)
+                .collect(),
             notes: notes(request, &self.hints_for(request)),
             user: framed(request.source),
         }
@@ -890,6 +897,10 @@ mod tests {
         t.translate(&Request::new("اجتمع المجلس.", &[])).unwrap();
         let with_context = Request {
             previous: Some(("اجتمع المجلس.", "The council met.")),
+            example: Some((
+                "عقد المجلس اجتماعه في الرياض.",
+                "The council met in Riyadh.",
+            )),
             ..Request::new(SOURCE, &terms)
         };
         t.translate(&with_context).unwrap();
@@ -899,14 +910,22 @@ mod tests {
         // Everything that varies comes after the fixed system prompt and examples, so the
         // model's cache of them serves every request.
         assert_eq!(plain.system, rich.system);
-        assert_eq!(plain.examples[..], rich.examples[..plain.examples.len()]);
+        assert_eq!(plain.examples, rich.examples);
+        assert!(plain.nearby.is_empty());
+        let pair = |a: &str, e: &str| Example {
+            notes: String::new(),
+            user: framed(a),
+            assistant: e.to_string(),
+        };
         assert_eq!(
-            rich.examples.last(),
-            Some(&Example {
-                notes: String::new(),
-                user: framed("اجتمع المجلس."),
-                assistant: "The council met.".to_string(),
-            })
+            rich.nearby,
+            [
+                pair(
+                    "عقد المجلس اجتماعه في الرياض.",
+                    "The council met in Riyadh."
+                ),
+                pair("اجتمع المجلس.", "The council met."),
+            ]
         );
         assert!(plain.notes.is_empty());
         assert!(rich.notes.contains("الرياض = Riyadh"));

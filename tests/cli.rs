@@ -383,3 +383,55 @@ fn bench_prints_a_row_per_batch_size_and_exports_its_requests() {
         assert_eq!(line["stop_tokens"][0], 151645);
     }
 }
+
+#[test]
+fn a_close_memory_match_is_shown_to_the_model() {
+    let work = tempfile::tempdir().unwrap();
+    let memory = work.path().join("memory.sqlite");
+    let run = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_tarjama"))
+            .args(args)
+            .env("TARJAMA_MEMORY", &memory)
+            .env("TARJAMA_LOG", "tarjama=info")
+            .output()
+            .expect("run tarjama");
+        assert!(o.status.success(), "{}", text(&o));
+        text(&o)
+    };
+    let tmx = work.path().join("approved.tmx");
+    std::fs::write(
+        &tmx,
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<tmx version="1.4"><header srclang="ar"/><body>
+<tu><tuv xml:lang="ar"><seg>عقد المجلس الوزاري لمجلس التعاون اجتماعه الثامن والأربعين بعد المائة في مدينة الرياض.</seg></tuv>
+<tuv xml:lang="en"><seg>The GCC Ministerial Council held its 148th meeting in Riyadh.</seg></tuv></tu>
+</body></tmx>"#,
+    )
+    .unwrap();
+    assert!(run(&["memory", "import", tmx.to_str().unwrap()]).contains("1 translation pairs"));
+    let doc = work.path().join("news.txt");
+    std::fs::write(
+        &doc,
+        "عقد المجلس الوزاري لمجلس التعاون اجتماعه التاسع والأربعين بعد المائة في مدينة جدة.\n\n\
+         وناقش الوزراء أسعار الغذاء.\n",
+    )
+    .unwrap();
+    let out = work.path().join("out");
+    let log = run(&[
+        "translate",
+        doc.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-summary",
+        "--memory-examples",
+    ]);
+    assert!(log.contains("; 1 shown a close memory match"), "{log}");
+    let json = std::fs::read_to_string(out.join("news.json")).unwrap();
+    let doc: TranslatedDocument = serde_json::from_str(&json).unwrap();
+    assert_eq!(doc.settings.memory_examples, Some(50));
+    let first = &doc.paragraphs[0].translation;
+    assert!(
+        first.contains("Ministerial Council") && first.contains("Jeddah"),
+        "{first}"
+    );
+}

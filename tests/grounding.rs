@@ -123,6 +123,7 @@ fn summaries_say_what_happened_and_nothing_the_translation_does_not() {
             english: &english,
             title,
             arabic_words: 420,
+            flagged: &[],
         },
         Some(&lexicon),
     );

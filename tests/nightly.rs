@@ -215,6 +215,55 @@ fn memory_commands_report_export_and_clear() {
     assert_eq!(xml.matches("<tuv xml:lang=\"ar\">").count(), n);
     assert!(tarjama(&["memory", "clear"]).contains(&format!("{n} entries deleted")));
     assert_eq!(entries(&memory), 0);
+
+    // What was exported imports back, as pairs offered to --memory-examples.
+    let imported = tarjama(&["memory", "import", tmx.to_str().unwrap()]);
+    assert!(
+        imported.starts_with(&format!("{n} translation pairs imported")),
+        "{imported}"
+    );
+    assert_eq!(entries(&memory), n);
+    let (arabic, english) = (work.path().join("a.ar"), work.path().join("a.en"));
+    std::fs::write(&arabic, "اجتمع المجلس الوزاري\nانتهى الاجتماع\n").unwrap();
+    std::fs::write(&english, "The Ministerial Council met\nThe meeting ended\n").unwrap();
+    let args = |e: &Path| {
+        vec![
+            "memory".to_string(),
+            "import".into(),
+            "--arabic".into(),
+            arabic.display().to_string(),
+            "--english".into(),
+            e.display().to_string(),
+        ]
+    };
+    let aligned: Vec<String> = args(&english);
+    let aligned: Vec<&str> = aligned.iter().map(String::as_str).collect();
+    assert!(tarjama(&aligned).starts_with("2 translation pairs imported"));
+    assert_eq!(entries(&memory), n + 2);
+
+    // Files that cannot be imported are one line naming the file; nothing is stored.
+    std::fs::write(&english, "The Ministerial Council met\n").unwrap();
+    let not_tmx = work.path().join("notes.tmx");
+    std::fs::write(&not_tmx, "<html><body>no</body></html>").unwrap();
+    let short: Vec<String> = args(&english);
+    let not_tmx_args = ["memory", "import", not_tmx.to_str().unwrap()];
+    for (bad, names) in [
+        (short.iter().map(String::as_str).collect::<Vec<_>>(), "a.ar"),
+        (not_tmx_args.to_vec(), "notes.tmx"),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_tarjama"))
+            .args(&bad)
+            .env("TARJAMA_MEMORY", &memory)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success());
+        assert!(
+            err.contains(names) && err.trim().lines().count() == 1,
+            "{err}"
+        );
+    }
+    assert_eq!(entries(&memory), n + 2);
 }
 
 #[test]

@@ -32,7 +32,8 @@ pub use names::{name_spans, UnsupportedNames};
 pub use numbers::{added_numbers, backwards_compound_numbers, missing_numbers, numbers};
 pub use repetition::repeated_phrase;
 pub use script::has_arabic_script;
-pub use summary::{check_summary, SummarySubject, LONG_DOCUMENT_WORDS};
+pub use summary::{check_summary, FlaggedSentence, SummarySubject, LONG_DOCUMENT_WORDS};
+pub use words::{close, english_words};
 
 /// What a warning is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

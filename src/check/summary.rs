@@ -5,12 +5,14 @@
 //! it states must be a number of the English, every name (capitalized word, acronym,
 //! decade) must be a word of the English, and a summary of a document over
 //! [`LONG_DOCUMENT_WORDS`] Arabic words must have at least two sentences and more to say
-//! than its title.
+//! than its title. A summary that repeats a flagged sentence, or a name the checks
+//! flagged in the translation, carries the flag: the reader of the summary never sees
+//! the sentence's own warning.
 
 use super::names::name_spans;
 use super::numbers::{backwards_compound_numbers, numbers};
 use super::words::{close, english_words};
-use super::{CheckKind, Finding};
+use super::{CheckKind, Finding, Warning};
 use crate::lexicon::Lexicon;
 
 /// Documents longer than this (in Arabic words) get a summary of 2–4 sentences.
@@ -25,7 +27,21 @@ pub struct SummarySubject<'a> {
     pub english: &'a str,
     pub title: &'a str,
     pub arabic_words: usize,
+    /// The document's translated sentences that were flagged, with their warnings.
+    pub flagged: &'a [FlaggedSentence<'a>],
 }
+
+/// A translated sentence that failed a check.
+#[derive(Debug, Clone, Copy)]
+pub struct FlaggedSentence<'a> {
+    pub english: &'a str,
+    pub warnings: &'a [Warning],
+}
+
+/// Share of a summary sentence's words found in a flagged sentence above which the
+/// summary repeats it (and the flagged sentence's share in the summary sentence must be
+/// at least half, so a long summary sentence does not "repeat" a three-word one).
+const REPEAT_SHARE: f64 = 0.75;
 
 /// Everything wrong with a summary; each finding's retry hint is for the summarizer.
 pub fn check_summary(s: &SummarySubject, lexicon: Option<&Lexicon>) -> Vec<Finding> {
@@ -76,6 +92,7 @@ pub fn check_summary(s: &SummarySubject, lexicon: Option<&Lexicon>) -> Vec<Findi
             ));
         }
     }
+    found.extend(repeated_flags(s));
     if s.arabic_words > LONG_DOCUMENT_WORDS {
         if let Some(problem) = too_thin(s) {
             found.push(Finding::new(
@@ -88,6 +105,105 @@ pub fn check_summary(s: &SummarySubject, lexicon: Option<&Lexicon>) -> Vec<Findi
         }
     }
     found
+}
+
+/// The flags of the translation the summary passes on: names the unsupported-name check
+/// flagged, and sentences the summary repeats nearly word for word.
+fn repeated_flags(s: &SummarySubject) -> Vec<Finding> {
+    let mut found = Vec::new();
+    let summary_lower = s.summary.to_lowercase();
+    let mut names: Vec<&str> = Vec::new();
+    for sentence in s.flagged {
+        for w in sentence.warnings {
+            if w.check != CheckKind::UnsupportedName {
+                continue;
+            }
+            for name in quoted(&w.message) {
+                if summary_lower.contains(&name.to_lowercase()) && !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
+    }
+    if !names.is_empty() {
+        let list = names
+            .iter()
+            .map(|n| format!("“{n}”"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        found.push(Finding::new(
+            CheckKind::UnsupportedName,
+            format!("summary repeats a name the translation flags as not in the source: {list}"),
+            format!("Do not mention {list}: the source does not support it."),
+        ));
+    }
+    let sentences: Vec<Vec<String>> = s
+        .summary
+        .split_inclusive(['.', '!', '?'])
+        .map(content_words)
+        .filter(|w| w.len() >= 4)
+        .collect();
+    for flagged in s.flagged {
+        let Some(first) = flagged.warnings.first() else {
+            continue;
+        };
+        let theirs = content_words(flagged.english);
+        let repeats = sentences
+            .iter()
+            .any(|ours| share_in(ours, &theirs) >= REPEAT_SHARE && share_in(&theirs, ours) >= 0.5);
+        if repeats {
+            let short = shorten(flagged.english, 12);
+            found.push(Finding::new(
+                first.check,
+                format!(
+                    "summary repeats a flagged sentence (“{short}”: {})",
+                    first.message
+                ),
+                format!(
+                    "Do not repeat “{short}” word for word: its translation is doubtful ({}).",
+                    first.message
+                ),
+            ));
+        }
+    }
+    found
+}
+
+/// Words of more than three letters: what two sentences must share to say the same.
+fn content_words(text: &str) -> Vec<String> {
+    english_words(text)
+        .into_iter()
+        .filter(|w| w.len() > 3)
+        .collect()
+}
+
+/// Share of `a`'s words with a close form in `b`.
+fn share_in(a: &[String], b: &[String]) -> f64 {
+    if a.is_empty() {
+        return 0.0;
+    }
+    let hits = a.iter().filter(|w| b.iter().any(|x| close(w, x))).count();
+    hits as f64 / a.len() as f64
+}
+
+/// The spans a warning quotes (“…”).
+fn quoted(message: &str) -> Vec<&str> {
+    message
+        .split('“')
+        .skip(1)
+        .filter_map(|rest| rest.split_once('”').map(|(q, _)| q))
+        .filter(|q| !q.trim().is_empty())
+        .collect()
+}
+
+/// The first `words` words of `text`, with an ellipsis when cut.
+fn shorten(text: &str, words: usize) -> String {
+    let all: Vec<&str> = text.split_whitespace().collect();
+    if all.len() <= words {
+        all.join(" ")
+    } else {
+        format!("{}…", all[..words].join(" "))
+    }
 }
 
 /// Why a summary of a long document says too little, if it does.
@@ -127,6 +243,7 @@ mod tests {
             english: ENGLISH,
             title: "GCC Secretary-General meets Azerbaijani official",
             arabic_words,
+            flagged: &[],
         }
     }
 
@@ -166,5 +283,59 @@ mod tests {
             None
         )
         .is_empty());
+    }
+
+    #[test]
+    fn a_summary_carries_the_flags_of_what_it_repeats() {
+        let title = "The sixth Asian-Pacific Council meeting agreed on the integration path.";
+        let name_flag = [Warning {
+            check: CheckKind::UnsupportedName,
+            message: "not in the source: “Asian-Pacific Council” (Pacific, Council)".into(),
+        }];
+        let lost_flag = [Warning {
+            check: CheckKind::LostContent,
+            message: "no English for «التشاوري» (advisory; consultative)".into(),
+        }];
+        let flagged = [FlaggedSentence {
+            english: title,
+            warnings: &name_flag,
+        }];
+        let summary = "The sixth Asian-Pacific Council meeting agreed on the integration path. \
+            The presidents met in Astana on August 9, 2024.";
+        let english = format!("{title} The presidents met in Astana on August 9, 2024.");
+        let subject = |flagged| SummarySubject {
+            summary,
+            english: &english,
+            title,
+            arabic_words: 100,
+            flagged,
+        };
+        let f = check_summary(&subject(&flagged), None);
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert!(
+            f[0].warning.message.contains("“Asian-Pacific Council”"),
+            "{f:?}"
+        );
+        assert!(
+            f[1].warning
+                .message
+                .starts_with("summary repeats a flagged sentence"),
+            "{f:?}"
+        );
+        // A sentence flagged for something else still passes its flag on when repeated.
+        let flagged = [FlaggedSentence {
+            english: title,
+            warnings: &lost_flag,
+        }];
+        let f = check_summary(&subject(&flagged), None);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].warning.check, CheckKind::LostContent);
+        // Nothing is passed on when the summary does not repeat the flagged sentence.
+        let other = [FlaggedSentence {
+            english: "The ministers of transport signed three memoranda on railways and ports.",
+            warnings: &lost_flag,
+        }];
+        assert!(check_summary(&subject(&other), None).is_empty());
+        assert!(check_summary(&subject(&[]), None).is_empty());
     }
 }

@@ -25,7 +25,7 @@ use candle_transformers::models::quantized_qwen3;
 use tokenizers::Tokenizer;
 
 use super::qwen2::{self, Chunk, KvCache, Qwen2};
-use super::{ChatModel, ChatPrompt, Decoding, Generation, ModelError, OnDone, Throughput};
+use super::{ChatModel, ChatPrompt, Decoding, Example, Generation, ModelError, OnDone, Throughput};
 
 /// Special tokens of the ChatML template; document text must never be able to produce them.
 const SPECIAL_MARKERS: &[&str] = &["<|im_start|>", "<|im_end|>", "<|endoftext|>"];
@@ -230,6 +230,9 @@ impl GgufLlm {
     /// The ChatML text of a prompt, ending where the assistant's answer begins.
     pub fn render_chatml(&self, prompt: &ChatPrompt) -> String {
         let mut text = render_prefix(prompt);
+        for example in &prompt.nearby {
+            push_example(&mut text, example);
+        }
         let mut turn = |role: &str, content: &str| push_turn(&mut text, role, content);
         if !prompt.notes.is_empty() {
             turn("system", &prompt.notes);
@@ -562,13 +565,17 @@ fn render_prefix(prompt: &ChatPrompt) -> String {
         push_turn(&mut text, "system", &prompt.system);
     }
     for example in &prompt.examples {
-        if !example.notes.is_empty() {
-            push_turn(&mut text, "system", &example.notes);
-        }
-        push_turn(&mut text, "user", &example.user);
-        push_turn(&mut text, "assistant", &example.assistant);
+        push_example(&mut text, example);
     }
     text
+}
+
+fn push_example(text: &mut String, example: &Example) {
+    if !example.notes.is_empty() {
+        push_turn(text, "system", &example.notes);
+    }
+    push_turn(text, "user", &example.user);
+    push_turn(text, "assistant", &example.assistant);
 }
 
 fn push_turn(text: &mut String, role: &str, content: &str) {

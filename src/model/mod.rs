@@ -76,8 +76,12 @@ impl DeviceChoice {
 #[derive(Debug, Clone, Default)]
 pub struct ChatPrompt {
     pub system: String,
-    /// Exchanges shown to the model before the real request.
+    /// Exchanges shown to the model before the real request, the same for every request
+    /// of a kind (their keys and values are computed once).
     pub examples: Vec<Example>,
+    /// Exchanges for this request only (a close match from the translation memory, the
+    /// segment before it), shown after the shared ones.
+    pub nearby: Vec<Example>,
     /// Instructions for this request only, given as a system turn right before it. Kept
     /// apart from `system` so prompts that differ only here share their whole beginning.
     pub notes: String,

@@ -388,6 +388,7 @@ pub(crate) mod fixture {
             context: false,
             lexicon: false,
             hints: 0,
+            memory_examples: None,
         }
     }
 

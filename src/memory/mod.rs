@@ -7,6 +7,13 @@
 //! before calling the model and stores each one the moment it is settled. The database
 //! is in WAL mode with a generous busy timeout, so several runs on one machine can share
 //! it; each store is its own transaction, so a killed run loses only segments in flight.
+//!
+//! The memory also serves close matches ([`fuzzy`]): with `--memory-examples`, the
+//! nearest stored pair of a segment is shown to the model as a worked example. Pairs
+//! imported from TMX or aligned files ([`tmx`]) serve only that way.
+
+pub mod fuzzy;
+pub mod tmx;
 
 use std::path::{Path, PathBuf};
 
@@ -22,7 +29,38 @@ pub enum MemoryError {
     Database { path: PathBuf, reason: String },
     #[error("{path}: cannot write ({reason}); choose another file")]
     Export { path: PathBuf, reason: String },
+    #[error("{path}: cannot import ({reason})")]
+    Import { path: PathBuf, reason: String },
 }
+
+/// The pairs of a TMX file, for [`Memory::import`].
+pub fn read_tmx(path: &Path) -> Result<Vec<(String, String)>, MemoryError> {
+    let err = |reason: String| MemoryError::Import {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let text = String::from_utf8(bytes).map_err(|_| err("not UTF-8 text".into()))?;
+    let pairs = tmx::read(&text).map_err(err)?;
+    if pairs.is_empty() {
+        return Err(err(
+            "no unit has both an Arabic and an English variant".into()
+        ));
+    }
+    Ok(pairs)
+}
+
+/// The pairs of two line-aligned files, for [`Memory::import`].
+pub fn read_aligned(arabic: &Path, english: &Path) -> Result<Vec<(String, String)>, MemoryError> {
+    tmx::read_aligned(arabic, english).map_err(|reason| MemoryError::Import {
+        path: arabic.to_path_buf(),
+        reason,
+    })
+}
+
+/// The fingerprint imported pairs are filed under: no run's settings produce it, so they
+/// are never taken as a run's own translations, only offered as examples.
+const IMPORTED: &str = "imported";
 
 /// The memory's file: `$TARJAMA_MEMORY`, else `memory.sqlite` in the tarjama home.
 pub fn default_path() -> PathBuf {
@@ -246,40 +284,61 @@ impl Memory {
             })
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(|e| self.err(e))?;
-        let mut xml = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<tmx version=\"1.4\">\n  <header creationtool=\"tarjama\" creationtoolversion=\"{}\" datatype=\"plaintext\" segtype=\"sentence\" adminlang=\"en\" srclang=\"ar\" o-tmf=\"tarjama\"/>\n  <body>\n",
-            env!("CARGO_PKG_VERSION")
-        );
-        for (source, translation, model, created) in &rows {
-            xml.push_str(&format!(
-                "    <tu creationdate=\"{}\">\n      <prop type=\"x-model\">{}</prop>\n      <tuv xml:lang=\"ar\"><seg>{}</seg></tuv>\n      <tuv xml:lang=\"en\"><seg>{}</seg></tuv>\n    </tu>\n",
-                xml_text(created),
-                xml_text(model),
-                xml_text(source),
-                xml_text(translation)
-            ));
-        }
-        xml.push_str("  </body>\n</tmx>\n");
+        let units: Vec<tmx::Unit> = rows
+            .iter()
+            .map(|(source, translation, model, created)| tmx::Unit {
+                source,
+                translation,
+                model,
+                created,
+            })
+            .collect();
+        let xml = tmx::write(&units);
         crate::write::write_atomic(out, xml.as_bytes()).map_err(|e| MemoryError::Export {
             path: out.to_path_buf(),
             reason: e.to_string(),
         })?;
         Ok(rows.len())
     }
-}
 
-/// Text safe inside an XML 1.0 element: markup escaped, characters XML forbids dropped.
-fn xml_text(s: &str) -> String {
-    let allowed: String = s
-        .chars()
-        .filter(|&c| {
-            matches!(c, '\t' | '\n' | '\r')
-                || ('\u{20}'..='\u{D7FF}').contains(&c)
-                || ('\u{E000}'..='\u{FFFD}').contains(&c)
-                || c >= '\u{10000}'
-        })
-        .collect();
-    html_escape::encode_text(&allowed).into_owned()
+    /// Files `pairs` (Arabic, English), read from `origin`, as approved translations to
+    /// offer as examples; one transaction. Returns how many were stored.
+    pub fn import(&self, pairs: &[(String, String)], origin: &str) -> Result<usize, MemoryError> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        let model = format!("imported from {origin}");
+        for (source, translation) in pairs {
+            tx.execute(
+                "INSERT OR REPLACE INTO translations
+                 (key, fingerprint, model, source, translation, warnings, attempts, created)
+                 VALUES (?1, ?2, ?3, ?4, ?5, '[]', 0, strftime('%Y%m%dT%H%M%SZ', 'now'))",
+                params![
+                    key(IMPORTED, source),
+                    IMPORTED,
+                    model,
+                    normalize_source(source),
+                    translation.trim(),
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(pairs.len())
+    }
+
+    /// Every pair fit to show the model as an example: imported ones first (people
+    /// approved them), then the newest translations that passed every check.
+    pub fn example_pairs(&self) -> Result<Vec<(String, String)>, MemoryError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT source, translation FROM translations WHERE warnings = '[]'
+                 ORDER BY fingerprint = ?1 DESC, created DESC, key",
+            )
+            .map_err(|e| self.err(e))?;
+        stmt.query_map(params![IMPORTED], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.err(e))
+    }
 }
 
 #[cfg(test)]
@@ -329,6 +388,38 @@ mod tests {
         assert!(xml.contains("<seg>أ &lt; ب &amp; ج</seg>"), "{xml}");
         assert!(xml.contains("<seg>A &lt; B &amp; \"C\"</seg>"), "{xml}");
         assert_eq!(xml.matches("<tu ").count(), 1);
+    }
+
+    #[test]
+    fn imported_pairs_are_examples_but_never_hits() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Memory::open(&dir.path().join("m.sqlite")).unwrap();
+        let fp = fingerprint(&[("model", "abc".into())]);
+        m.store(&fp, "tiny", "اجتمع المجلس", &translation("The board met"))
+            .unwrap();
+        let mut flagged = translation("The Monetary Fund met");
+        flagged.warnings.push(Warning {
+            check: crate::check::CheckKind::UnsupportedName,
+            message: "not in the source".into(),
+        });
+        m.store(&fp, "tiny", "اجتمع الصندوق", &flagged).unwrap();
+        let pairs = vec![("اجتمع المجلس".to_string(), "The council met".to_string())];
+        assert_eq!(m.import(&pairs, "approved.tmx").unwrap(), 1);
+        assert_eq!(
+            m.lookup(&fp, "اجتمع المجلس").unwrap().unwrap().text,
+            "The board met"
+        );
+        assert!(m.lookup(IMPORTED, "اجتمع الصندوق").unwrap().is_none());
+        let examples = m.example_pairs().unwrap();
+        assert_eq!(
+            examples,
+            vec![
+                ("اجتمع المجلس".to_string(), "The council met".to_string()),
+                ("اجتمع المجلس".to_string(), "The board met".to_string()),
+            ]
+        );
+        let index = fuzzy::FuzzyIndex::new(examples);
+        assert_eq!(index.len(), 1);
     }
 
     #[test]
