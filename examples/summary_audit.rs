@@ -6,8 +6,9 @@
 //!
 //! For every `NAME.json` in the directory: Arabic words, summary words and sentences, the
 //! document's distinct numbers and named entities (capitalized runs of its English, as the
-//! unsupported-name check finds them) and how many of each the summary mentions, and the
-//! summary's flags.
+//! unsupported-name check finds them) and how many of each the summary mentions, the
+//! summary's flags as written, and its flags under today's checks (which differ when the
+//! checks changed after the run).
 
 use std::collections::BTreeSet;
 
@@ -15,6 +16,7 @@ use tarjama::check::{name_spans, numbers};
 use tarjama::document::TranslatedDocument;
 use tarjama::lexicon::Lexicon;
 use tarjama::registry::FetchPolicy;
+use tarjama::summarize::{check_document_summary, SummaryInput};
 
 fn main() -> anyhow::Result<()> {
     let dir = std::env::args().nth(1).unwrap_or_else(|| "out".into());
@@ -29,8 +31,8 @@ fn main() -> anyhow::Result<()> {
         })
         .collect();
     files.sort();
-    println!("| document | Arabic words | summary words | sentences | numbers kept | entities kept | summary flags | title flags |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| document | Arabic words | summary words | sentences | numbers kept | entities kept | summary flags | summary flags now | title flags |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for path in files {
         let doc: TranslatedDocument = serde_json::from_slice(&std::fs::read(&path)?)?;
         let summary = doc.summary.clone().unwrap_or_default();
@@ -62,8 +64,20 @@ fn main() -> anyhow::Result<()> {
                 .collect::<Vec<_>>()
                 .join("; ")
         };
+        let now: Vec<tarjama::check::Warning> = check_document_summary(
+            &SummaryInput {
+                paragraphs: &doc.paragraphs,
+                title: &doc.title,
+                arabic_words: doc.arabic_words,
+            },
+            &summary,
+            Some(&lexicon),
+        )
+        .into_iter()
+        .map(|f| f.warning)
+        .collect();
         println!(
-            "| {} | {} | {} | {} | {}/{} | {}/{} | {} | {} |",
+            "| {} | {} | {} | {} | {}/{} | {}/{} | {} | {} | {} |",
             doc.name,
             doc.arabic_words,
             summary.split_whitespace().count(),
@@ -73,6 +87,7 @@ fn main() -> anyhow::Result<()> {
             kept_entities,
             entities.len(),
             flags(&doc.summary_warnings),
+            flags(&now),
             flags(&doc.title_warnings),
         );
     }

@@ -50,23 +50,7 @@ pub fn summarize_checked_batch(
 ) -> Vec<Result<CheckedSummary, ModelError>> {
     let paragraphs: Vec<&[TranslatedParagraph]> = documents.iter().map(|d| d.paragraphs).collect();
     let drafts = draft_batch(model, &paragraphs);
-    let english: Vec<String> = documents.iter().map(|d| english_of(d.paragraphs)).collect();
-    let flagged: Vec<Vec<FlaggedSentence>> = documents
-        .iter()
-        .map(|d| flagged_sentences(d.paragraphs))
-        .collect();
-    let check = |d: usize, summary: &str| {
-        check_summary(
-            &SummarySubject {
-                summary,
-                english: &english[d],
-                title: documents[d].title,
-                arabic_words: documents[d].arabic_words,
-                flagged: &flagged[d],
-            },
-            lexicon,
-        )
-    };
+    let check = |d: usize, summary: &str| check_document_summary(&documents[d], summary, lexicon);
     let mut kept: Vec<Result<(String, Vec<Finding>), ModelError>> = drafts
         .iter()
         .enumerate()
@@ -118,6 +102,27 @@ pub fn summarize_checked_batch(
             })
         })
         .collect()
+}
+
+/// Everything wrong with `summary` as a summary of `document` ([`check_summary`] against
+/// the document's English and its flagged sentences).
+pub fn check_document_summary(
+    document: &SummaryInput,
+    summary: &str,
+    lexicon: Option<&Lexicon>,
+) -> Vec<Finding> {
+    let english = english_of(document.paragraphs);
+    let flagged = flagged_sentences(document.paragraphs);
+    check_summary(
+        &SummarySubject {
+            summary,
+            english: &english,
+            title: document.title,
+            arabic_words: document.arabic_words,
+            flagged: &flagged,
+        },
+        lexicon,
+    )
 }
 
 /// The English of a document as the summarizer reads it.

@@ -79,6 +79,18 @@ impl Check for UnsupportedNames {
     }
 }
 
+/// The words an unsupported-name warning says nothing licenses: those in parentheses
+/// after each quoted span of the message [`UnsupportedNames`] writes.
+pub fn unsupported_words(message: &str) -> Vec<&str> {
+    message
+        .split("” (")
+        .skip(1)
+        .filter_map(|rest| rest.split_once(')').map(|(words, _)| words))
+        .flat_map(|words| words.split(", "))
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
 /// A run of capitalized words in the English: one name, title or organization.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameSpan {
@@ -576,6 +588,13 @@ fn latin_skeleton(word: &str, v_as_f: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unsupported_words_are_read_back_from_the_message() {
+        let message = "not in the source: “Asian-Pacific Council” (Pacific, Council); “GCC” (GCC)";
+        assert_eq!(unsupported_words(message), ["Pacific", "Council", "GCC"]);
+        assert!(unsupported_words("no English for «التشاوري» (advisory)").is_empty());
+    }
 
     #[test]
     fn transliterations_share_a_skeleton() {
