@@ -272,12 +272,30 @@ mod checks {
             "and the existence of the so-called Western bloc of international terrorism and extremism.",
         );
         assert!(wrong[0].warning.message.contains("Western"), "{wrong:?}");
+        // The model's next try, "the sleeping world", names nothing but loses the cells:
+        // a quoted term's words are checked even when fairly common.
+        let lost_cells = run(
+            &lost(),
+            src,
+            "and the existence of the so-called \"sleeping world\" of international terrorism and extremism.",
+        );
+        assert_eq!(lost_cells.len(), 1, "{lost_cells:?}");
+        assert!(
+            lost_cells[0].warning.message.contains("الخلايا"),
+            "{lost_cells:?}"
+        );
         let right = run(
             &names(),
             src,
             "and the existence of so-called “sleeper cells” of international terrorism and extremism.",
         );
         assert!(right.is_empty(), "{right:?}");
+        let kept = run(
+            &lost(),
+            src,
+            "and the existence of so-called “sleeper cells” of international terrorism and extremism.",
+        );
+        assert!(kept.is_empty(), "{kept:?}");
     }
 
     #[test]
@@ -328,7 +346,7 @@ mod checks {
         }
         let [names, lost] = &scores;
         assert!(names.caught >= 9 && names.false_alarms <= 6, "{names:?}");
-        assert!(lost.caught >= 7 && lost.false_alarms <= 3, "{lost:?}");
+        assert!(lost.caught >= 8 && lost.false_alarms <= 3, "{lost:?}");
     }
 
     /// Sample 004's title, flagged for "Asian-Pacific Council", was repeated unflagged by

@@ -5,6 +5,10 @@
 //! did not know. Rare words with few glosses are exactly those the model misreads, and
 //! their glosses say what the English should contain. A gloss counts as present when any
 //! of its words, or a close form ("sleeping" for "sleeper"), is in the English.
+//!
+//! A term the source puts in quotes («"الخلايا النائمة"») is one the writer wants read
+//! exactly, so its words are checked even when they are fairly common
+//! ([`LostContent::QUOTED`]).
 
 use std::sync::Arc;
 
@@ -22,6 +26,14 @@ impl LostContent {
     /// has the measurements that chose it.
     pub const RARITY: Rarity = Rarity {
         max_zipf: 3.0,
+        max_glosses: 2,
+        verbs: false,
+    };
+
+    /// The words of a short quoted term: as rare as the words the model gets hints for, and
+    /// as unambiguous as the rarest words checked.
+    pub const QUOTED: Rarity = Rarity {
+        max_zipf: 4.5,
         max_glosses: 2,
         verbs: false,
     };
@@ -99,6 +111,7 @@ impl Check for LostContent {
 
     fn run(&self, s: &Subject) -> Vec<Finding> {
         let english = english_words(s.translation);
+        let quoted = quoted_terms(s.source);
         let mut lost: Vec<(String, String)> = Vec::new();
         for word in arabic_words(s.source) {
             let bare = strip_marks(word);
@@ -109,7 +122,12 @@ impl Check for LostContent {
             {
                 continue;
             }
-            let Some(gloss) = self.lexicon.rare_word(word, &self.rarity) else {
+            let rarity = if quoted.iter().any(|q| q.contains(&word)) {
+                &Self::QUOTED
+            } else {
+                &self.rarity
+            };
+            let Some(gloss) = self.lexicon.rare_word(word, rarity) else {
                 continue;
             };
             // A derivation's gloss counts too: «إنقاذ» (rescue) rendered as "saving".
@@ -144,5 +162,44 @@ impl Check for LostContent {
                 meanings.join("; ")
             ),
         )]
+    }
+}
+
+/// Longest quoted term whose words are checked: longer quotations are speech, not terms.
+const QUOTED_TERM_WORDS: usize = 4;
+
+/// The Arabic words of each short quoted term of `source` (between “ ”, « » or " ").
+fn quoted_terms(source: &str) -> Vec<Vec<&str>> {
+    let mut terms = Vec::new();
+    for (open, close) in [('“', '”'), ('«', '»'), ('"', '"')] {
+        let mut rest = source;
+        while let Some(start) = rest.find(open) {
+            let after = &rest[start + open.len_utf8()..];
+            let Some(end) = after.find(close) else {
+                break;
+            };
+            let words = arabic_words(&after[..end]);
+            if !words.is_empty() && words.len() <= QUOTED_TERM_WORDS {
+                terms.push(words);
+            }
+            rest = &after[end + close.len_utf8()..];
+        }
+    }
+    terms
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_quoted_terms_are_found() {
+        let source = "ووجود ما يسمى بـ “الخلايا النائمة” و\"خارطة الطريق\" و«قال الرئيس إن الاجتماع كان مثمرا جدا»";
+        let terms = quoted_terms(source);
+        assert_eq!(
+            terms,
+            vec![vec!["الخلايا", "النائمة"], vec!["خارطة", "الطريق"]]
+        );
+        assert!(quoted_terms("لا اقتباس هنا").is_empty());
     }
 }
