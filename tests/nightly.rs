@@ -216,13 +216,26 @@ fn memory_commands_report_export_and_clear() {
     assert!(tarjama(&["memory", "clear"]).contains(&format!("{n} entries deleted")));
     assert_eq!(entries(&memory), 0);
 
-    // What was exported imports back, as pairs offered to --memory-examples.
+    // What was exported imports back, as pairs offered to --memory-examples; units with
+    // an empty side (the tiny model sometimes answers nothing) are not examples.
+    let empty = xml
+        .split("<seg>")
+        .skip(1)
+        .filter(|seg| {
+            seg.split("</seg>")
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .is_empty()
+        })
+        .count();
+    let kept = n - empty;
     let imported = tarjama(&["memory", "import", tmx.to_str().unwrap()]);
     assert!(
-        imported.starts_with(&format!("{n} translation pairs imported")),
-        "{imported}"
+        imported.starts_with(&format!("{kept} translation pairs imported")),
+        "{imported} ({n} units, {empty} empty)"
     );
-    assert_eq!(entries(&memory), n);
+    assert_eq!(entries(&memory), kept);
     let (arabic, english) = (work.path().join("a.ar"), work.path().join("a.en"));
     std::fs::write(&arabic, "اجتمع المجلس الوزاري\nانتهى الاجتماع\n").unwrap();
     std::fs::write(&english, "The Ministerial Council met\nThe meeting ended\n").unwrap();
@@ -239,7 +252,7 @@ fn memory_commands_report_export_and_clear() {
     let aligned: Vec<String> = args(&english);
     let aligned: Vec<&str> = aligned.iter().map(String::as_str).collect();
     assert!(tarjama(&aligned).starts_with("2 translation pairs imported"));
-    assert_eq!(entries(&memory), n + 2);
+    assert_eq!(entries(&memory), kept + 2);
 
     // Files that cannot be imported are one line naming the file; nothing is stored.
     std::fs::write(&english, "The Ministerial Council met\n").unwrap();
@@ -263,7 +276,7 @@ fn memory_commands_report_export_and_clear() {
             "{err}"
         );
     }
-    assert_eq!(entries(&memory), n + 2);
+    assert_eq!(entries(&memory), kept + 2);
 }
 
 #[test]
