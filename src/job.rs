@@ -655,115 +655,29 @@ fn translate_group(
     }
     let terms: Vec<Vec<&crate::glossary::Term>> =
         refs.iter().map(|r| opts.glossary.find(&r.source)).collect();
-    let mut results: Vec<Option<Result<CheckedTranslation, ModelError>>> =
-        refs.iter().map(|_| None).collect();
 
-    if opts.strategy.context {
-        // Each segment needs the translation of the one before it: documents advance
-        // side by side, one segment per document per batch.
-        let mut next_of_doc: Vec<usize> = Vec::new();
-        for (i, r) in refs.iter().enumerate() {
-            if r.doc == next_of_doc.len() {
-                next_of_doc.push(i);
-            }
-        }
-        let mut previous: Vec<Option<(String, String)>> = group.iter().map(|_| None).collect();
-        let mut failed = vec![false; group.len()];
-        loop {
-            let wave: Vec<usize> = next_of_doc
-                .iter()
-                .copied()
-                .filter(|&i| i < refs.len() && !failed[refs[i].doc])
-                .collect();
-            if wave.is_empty() {
-                break;
-            }
-            let requests: Vec<Request> = wave
-                .iter()
-                .map(|&i| {
-                    Request::after(&refs[i].source, &terms[i], previous[refs[i].doc].as_ref())
-                })
-                .collect();
-            let out = translate_checked_batch(
-                translator,
-                &requests,
-                &opts.strategy,
-                &checker,
-                &mut |_, _| bar.inc(1),
-            );
-            for (&i, result) in wave.iter().zip(out) {
-                let doc = refs[i].doc;
-                match &result {
-                    Ok(t) => previous[doc] = Some((refs[i].source.clone(), t.text.clone())),
-                    Err(_) => failed[doc] = true,
-                }
-                results[i] = Some(result);
-                next_of_doc[doc] = if i + 1 < refs.len() && refs[i + 1].doc == doc {
-                    i + 1
-                } else {
-                    usize::MAX
-                };
-            }
-        }
-    } else {
-        // Segments the memory already holds are not sent to the model; the others are
-        // stored one by one as they settle, so a run killed part-way keeps its work.
-        if let Some(memory) = memory {
-            for (slot, r) in results.iter_mut().zip(&refs) {
-                match memory.store.lookup(&memory.fingerprint, &r.source) {
-                    Ok(Some(hit)) => {
-                        *slot = Some(Ok(hit));
-                        memory.hits.set(memory.hits.get() + 1);
-                        bar.inc(1);
-                    }
-                    Ok(None) => {}
-                    Err(e) => bar.suspend(|| tracing::warn!("{e}")),
-                }
-            }
-        }
-        let todo: Vec<usize> = (0..refs.len()).filter(|&i| results[i].is_none()).collect();
-        // Only a chat LLM reads worked examples; a translation model is never offered one.
-        let takes_examples = translator.chat_model().is_some();
-        let examples = memory
-            .and_then(|m| m.examples.as_ref())
-            .filter(|_| takes_examples);
-        let matches: Vec<Option<FuzzyMatch>> = todo
-            .iter()
-            .map(|&i| examples.and_then(|e| e.find(&refs[i].source)))
-            .collect();
-        let requests: Vec<Request> = todo
-            .iter()
-            .zip(&matches)
-            .map(|(&i, found)| Request {
-                example: found
-                    .as_ref()
-                    .map(|m| (m.source.as_str(), m.translation.as_str())),
-                ..Request::new(&refs[i].source, &terms[i])
-            })
-            .collect();
-        let out = translate_checked_batch(
+    let results = if opts.strategy.context {
+        translate_in_order(
             translator,
-            &requests,
+            &refs,
+            &terms,
+            group.len(),
             &opts.strategy,
             &checker,
-            &mut |j, result| {
-                bar.inc(1);
-                if let (Some(memory), Ok(t)) = (memory, result) {
-                    if let Err(e) = memory.store.store(
-                        &memory.fingerprint,
-                        &model.name,
-                        &refs[todo[j]].source,
-                        t,
-                    ) {
-                        bar.suspend(|| tracing::warn!("{e}"));
-                    }
-                }
-            },
-        );
-        for (&i, result) in todo.iter().zip(out) {
-            results[i] = Some(result);
-        }
-    }
+            bar,
+        )
+    } else {
+        translate_with_memory(
+            translator,
+            &refs,
+            &terms,
+            &opts.strategy,
+            &checker,
+            memory,
+            model,
+            bar,
+        )
+    };
     let translate_seconds = started.elapsed().as_secs_f64();
 
     // Back to documents, in order.
@@ -924,6 +838,140 @@ fn translate_group(
             (pending.input.display, outcome)
         })
         .collect()
+}
+
+/// A slot per segment, filled as each is settled.
+type Results = Vec<Option<Result<CheckedTranslation, ModelError>>>;
+
+/// Translates `refs` with each segment shown the one before it in its document: the
+/// documents of a group advance side by side, one segment each per batch. A document
+/// whose segment fails stops there.
+fn translate_in_order(
+    translator: &mut dyn Translator,
+    refs: &[SegmentRef],
+    terms: &[Vec<&crate::glossary::Term>],
+    documents: usize,
+    strategy: &crate::translate::Strategy,
+    checker: &Checker,
+    bar: &ProgressBar,
+) -> Results {
+    let mut results: Results = refs.iter().map(|_| None).collect();
+    // Each segment needs the translation of the one before it: documents advance
+    // side by side, one segment per document per batch.
+    let mut next_of_doc: Vec<usize> = Vec::new();
+    for (i, r) in refs.iter().enumerate() {
+        if r.doc == next_of_doc.len() {
+            next_of_doc.push(i);
+        }
+    }
+    let mut previous: Vec<Option<(String, String)>> = vec![None; documents];
+    let mut failed = vec![false; documents];
+    loop {
+        let wave: Vec<usize> = next_of_doc
+            .iter()
+            .copied()
+            .filter(|&i| i < refs.len() && !failed[refs[i].doc])
+            .collect();
+        if wave.is_empty() {
+            break;
+        }
+        let requests: Vec<Request> = wave
+            .iter()
+            .map(|&i| Request::after(&refs[i].source, &terms[i], previous[refs[i].doc].as_ref()))
+            .collect();
+        let out =
+            translate_checked_batch(translator, &requests, strategy, &checker, &mut |_, _| {
+                bar.inc(1)
+            });
+        for (&i, result) in wave.iter().zip(out) {
+            let doc = refs[i].doc;
+            match &result {
+                Ok(t) => previous[doc] = Some((refs[i].source.clone(), t.text.clone())),
+                Err(_) => failed[doc] = true,
+            }
+            results[i] = Some(result);
+            next_of_doc[doc] = if i + 1 < refs.len() && refs[i + 1].doc == doc {
+                i + 1
+            } else {
+                usize::MAX
+            };
+        }
+    }
+    results
+}
+
+/// Translates `refs`, taking what the memory already holds and storing each new
+/// translation the moment it settles, so a run killed part-way keeps its work; with
+/// memory examples, each segment is shown its closest stored pair.
+#[allow(clippy::too_many_arguments)]
+fn translate_with_memory(
+    translator: &mut dyn Translator,
+    refs: &[SegmentRef],
+    terms: &[Vec<&crate::glossary::Term>],
+    strategy: &crate::translate::Strategy,
+    checker: &Checker,
+    memory: Option<&RunMemory>,
+    model: &ModelRecord,
+    bar: &ProgressBar,
+) -> Results {
+    let mut results: Results = refs.iter().map(|_| None).collect();
+    // Segments the memory already holds are not sent to the model; the others are
+    // stored one by one as they settle, so a run killed part-way keeps its work.
+    if let Some(memory) = memory {
+        for (slot, r) in results.iter_mut().zip(refs) {
+            match memory.store.lookup(&memory.fingerprint, &r.source) {
+                Ok(Some(hit)) => {
+                    *slot = Some(Ok(hit));
+                    memory.hits.set(memory.hits.get() + 1);
+                    bar.inc(1);
+                }
+                Ok(None) => {}
+                Err(e) => bar.suspend(|| tracing::warn!("{e}")),
+            }
+        }
+    }
+    let todo: Vec<usize> = (0..refs.len()).filter(|&i| results[i].is_none()).collect();
+    // Only a chat LLM reads worked examples; a translation model is never offered one.
+    let takes_examples = translator.chat_model().is_some();
+    let examples = memory
+        .and_then(|m| m.examples.as_ref())
+        .filter(|_| takes_examples);
+    let matches: Vec<Option<FuzzyMatch>> = todo
+        .iter()
+        .map(|&i| examples.and_then(|e| e.find(&refs[i].source)))
+        .collect();
+    let requests: Vec<Request> = todo
+        .iter()
+        .zip(&matches)
+        .map(|(&i, found)| Request {
+            example: found
+                .as_ref()
+                .map(|m| (m.source.as_str(), m.translation.as_str())),
+            ..Request::new(&refs[i].source, &terms[i])
+        })
+        .collect();
+    let out = translate_checked_batch(
+        translator,
+        &requests,
+        strategy,
+        &checker,
+        &mut |j, result| {
+            bar.inc(1);
+            if let (Some(memory), Ok(t)) = (memory, result) {
+                if let Err(e) =
+                    memory
+                        .store
+                        .store(&memory.fingerprint, &model.name, &refs[todo[j]].source, t)
+                {
+                    bar.suspend(|| tracing::warn!("{e}"));
+                }
+            }
+        },
+    );
+    for (&i, result) in todo.iter().zip(out) {
+        results[i] = Some(result);
+    }
+    results
 }
 
 /// A document's paragraphs with their translated sentences; passthrough paragraphs are
