@@ -17,11 +17,122 @@ pub enum ParagraphKind {
     Passthrough,
 }
 
+/// What a block is in the structure of its source document. Readers decide it; the
+/// writers render it (a heading stays a heading, a table cell stays in its table).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum Role {
+    /// `level` 1 is the document title; deeper sections count up to 6.
+    Heading {
+        level: u8,
+    },
+    #[default]
+    Paragraph,
+    /// `depth` 0 is a top-level item; `number` is shown for ordered lists.
+    ListItem {
+        ordered: bool,
+        depth: u8,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        number: Option<u32>,
+    },
+    /// Cells of one source table share `table`; `row` and `column` count from 0.
+    TableCell {
+        table: u32,
+        row: u32,
+        column: u32,
+        #[serde(default)]
+        header: bool,
+    },
+    Caption,
+    Quote,
+}
+
+impl Role {
+    pub fn is_heading(&self) -> bool {
+        matches!(self, Role::Heading { .. })
+    }
+
+    /// The table row a cell belongs to, so writers can keep a source row together.
+    pub fn table_row(&self) -> Option<(u32, u32)> {
+        match *self {
+            Role::TableCell { table, row, .. } => Some((table, row)),
+            _ => None,
+        }
+    }
+}
+
+/// A link inside a block: its text as it appears in the block, and where it points.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    pub text: String,
+    pub href: String,
+}
+
+/// Where a block sits in its source and what it is: kept with the translation so every
+/// output can show the document's structure and a reader can find the original.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Block {
+    #[serde(flatten)]
+    pub role: Role,
+    /// In the source: `line 12` for text, `page 3` for PDF, an element path for HTML,
+    /// `body paragraph 7` or `header` for DOCX.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<Link>,
+}
+
+impl Block {
+    /// The block a paragraph of flat text has: a heading for a heading, else a paragraph.
+    pub fn for_kind(kind: ParagraphKind) -> Self {
+        let role = match kind {
+            ParagraphKind::Heading => Role::Heading { level: 2 },
+            _ => Role::Paragraph,
+        };
+        Self {
+            role,
+            ..Self::default()
+        }
+    }
+}
+
 /// One paragraph of a loaded, normalized document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Paragraph {
     pub kind: ParagraphKind,
     pub text: String,
+    pub block: Block,
+}
+
+/// How the text of a document was obtained, when that is worth a reader's attention:
+/// every PDF and image gets one, so a poor extraction is never passed off as the text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extraction {
+    pub method: ExtractionMethod,
+    /// What was found wrong (or fixed) on the way, one short sentence each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtractionMethod {
+    /// The PDF's own text layer, clean.
+    TextLayer,
+    /// The PDF's text layer, with signs of damage the notes name: read it with care.
+    Degraded,
+    /// Recognized from page images by Tesseract.
+    Ocr,
+}
+
+impl ExtractionMethod {
+    pub fn describe(self) -> &'static str {
+        match self {
+            ExtractionMethod::TextLayer => "text layer",
+            ExtractionMethod::Degraded => "degraded text layer",
+            ExtractionMethod::Ocr => "OCR",
+        }
+    }
 }
 
 /// A document after loading: normalized text split into classified paragraphs.
@@ -31,6 +142,9 @@ pub struct Document {
     pub source_path: String,
     /// sha256 of the raw input bytes, hex.
     pub source_sha256: String,
+    /// The reader that read it (`text`, `markdown`, `html`, `docx`, `pdf`, `image`).
+    pub format: &'static str,
+    pub extraction: Option<Extraction>,
     pub paragraphs: Vec<Paragraph>,
 }
 
@@ -82,6 +196,10 @@ pub struct TranslatedParagraph {
     pub source: String,
     pub translation: String,
     pub sentences: Vec<TranslatedSentence>,
+    /// Its place in the source's structure; records written before structure was kept
+    /// read as plain paragraphs.
+    #[serde(default)]
+    pub block: Block,
 }
 
 /// The model that produced a translation, as recorded in the outputs.
@@ -128,6 +246,10 @@ pub struct Settings {
     pub memory_examples: Option<u32>,
 }
 
+fn text_format() -> String {
+    "text".to_string()
+}
+
 fn one() -> usize {
     1
 }
@@ -147,6 +269,11 @@ pub struct TranslatedDocument {
     pub name: String,
     pub source_path: String,
     pub source_sha256: String,
+    /// The reader that read the source (`text` in records older than the readers).
+    #[serde(default = "text_format")]
+    pub format: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extraction: Option<Extraction>,
     pub model: ModelRecord,
     pub settings: Settings,
     pub title: String,

@@ -3,9 +3,6 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-/// Extensions picked up when a directory is given.
-const DOCUMENT_EXTENSIONS: &[&str] = &["txt", "md"];
-
 /// Where a document's bytes come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -36,6 +33,14 @@ pub fn shard_of(relative: &str, count: usize) -> usize {
     (u64::from_be_bytes(first) % count.max(1) as u64) as usize
 }
 
+/// `.txt, .md, ...`: what a directory is searched for.
+fn readable_extensions() -> String {
+    crate::read::extensions()
+        .map(|e| format!(".{e}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// An input argument that yields no document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputProblem {
@@ -43,8 +48,8 @@ pub struct InputProblem {
     pub error: String,
 }
 
-/// Expands the INPUT arguments: files as given, directories recursed (sorted, `.txt` and
-/// `.md` only), `-` for stdin. Output names come from file stems; a stem that repeats is
+/// Expands the INPUT arguments: files as given, directories recursed (sorted, only the
+/// extensions some reader takes), `-` for stdin. Output names come from file stems; a stem that repeats is
 /// made unique with its parent directories, then a counter, so nothing is overwritten.
 pub fn collect(args: &[String]) -> (Vec<Input>, Vec<InputProblem>) {
     let mut found: Vec<(Source, String, String)> = Vec::new();
@@ -68,7 +73,8 @@ pub fn collect(args: &[String]) -> (Vec<Input>, Vec<InputProblem>) {
                     problems.push(InputProblem {
                         path: arg.clone(),
                         error: format!(
-                            "{arg}: directory holds no .txt or .md documents; point tarjama at the files to translate"
+                            "{arg}: directory holds no documents tarjama reads ({}); point tarjama at the files to translate",
+                            readable_extensions()
                         ),
                     });
                 }
@@ -130,11 +136,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         }
         if path.is_dir() {
             walk(&path, out);
-        } else if path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| DOCUMENT_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-        {
+        } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+            let e = e.to_ascii_lowercase();
+            crate::read::extensions().any(|known| known == e)
+        }) {
             out.push(path);
         }
     }
@@ -238,7 +243,9 @@ mod tests {
         assert!(inputs.is_empty());
         assert_eq!(problems.len(), 2);
         assert!(problems[0].error.contains(&missing));
-        assert!(problems[1].error.contains("no .txt or .md"));
+        assert!(problems[1]
+            .error
+            .contains("no documents tarjama reads (.txt"));
     }
 
     #[test]

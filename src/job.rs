@@ -785,6 +785,8 @@ fn translate_group(
             name: pending.input.name.clone(),
             source_path: pending.input.display.clone(),
             source_sha256: pending.doc.source_sha256.clone(),
+            format: pending.doc.format.to_string(),
+            extraction: pending.doc.extraction.clone(),
             model: model.clone(),
             settings: settings.clone(),
             title,
@@ -990,6 +992,7 @@ fn assemble(doc: &Document, sentences: Vec<Vec<TranslatedSentence>>) -> Vec<Tran
                         paragraph.text.clone(),
                         paragraph.text.clone(),
                     )],
+                    block: paragraph.block.clone(),
                 };
             }
             let translation = sentences
@@ -1003,6 +1006,7 @@ fn assemble(doc: &Document, sentences: Vec<Vec<TranslatedSentence>>) -> Vec<Tran
                 source: paragraph.text.clone(),
                 translation,
                 sentences,
+                block: paragraph.block.clone(),
             }
         })
         .collect()

@@ -19,6 +19,7 @@ pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod pip;
+pub mod read;
 pub mod registry;
 pub mod segment;
 pub mod summarize;

@@ -1,16 +1,17 @@
-//! Load: read a document, normalize it, split it into classified paragraphs.
+//! Load: pick the reader for a document's format, then normalize and classify the
+//! blocks it found, the same way for every format.
 //!
 //! Everything downstream (segmentation, prompts, caching by hash, the bilingual
 //! writers) sees only the normalized text, so this is the one place that decides
 //! what counts as "the same" Arabic text.
 
-use std::fmt;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 use unicode_normalization::UnicodeNormalization;
 
-use crate::document::{Document, Paragraph, ParagraphKind};
+use crate::document::{Block, Document, Paragraph, ParagraphKind};
+use crate::read::{self, text::BinaryReason, SourceBlock};
 
 /// Why a file could not be loaded. Every message is one line that names the file
 /// and says what to do about it.
@@ -53,21 +54,32 @@ pub enum LoadError {
 
     #[error("{path}: contains only whitespace; give a file that contains Arabic text")]
     Blank { path: String },
+
+    /// A file of a known format that cannot be read: `reason` says what is wrong with
+    /// it, `fix` what the user can do.
+    #[error("{path}: {reason}; {fix}")]
+    Unreadable {
+        path: String,
+        reason: String,
+        fix: String,
+    },
+
+    /// Reading this format needs a program that is not installed.
+    #[error("{path}: reading {format} needs `{tool}`, which is not installed; install it with `apt-get install {package}`")]
+    MissingTool {
+        path: String,
+        format: &'static str,
+        tool: &'static str,
+        package: &'static str,
+    },
 }
 
-/// What gave a binary file away.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BinaryReason {
-    NulBytes,
-    /// Percentage of control bytes in the sampled prefix.
-    ControlCharacters(u8),
-}
-
-impl fmt::Display for BinaryReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BinaryReason::NulBytes => f.write_str("contains NUL bytes"),
-            BinaryReason::ControlCharacters(pct) => write!(f, "{pct}% control characters"),
+impl LoadError {
+    pub fn unreadable(path: &str, reason: impl Into<String>, fix: impl Into<String>) -> Self {
+        LoadError::Unreadable {
+            path: path.to_string(),
+            reason: reason.into(),
+            fix: fix.into(),
         }
     }
 }
@@ -97,99 +109,59 @@ fn io_error(path: &str, e: std::io::Error) -> LoadError {
     }
 }
 
-/// Load a document from raw bytes; `source_path` is what the user named (`-` for stdin).
+/// Load a document from raw bytes; `source_path` is what the user named (`-` for stdin),
+/// and its extension chooses the reader.
 pub fn load_bytes(source_path: &str, bytes: &[u8]) -> Result<Document, LoadError> {
     let shown = if source_path == "-" {
         "<stdin>".to_string()
     } else {
         source_path.to_string()
     };
-    let text = decode(&shown, bytes)?;
-    let normalized = normalize(text);
-    if normalized.trim().is_empty() {
+    if bytes.is_empty() {
+        return Err(LoadError::Empty { path: shown });
+    }
+    let reader = read::reader_for(source_path, bytes);
+    let extracted = reader.read(&shown, bytes)?;
+    let paragraphs: Vec<Paragraph> = extracted
+        .blocks
+        .into_iter()
+        .filter_map(paragraph_of)
+        .collect();
+    if paragraphs.is_empty() {
         return Err(LoadError::Blank { path: shown });
     }
-    let paragraphs = split_paragraphs(&normalized)
-        .into_iter()
-        .map(|text| Paragraph {
-            kind: classify(&text),
-            text,
-        })
-        .collect();
     Ok(Document {
         source_path: source_path.to_string(),
         source_sha256: hex::encode(Sha256::digest(bytes)),
+        format: reader.format(),
+        extraction: extracted.extraction,
         paragraphs,
     })
 }
 
-/// Turn raw bytes into text, or say precisely why they are not a text file.
-fn decode<'a>(path: &str, bytes: &'a [u8]) -> Result<&'a str, LoadError> {
-    let path = path.to_string();
-    if bytes.is_empty() {
-        return Err(LoadError::Empty { path });
+/// A reader's block as the pipeline sees it: normalized, and classified by how it is
+/// translated; `None` when nothing visible is left.
+fn paragraph_of(block: SourceBlock) -> Option<Paragraph> {
+    let text = normalize(&block.text).trim().to_string();
+    if text.is_empty() {
+        return None;
     }
-    // Windows editors save "Unicode" as UTF-16 with a BOM; that would otherwise
-    // be reported as binary (it is full of NULs), which is confusing.
-    if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
-        return Err(LoadError::Utf16 { path });
-    }
-    if let Some(reason) = binary_reason(bytes) {
-        return Err(LoadError::Binary { path, reason });
-    }
-    std::str::from_utf8(bytes).map_err(|e| {
-        let byte = e.valid_up_to();
-        let (line, column) = line_column(&bytes[..byte]);
-        LoadError::NotUtf8 {
-            path,
-            line,
-            column,
-            byte,
-        }
+    let kind = if !block.translate {
+        ParagraphKind::Passthrough
+    } else if block.role.is_heading() && has_arabic(&text) {
+        ParagraphKind::Heading
+    } else {
+        classify(&text)
+    };
+    Some(Paragraph {
+        kind,
+        text,
+        block: Block {
+            role: block.role,
+            position: block.position,
+            links: block.links,
+        },
     })
-}
-
-/// Share of control bytes above which a file is taken for binary. Real text has
-/// essentially none besides tab/newline; 10% leaves room for a stray escape code.
-const MAX_CONTROL_PERCENT: usize = 10;
-/// Only the start is sampled: enough to tell, without scanning huge files.
-const BINARY_SAMPLE_BYTES: usize = 8192;
-
-fn binary_reason(bytes: &[u8]) -> Option<BinaryReason> {
-    if bytes.contains(&0) {
-        return Some(BinaryReason::NulBytes);
-    }
-    let sample = &bytes[..bytes.len().min(BINARY_SAMPLE_BYTES)];
-    let controls = sample.iter().filter(|&&b| is_binary_control(b)).count();
-    let percent = controls * 100 / sample.len();
-    // percent is at most 100, so it fits a u8
-    (percent > MAX_CONTROL_PERCENT).then_some(BinaryReason::ControlCharacters(percent as u8))
-}
-
-/// C0 controls and DEL, except the whitespace ones text files legitimately contain.
-fn is_binary_control(b: u8) -> bool {
-    (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0B | 0x0C)) || b == 0x7F
-}
-
-/// 1-based line and column just after `prefix` (which is valid UTF-8: it is the
-/// part `from_utf8` accepted). Columns count characters, as editors show them.
-fn line_column(prefix: &[u8]) -> (usize, usize) {
-    let text = std::str::from_utf8(prefix).unwrap_or("");
-    let mut line = 1;
-    let mut column = 1;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            // CRLF is one line break; a lone CR (old Mac files) is one too.
-            '\r' if chars.peek() == Some(&'\n') => {}
-            '\n' | '\r' => {
-                line += 1;
-                column = 1;
-            }
-            _ => column += 1,
-        }
-    }
-    (line, column)
 }
 
 /// Normalize text so that visually identical input gives identical output and
@@ -256,19 +228,6 @@ fn collapse_spaces(line: &str) -> String {
         .join(" ")
 }
 
-/// Split normalized text into paragraphs.
-///
-/// Press releases put one paragraph per line; some separate them with blank
-/// lines, some (sample 003) do not. Treating every non-empty line as a paragraph
-/// handles both, and a hard-wrapped paragraph is rare in this genre.
-pub fn split_paragraphs(text: &str) -> Vec<String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
 /// Longest line, in words, that may still be a heading. Titles of the sample
 /// press releases run to 16 words; a body paragraph without final punctuation is
 /// almost always far longer than this.
@@ -324,6 +283,7 @@ pub fn count_arabic_words(text: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::document::Role;
 
     fn sample(name: &str) -> Document {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
@@ -387,12 +347,13 @@ mod tests {
     }
 
     #[test]
-    fn split_paragraphs_takes_each_nonempty_line() {
-        assert_eq!(
-            split_paragraphs("أولى\n\n\nثانية\nثالثة\n  \n رابعة "),
-            vec!["أولى", "ثانية", "ثالثة", "رابعة"]
-        );
-        assert!(split_paragraphs("\n \n").is_empty());
+    fn plain_text_takes_each_nonempty_line() {
+        let doc =
+            load_bytes("a.txt", "أولى\n\n\nثانية\nثالثة\n  \n رابعة ".as_bytes()).expect("loads");
+        let texts: Vec<_> = doc.paragraphs.iter().map(|p| p.text.as_str()).collect();
+        assert_eq!(texts, vec!["أولى", "ثانية", "ثالثة", "رابعة"]);
+        assert_eq!(doc.paragraphs[1].block.position.as_deref(), Some("line 4"));
+        assert_eq!(doc.format, "text");
     }
 
     #[test]
@@ -600,11 +561,21 @@ mod tests {
             vec![
                 Paragraph {
                     kind: ParagraphKind::Heading,
-                    text: "العنوان".into()
+                    text: "العنوان".into(),
+                    block: Block {
+                        role: Role::Heading { level: 2 },
+                        position: Some("line 1".into()),
+                        links: Vec::new(),
+                    },
                 },
                 Paragraph {
                     kind: ParagraphKind::Body,
-                    text: "نص الفقرة الأولى.".into()
+                    text: "نص الفقرة الأولى.".into(),
+                    block: Block {
+                        role: Role::Paragraph,
+                        position: Some("line 3".into()),
+                        links: Vec::new(),
+                    },
                 },
             ]
         );

@@ -403,6 +403,7 @@ mod tests {
             source: String::new(),
             translation: translation.to_string(),
             sentences: vec![TranslatedSentence::plain("", translation)],
+            block: crate::document::Block::for_kind(kind),
         }
     }
 

@@ -64,6 +64,7 @@ fn paragraph(kind: ParagraphKind, english: &str) -> TranslatedParagraph {
         source: String::new(),
         translation: english.to_string(),
         sentences: vec![TranslatedSentence::plain("", english)],
+        block: tarjama::document::Block::for_kind(kind),
     }
 }
 

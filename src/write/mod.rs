@@ -372,6 +372,7 @@ pub(crate) mod fixture {
                 .collect::<Vec<_>>()
                 .join(" "),
             sentences,
+            block: crate::document::Block::for_kind(kind),
         }
     }
 
@@ -427,6 +428,8 @@ pub(crate) mod fixture {
             name: "gcc-central-asia".to_string(),
             source_path: "samples/gcc central asia.txt".to_string(),
             source_sha256: "a".repeat(64),
+            format: "text".to_string(),
+            extraction: None,
             model: ModelRecord {
                 name: "opus-mt-ar-en".to_string(),
                 file_sha256: "b".repeat(64),
