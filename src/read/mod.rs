@@ -8,8 +8,13 @@
 use crate::document::{Extraction, Link, Role};
 use crate::load::LoadError;
 
+pub mod docx;
+pub mod html;
+pub mod image;
 pub mod markdown;
+pub mod pdf;
 pub mod text;
+pub mod tool;
 
 /// A block as a reader found it, before normalization.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,6 +6,7 @@
 
 pub mod atomic;
 pub mod digest;
+pub mod docx;
 pub mod html;
 pub mod json;
 pub mod markdown;
