@@ -83,10 +83,11 @@ pub struct Block {
 }
 
 impl Block {
-    /// The block a paragraph of flat text has: a heading for a heading, else a paragraph.
+    /// The block a paragraph of flat text has: a heading for a heading (flat text has no
+    /// levels, so all are top level), else a paragraph.
     pub fn for_kind(kind: ParagraphKind) -> Self {
         let role = match kind {
-            ParagraphKind::Heading => Role::Heading { level: 2 },
+            ParagraphKind::Heading => Role::Heading { level: 1 },
             _ => Role::Paragraph,
         };
         Self {

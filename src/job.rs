@@ -17,7 +17,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::check::{Checker, Warning};
 use crate::document::{
-    Document, ModelRecord, ParagraphKind, Settings, Timings, TranslatedDocument,
+    Document, ExtractionMethod, ModelRecord, ParagraphKind, Settings, Timings, TranslatedDocument,
     TranslatedParagraph, TranslatedSentence,
 };
 use crate::glossary::Glossary;
@@ -293,6 +293,10 @@ pub fn run(opts: &JobOptions) -> anyhow::Result<Report> {
                         tracing::warn!("{w}");
                         report.warnings.push(w);
                     }
+                    if let Some(w) = extraction_warning(&input.display, &doc) {
+                        tracing::warn!("{w}");
+                        report.warnings.push(w);
+                    }
                     pending.push(Pending {
                         input: input.clone(),
                         doc,
@@ -319,6 +323,26 @@ pub fn run(opts: &JobOptions) -> anyhow::Result<Report> {
     };
     report.outcomes.sort_by_key(|(name, _)| position(name));
     Ok(report)
+}
+
+/// A warning for a document whose text came from OCR or a damaged PDF text layer: the
+/// translation can only be as good as that text.
+fn extraction_warning(display: &str, doc: &Document) -> Option<String> {
+    let extraction = doc.extraction.as_ref()?;
+    let detail = if extraction.notes.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", extraction.notes.join("; "))
+    };
+    match extraction.method {
+        ExtractionMethod::TextLayer => None,
+        ExtractionMethod::Degraded => Some(format!(
+            "{display}: the PDF's text layer looks damaged{detail}; check the Arabic against the original"
+        )),
+        ExtractionMethod::Ocr => Some(format!(
+            "{display}: read by OCR{detail}; names and numbers may be misread, check them against the original"
+        )),
+    }
 }
 
 fn check_writable(dir: &std::path::Path) -> anyhow::Result<()> {

@@ -563,7 +563,7 @@ mod tests {
                     kind: ParagraphKind::Heading,
                     text: "العنوان".into(),
                     block: Block {
-                        role: Role::Heading { level: 2 },
+                        role: Role::Heading { level: 1 },
                         position: Some("line 1".into()),
                         links: Vec::new(),
                     },

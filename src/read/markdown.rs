@@ -329,6 +329,6 @@ mod tests {
         );
         assert!(!got[1].translate);
         assert_eq!(got[2].role, Role::Quote);
-        assert_eq!(got[2].position.as_deref(), Some("line 9"));
+        assert_eq!(got[2].position.as_deref(), Some("line 7"));
     }
 }

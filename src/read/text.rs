@@ -20,7 +20,8 @@ impl Reader for PlainText {
     /// Press releases put one paragraph per line; some separate them with blank lines,
     /// some (sample 003) do not. Every non-empty line is a paragraph, which handles
     /// both; a hard-wrapped paragraph is rare in this genre. Plain text has no markup
-    /// for headings, so a short line without final punctuation is taken for one.
+    /// for headings, so a short line without final punctuation is taken for one, all at
+    /// the top level.
     fn read(&self, path: &str, bytes: &[u8]) -> Result<Extracted, LoadError> {
         let text = load::normalize(decode(path, bytes)?);
         let blocks = text
@@ -29,7 +30,7 @@ impl Reader for PlainText {
             .filter(|(_, line)| !line.trim().is_empty())
             .map(|(i, line)| {
                 let role = match load::classify(line) {
-                    ParagraphKind::Heading => Role::Heading { level: 2 },
+                    ParagraphKind::Heading => Role::Heading { level: 1 },
                     _ => Role::Paragraph,
                 };
                 SourceBlock::new(role, line.trim()).at(format!("line {}", i + 1))

@@ -4,8 +4,10 @@ use std::fmt::Write;
 
 use html_escape::{encode_double_quoted_attribute, encode_text};
 
-use super::{pieces, reasons, sentences_count, Piece, NO_TRANSLATION};
-use crate::document::{ParagraphKind, TranslatedDocument, TranslatedParagraph};
+use super::{
+    extraction_note, pieces, reasons, rows, safe_href, sentences_count, Piece, Row, NO_TRANSLATION,
+};
+use crate::document::{ParagraphKind, Role, TranslatedDocument, TranslatedParagraph};
 
 /// Shared by the document pages and the digest so a run's files look like one set.
 /// Inline, because the files are meant to be mailed or archived without anything beside them.
@@ -32,6 +34,17 @@ table.bilingual td { vertical-align: top; padding: .6rem .75rem; border-bottom: 
 td h2 { font-size: 1.15rem; line-height: 1.4; margin: 0; }
 td[lang="ar"] h2 { font-size: 1.25rem; line-height: 1.7; }
 tr.passthrough td { color: #5a5a5a; font-style: italic; }
+.extraction { background: #fdecea; border-left: 4px solid #b3261e; padding: .4rem 1rem; margin: 0 0 1rem; }
+.extraction.clean { background: none; border-left-color: #ccc; }
+td h3, td h4, td h5, td h6 { font-size: 1.05rem; margin: 0; }
+td ul, td ol { margin: 0; padding-inline-start: 1.25rem; }
+td blockquote { margin: 0; padding-inline-start: .75rem; border-inline-start: 3px solid #ccc; }
+tr.caption td { font-style: italic; color: #3a3a3a; }
+table.source-table { width: 100%; border-collapse: collapse; table-layout: fixed; }
+table.source-table td, table.source-table th { border: 1px solid #d0d0d0; padding: .3rem .5rem;
+  vertical-align: top; white-space: pre-line; }
+table.source-table th { background: #f4f4f4; }
+.links { font-size: .85rem; margin-top: .3rem; overflow-wrap: anywhere; }
 ol.digest { padding-left: 1.5rem; }
 ol.digest li { margin-bottom: 1.25rem; }
 ol.digest h2 { font-size: 1.15rem; margin: 0; }
@@ -62,6 +75,7 @@ pub(crate) fn page(title: &str, body: &str) -> String {
 pub fn render(doc: &TranslatedDocument) -> String {
     let mut body = String::new();
     header(&mut body, doc);
+    extraction(&mut body, doc);
     summary(&mut body, doc);
     flags_notice(&mut body, doc.flagged_sentences());
     table(&mut body, &doc.paragraphs);
@@ -77,6 +91,23 @@ fn header(out: &mut String, doc: &TranslatedDocument) {
         encode_text(&doc.source_path),
         encode_text(&doc.model.name),
     );
+}
+
+/// How the text was obtained from a PDF or image, above everything it affects.
+fn extraction(out: &mut String, doc: &TranslatedDocument) {
+    let Some(note) = extraction_note(doc) else {
+        return;
+    };
+    let clean = doc
+        .extraction
+        .as_ref()
+        .is_some_and(|e| e.method == crate::document::ExtractionMethod::TextLayer);
+    let class = if clean {
+        "extraction clean"
+    } else {
+        "extraction"
+    };
+    let _ = writeln!(out, "<p class=\"{class}\">{}.</p>", encode_text(&note));
 }
 
 fn summary(out: &mut String, doc: &TranslatedDocument) {
@@ -122,19 +153,18 @@ fn table(out: &mut String, paragraphs: &[TranslatedParagraph]) {
         "<table class=\"bilingual\">\n<thead><tr><th dir=\"rtl\" lang=\"ar\">العربية</th>\
          <th lang=\"en\">English</th></tr></thead>\n<tbody>\n",
     );
-    for p in paragraphs {
-        row(out, p);
+    for row in rows(paragraphs) {
+        match row {
+            Row::Paragraph(p) => paragraph_row(out, p),
+            Row::TableRow(cells) => table_row(out, &cells),
+        }
     }
     out.push_str("</tbody>\n</table>\n");
 }
 
-/// One paragraph as a row. Cell contents carry no surrounding whitespace because the
-/// cells use `white-space: pre-line` to keep line breaks inside a paragraph.
-///
-/// Each cell is rendered from the paragraph's sentences, so that a flagged sentence can be
-/// marked on both sides; without flags the text is exactly the paragraph's.
-fn row(out: &mut String, p: &TranslatedParagraph) {
-    let (source, translation) = match p.kind {
+/// A paragraph's two sides as escaped HTML: its sentences, each flagged one marked.
+fn sides(p: &TranslatedParagraph) -> (String, String) {
+    match p.kind {
         ParagraphKind::Passthrough => (
             encode_text(&p.source).into_owned(),
             encode_text(&p.translation).into_owned(),
@@ -143,26 +173,139 @@ fn row(out: &mut String, p: &TranslatedParagraph) {
             cell(&pieces(&p.source, &p.sentences, |s| &s.source)),
             cell(&pieces(&p.translation, &p.sentences, |s| &s.translation)),
         ),
+    }
+}
+
+/// One paragraph as a row, its role kept on both sides (a heading stays a heading, a
+/// list item an item). Cell contents carry no surrounding whitespace because the cells
+/// use `white-space: pre-line` to keep line breaks inside a paragraph.
+fn paragraph_row(out: &mut String, p: &TranslatedParagraph) {
+    let (source, translation) = sides(p);
+    let (source, links) = with_links(source, p);
+    let source = wrap_role(&p.block.role, &source);
+    let translation = wrap_role(&p.block.role, &translation) + &links;
+    let class = match (p.kind, &p.block.role) {
+        (ParagraphKind::Passthrough, _) => "passthrough",
+        (_, Role::Heading { .. }) => "heading",
+        (_, Role::ListItem { .. }) => "list-item",
+        (_, Role::Caption) => "caption",
+        (_, Role::Quote) => "quote",
+        _ => "body",
     };
-    let _ = match p.kind {
-        ParagraphKind::Heading => writeln!(
-            out,
-            "<tr class=\"heading\"><td dir=\"rtl\" lang=\"ar\"><h2>{source}</h2></td>\
-             <td lang=\"en\"><h2>{translation}</h2></td></tr>"
-        ),
-        ParagraphKind::Body => writeln!(
-            out,
-            "<tr class=\"body\"><td dir=\"rtl\" lang=\"ar\">{source}</td>\
-             <td lang=\"en\">{translation}</td></tr>"
-        ),
-        // Copied text such as "Leave a Reply" is usually Latin, so let the browser pick
-        // the direction instead of forcing right-to-left.
-        ParagraphKind::Passthrough => writeln!(
-            out,
-            "<tr class=\"passthrough\"><td dir=\"auto\">{source}</td>\
-             <td lang=\"en\">{translation}</td></tr>"
-        ),
+    // Copied text such as "Leave a Reply" is usually Latin, so let the browser pick
+    // the direction instead of forcing right-to-left.
+    let source_attributes = if p.kind == ParagraphKind::Passthrough {
+        "dir=\"auto\""
+    } else {
+        "dir=\"rtl\" lang=\"ar\""
     };
+    let _ = writeln!(
+        out,
+        "<tr class=\"{class}\"><td {source_attributes}>{source}</td>\
+         <td lang=\"en\">{translation}</td></tr>"
+    );
+}
+
+/// The markup a role puts around a cell's text.
+fn wrap_role(role: &Role, html: &str) -> String {
+    match *role {
+        Role::Heading { level } => {
+            // The page's own <h1> is the document title, so the source's levels start at h2.
+            let h = (level.saturating_add(1)).clamp(2, 6);
+            format!("<h{h}>{html}</h{h}>")
+        }
+        Role::ListItem {
+            ordered,
+            depth,
+            number,
+        } => {
+            let indent = format!(
+                " style=\"margin-inline-start: {}rem\"",
+                f32::from(depth) * 1.5
+            );
+            match (ordered, number) {
+                (true, Some(n)) => format!("<ol{indent}><li value=\"{n}\">{html}</li></ol>"),
+                (true, None) => format!("<ol{indent}><li>{html}</li></ol>"),
+                (false, _) => format!("<ul{indent}><li>{html}</li></ul>"),
+            }
+        }
+        Role::Quote => format!("<blockquote>{html}</blockquote>"),
+        Role::Paragraph | Role::Caption | Role::TableCell { .. } => html.to_string(),
+    }
+}
+
+/// One row of a source table: the row's cells as a small table on each side, Arabic
+/// right-to-left, so that the reader sees the table as it was, row by row.
+fn table_row(out: &mut String, cells: &[&TranslatedParagraph]) {
+    let mut source = String::new();
+    let mut translation = String::new();
+    for p in cells {
+        let tag = match p.block.role {
+            Role::TableCell { header: true, .. } => "th",
+            _ => "td",
+        };
+        let (s, t) = sides(p);
+        let (s, links) = with_links(s, p);
+        let _ = write!(source, "<{tag}>{s}</{tag}>");
+        let _ = write!(translation, "<{tag}>{t}{links}</{tag}>");
+    }
+    let _ = writeln!(
+        out,
+        "<tr class=\"table-row\"><td dir=\"rtl\" lang=\"ar\">\
+         <table class=\"source-table\" dir=\"rtl\"><tr>{source}</tr></table></td>\
+         <td lang=\"en\"><table class=\"source-table\"><tr>{translation}</tr></table></td></tr>"
+    );
+}
+
+/// The source side with each link's text made a link where it appears whole, and the
+/// English side's list of targets (the English words of a link cannot be located).
+fn with_links(mut source: String, p: &TranslatedParagraph) -> (String, String) {
+    let mut targets = Vec::new();
+    for link in &p.block.links {
+        let Some(href) = safe_href(&link.href) else {
+            continue;
+        };
+        let href = encode_double_quoted_attribute(href);
+        if let Some(linked) = link_in_text(&source, &encode_text(&link.text), &href) {
+            source = linked;
+        }
+        targets.push(format!(
+            "<a href=\"{href}\" rel=\"noopener noreferrer\">{href}</a>"
+        ));
+    }
+    let list = if targets.is_empty() {
+        String::new()
+    } else {
+        format!("<div class=\"links\">Links: {}</div>", targets.join(" · "))
+    };
+    (source, list)
+}
+
+/// `html` with the first occurrence of `text` outside any tag wrapped in a link.
+fn link_in_text(html: &str, text: &str, href: &str) -> Option<String> {
+    if text.is_empty() {
+        return None;
+    }
+    let mut in_tag = false;
+    for (i, c) in html.char_indices() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            _ if !in_tag && html[i..].starts_with(text) => {
+                let end = i + text.len();
+                if html[i..end].contains(['<', '>']) {
+                    return None;
+                }
+                return Some(format!(
+                    "{}<a href=\"{href}\" rel=\"noopener noreferrer\">{text}</a>{}",
+                    &html[..i],
+                    &html[end..]
+                ));
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Escaped cell text with each flagged sentence in a `<mark>` whose title gives the reasons.
@@ -421,6 +564,47 @@ mod tests {
             "{english}"
         );
         assert!(english.starts_with(&format!("{} <mark", doc.paragraphs[1].translation)));
+    }
+
+    #[test]
+    fn lists_tables_and_links_keep_their_structure() {
+        let html = render(&fixture::structured_document());
+        assert!(html.contains(
+            "<td dir=\"rtl\" lang=\"ar\"><ol style=\"margin-inline-start: 0rem\"><li value=\"2\">عمان</li></ol></td>"
+        ));
+        let rows: Vec<&str> = html
+            .lines()
+            .filter(|l| l.starts_with("<tr class=\"table-row\""))
+            .collect();
+        assert_eq!(rows.len(), 2);
+        assert!(rows[0].contains(
+            "<table class=\"source-table\" dir=\"rtl\"><tr><th>الدولة</th><th>العاصمة</th></tr></table>"
+        ));
+        assert!(rows[1].contains(
+            "<table class=\"source-table\"><tr><td>Qatar</td><td>Doha</td></tr></table>"
+        ));
+        let href = "https://example.org/ar?a=1&amp;b=2";
+        assert!(html.contains(&format!(
+            "زوروا <a href=\"{href}\" rel=\"noopener noreferrer\">موقع الأمانة</a> العامة."
+        )));
+        assert!(html.contains(&format!("<div class=\"links\">Links: <a href=\"{href}\"")));
+        assert!(!html.to_ascii_lowercase().contains("javascript:"));
+    }
+
+    #[test]
+    fn a_pdf_read_by_ocr_says_so_above_the_text() {
+        let mut doc = fixture::document();
+        assert!(!render(&doc).contains("class=\"extraction"));
+        doc.format = "pdf".into();
+        doc.extraction = Some(crate::document::Extraction {
+            method: crate::document::ExtractionMethod::Ocr,
+            notes: vec!["no text layer".into()],
+        });
+        let html = render(&doc);
+        assert!(html.contains(
+            "<p class=\"extraction\">Read from PDF by OCR: check the Arabic against the original; no text layer.</p>"
+        ));
+        assert!(html.find("class=\"extraction").unwrap() < html.find("class=\"bilingual").unwrap());
     }
 
     #[test]

@@ -2,8 +2,10 @@
 
 use std::fmt::Write;
 
-use super::{pieces, reasons, sentences_count, Piece, NO_TRANSLATION};
-use crate::document::{ParagraphKind, TranslatedDocument, TranslatedParagraph};
+use super::{
+    extraction_note, pieces, reasons, rows, safe_href, sentences_count, Piece, Row, NO_TRANSLATION,
+};
+use crate::document::{ParagraphKind, Role, TranslatedDocument, TranslatedParagraph};
 
 /// Follows a flagged English sentence; the reasons come after it in brackets.
 const FLAG: &str = "⚠️";
@@ -42,15 +44,84 @@ pub fn render(doc: &TranslatedDocument) -> String {
         escape_line(&doc.source_path),
         escape_line(&doc.model.name)
     );
+    if let Some(note) = extraction_note(doc) {
+        let _ = writeln!(out, "**{}.**\n", escape_line(&note));
+    }
     out.push_str("| Arabic | English |\n| --- | --- |\n");
-    for p in &doc.paragraphs {
-        out.push_str(&row(p));
+    for row in rows(&doc.paragraphs) {
+        match row {
+            Row::Paragraph(p) => out.push_str(&paragraph_row(p)),
+            Row::TableRow(cells) => out.push_str(&table_row(&cells)),
+        }
     }
     out
 }
 
-fn row(p: &TranslatedParagraph) -> String {
+/// A paragraph's row, with the mark of its role in front of both sides and its links'
+/// targets after the English.
+fn paragraph_row(p: &TranslatedParagraph) -> String {
+    let (source, translation) = cells(p);
+    let mark = role_mark(&p.block.role);
+    format!("| {mark}{source} | {mark}{translation}{} |\n", links(p))
+}
+
+/// One row of a source table: its cells side by side within each column, split by `│`
+/// (a Markdown table cannot hold a table).
+fn table_row(cells_of_row: &[&TranslatedParagraph]) -> String {
+    let (sources, translations): (Vec<String>, Vec<String>) = cells_of_row
+        .iter()
+        .map(|p| {
+            let (s, t) = cells(p);
+            (s, format!("{t}{}", links(p)))
+        })
+        .unzip();
+    format!(
+        "| {} | {} |\n",
+        sources.join(" │ "),
+        translations.join(" │ ")
+    )
+}
+
+/// `• `, `3. ` or `> ` before a list item or quote, indented by depth; nothing otherwise.
+fn role_mark(role: &Role) -> String {
+    match *role {
+        Role::ListItem {
+            ordered,
+            depth,
+            number,
+        } => {
+            let indent = "&emsp;".repeat(usize::from(depth));
+            match (ordered, number) {
+                (true, Some(n)) => format!("{indent}{n}. "),
+                _ => format!("{indent}• "),
+            }
+        }
+        Role::Quote => "❝ ".to_string(),
+        _ => String::new(),
+    }
+}
+
+/// ` (links: <href> …)` after the English: the targets of the source's links.
+fn links(p: &TranslatedParagraph) -> String {
+    let targets: Vec<String> = p
+        .block
+        .links
+        .iter()
+        .filter_map(|l| safe_href(&l.href))
+        .map(|href| format!("<{}>", href.replace(['<', '>', ' '], "")))
+        .collect();
+    if targets.is_empty() {
+        String::new()
+    } else {
+        format!(" (links: {})", targets.join(" "))
+    }
+}
+
+/// Both sides of a paragraph as cell text: bold for a heading, a marker after each
+/// flagged sentence.
+fn cells(p: &TranslatedParagraph) -> (String, String) {
     let source = escape_cell(&p.source);
+    let heading = p.block.role.is_heading();
     match p.kind {
         ParagraphKind::Heading => {
             // A heading is one unit: bold text, then the reasons outside the bold.
@@ -64,16 +135,20 @@ fn row(p: &TranslatedParagraph) -> String {
                     }
                 }
             }
-            format!("| **{source}** | **{translation}**{markers} |\n")
+            if heading {
+                (
+                    format!("**{source}**"),
+                    format!("**{translation}**{markers}"),
+                )
+            } else {
+                (source, format!("{translation}{markers}"))
+            }
         }
         ParagraphKind::Body => {
             let pieces = pieces(&p.translation, &p.sentences, |s| &s.translation);
-            let translation = english_cell(&pieces, true);
-            format!("| {source} | {translation} |\n")
+            (source, english_cell(&pieces, true))
         }
-        ParagraphKind::Passthrough => {
-            format!("| {source} | {} |\n", escape_cell(&p.translation))
-        }
+        ParagraphKind::Passthrough => (source, escape_cell(&p.translation)),
     }
 }
 
@@ -295,6 +370,22 @@ mod tests {
             assert!(!md.contains("⚠️"), "{md}");
             assert!(!md.contains("flagged"));
         }
+    }
+
+    #[test]
+    fn lists_tables_and_links_keep_their_structure() {
+        let md = render(&fixture::structured_document());
+        let rows = table_rows(&md);
+        for row in &rows {
+            assert_eq!(unescaped_pipes(row), 3, "row {row:?}");
+        }
+        assert!(rows.contains(&"| 2. عمان | 2. Oman |"), "{md}");
+        assert!(
+            rows.contains(&"| الدولة │ العاصمة | Country │ Capital |"),
+            "{md}"
+        );
+        assert!(md.contains("| زوروا موقع الأمانة العامة. | Visit the General Secretariat's website. (links: <https://example.org/ar?a=1&b=2>) |"), "{md}");
+        assert!(!md.contains("javascript"));
     }
 
     #[test]

@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use crate::check::Warning;
-use crate::document::{Settings, TranslatedDocument, TranslatedSentence};
+use crate::document::{
+    ExtractionMethod, Settings, TranslatedDocument, TranslatedParagraph, TranslatedSentence,
+};
 
 pub use atomic::write_atomic;
 pub use digest::{write_digest, DigestEntry, DigestFailure};
@@ -310,6 +312,64 @@ fn locate<'a>(
     Some(out)
 }
 
+/// How the writers lay a document out: a row per paragraph, except that the cells of one
+/// row of a source table stay together, so that a table reads row by row.
+pub(crate) enum Row<'a> {
+    Paragraph(&'a TranslatedParagraph),
+    TableRow(Vec<&'a TranslatedParagraph>),
+}
+
+pub(crate) fn rows(paragraphs: &[TranslatedParagraph]) -> Vec<Row<'_>> {
+    let mut out: Vec<Row> = Vec::new();
+    for p in paragraphs {
+        let Some(key) = p.block.role.table_row() else {
+            out.push(Row::Paragraph(p));
+            continue;
+        };
+        match out.last_mut() {
+            Some(Row::TableRow(cells)) if cells[0].block.role.table_row() == Some(key) => {
+                cells.push(p)
+            }
+            _ => out.push(Row::TableRow(vec![p])),
+        }
+    }
+    out
+}
+
+/// A link target that is safe to follow from an output: web, mail or relative links.
+/// `javascript:`, `data:` and other schemes could run code in the reader's browser.
+pub(crate) fn safe_href(href: &str) -> Option<&str> {
+    let href = href.trim();
+    let scheme = href
+        .split_once(':')
+        .map(|(scheme, _)| scheme.to_ascii_lowercase())
+        .filter(|scheme| !scheme.contains(['/', '?', '#']));
+    match scheme.as_deref() {
+        None if !href.is_empty() => Some(href),
+        Some("http" | "https" | "mailto") => Some(href),
+        _ => None,
+    }
+}
+
+/// A line for readers about how the source's text was obtained, when that can go wrong
+/// (PDF text layers and OCR): `None` for formats read as they are.
+pub(crate) fn extraction_note(doc: &TranslatedDocument) -> Option<String> {
+    let extraction = doc.extraction.as_ref()?;
+    let mut note = format!(
+        "Read from {} by {}",
+        doc.format.to_uppercase(),
+        extraction.method.describe()
+    );
+    if extraction.method != ExtractionMethod::TextLayer {
+        note.push_str(": check the Arabic against the original");
+    }
+    for n in &extraction.notes {
+        note.push_str("; ");
+        note.push_str(n);
+    }
+    Some(note)
+}
+
 /// Shown, marked, in place of a flagged sentence whose translation is empty, so that the
 /// flag has something to sit on.
 pub(crate) const NO_TRANSLATION: &str = "[no translation]";
@@ -525,6 +585,53 @@ pub(crate) mod fixture {
         }
         doc
     }
+
+    /// A document read from a structured source (HTML, DOCX): a list, a table of two rows
+    /// and a paragraph with links, one of them a `javascript:` link that must not survive.
+    pub fn structured_document() -> TranslatedDocument {
+        let mut doc = document();
+        let with = |role: Role, arabic: &str, english: &str| {
+            let mut p = para(ParagraphKind::Body, &[(arabic, english)]);
+            p.block.role = role;
+            p
+        };
+        let item = |number| Role::ListItem {
+            ordered: true,
+            depth: 0,
+            number: Some(number),
+        };
+        let cell = |row, column| Role::TableCell {
+            table: 0,
+            row,
+            column,
+            header: row == 0,
+        };
+        let mut linked = with(
+            Role::Paragraph,
+            "زوروا موقع الأمانة العامة.",
+            "Visit the General Secretariat's website.",
+        );
+        linked.block.links = vec![
+            Link {
+                text: "موقع الأمانة".into(),
+                href: "https://example.org/ar?a=1&b=2".into(),
+            },
+            Link {
+                text: "الأمانة".into(),
+                href: "javascript:alert(1)".into(),
+            },
+        ];
+        doc.paragraphs.extend([
+            with(item(1), "قطر", "Qatar"),
+            with(item(2), "عمان", "Oman"),
+            with(cell(0, 0), "الدولة", "Country"),
+            with(cell(0, 1), "العاصمة", "Capital"),
+            with(cell(1, 0), "قطر", "Qatar"),
+            with(cell(1, 1), "الدوحة", "Doha"),
+            linked,
+        ]);
+        doc
+    }
 }
 
 #[cfg(test)]
@@ -533,6 +640,43 @@ mod tests {
     use super::*;
     use crate::check::CheckKind;
     use crate::document::Settings;
+
+    #[test]
+    fn table_cells_of_one_row_stay_together() {
+        let doc = fixture::structured_document();
+        let rows = rows(&doc.paragraphs);
+        let sizes: Vec<usize> = rows
+            .iter()
+            .map(|r| match r {
+                Row::Paragraph(_) => 1,
+                Row::TableRow(cells) => cells.len() * 10,
+            })
+            .collect();
+        assert_eq!(sizes[sizes.len() - 3..], [20, 20, 1]);
+        assert_eq!(sizes.iter().filter(|&&s| s == 20).count(), 2);
+    }
+
+    #[test]
+    fn only_web_mail_and_relative_links_are_followed() {
+        for ok in [
+            "https://a.org/x?y=1",
+            "http://a",
+            "mailto:x@a.org",
+            "page.html#s",
+            "/p",
+        ] {
+            assert_eq!(safe_href(ok), Some(ok));
+        }
+        for bad in [
+            "javascript:alert(1)",
+            " JavaScript:x",
+            "data:text/html,x",
+            "vbscript:x",
+            "",
+        ] {
+            assert_eq!(safe_href(bad), None, "{bad}");
+        }
+    }
 
     fn warning(message: &str) -> Warning {
         Warning {
