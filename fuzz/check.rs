@@ -1,19 +1,20 @@
-//! What must hold for any input to load → normalize → paragraphs → segments. Shared by
-//! the fuzz target and by `tests/fuzz_regressions.rs`, which replays the corpus.
+//! What must hold for any input to read → normalize → paragraphs → segments, whatever
+//! the reader. Shared by the fuzz targets and by `tests/fuzz_regressions.rs`, which
+//! replays their corpora.
 
 use tarjama::document::ParagraphKind;
 use tarjama::load;
 use tarjama::segment::segment_paragraph;
 
-/// Loads `bytes` as a document and segments every paragraph at several caps. Panics
-/// (the fuzzer's signal) when a step panics or segmentation loses or invents text.
-pub fn load_and_segment(bytes: &[u8]) {
-    let doc = match load::load_bytes("fuzz.txt", bytes) {
+/// Loads `bytes` as the document `name` (whose extension picks the reader) and segments
+/// every paragraph at several caps. Panics (the fuzzer's signal) when a step panics, a
+/// refusal is not one line naming the file, or segmentation loses or invents text.
+pub fn read_and_segment(name: &str, bytes: &[u8]) {
+    let doc = match load::load_bytes(name, bytes) {
         Ok(doc) => doc,
-        // Every refusal must name the file, on one line.
         Err(e) => {
             let message = e.to_string();
-            assert!(message.contains("fuzz.txt"), "{message}");
+            assert!(message.contains(name), "{message}");
             assert!(!message.contains('\n'), "{message}");
             return;
         }

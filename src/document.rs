@@ -83,6 +83,12 @@ pub struct Block {
 }
 
 impl Block {
+    /// A Word document's running header or footer: part of the document, but neither its
+    /// title nor where its text begins.
+    pub fn is_running_header_or_footer(&self) -> bool {
+        matches!(self.position.as_deref(), Some("header" | "footer"))
+    }
+
     /// The block a paragraph of flat text has: a heading for a heading (flat text has no
     /// levels, so all are top level), else a paragraph.
     pub fn for_kind(kind: ParagraphKind) -> Self {

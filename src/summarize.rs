@@ -6,7 +6,7 @@
 //! and retried once when it states what the English does not, or says too little.
 
 use crate::check::{check_summary, Finding, FlaggedSentence, SummarySubject, Warning};
-use crate::document::{ParagraphKind, TranslatedParagraph};
+use crate::document::{ParagraphKind, Role, TranslatedParagraph};
 use crate::lexicon::Lexicon;
 use crate::model::{ChatModel, ChatPrompt, Decoding, ModelError};
 
@@ -321,7 +321,9 @@ fn limit_words(text: &str, max_words: usize) -> String {
     kept[..last_sentence_end].join(" ")
 }
 
-/// The document's title: the translation of its first heading, else its first sentence.
+/// The document's title: the translation of its top heading before the running text
+/// (the least deep, so an HTML page's `<h1>` wins over a dateline), else its first sentence.
+/// A Word document's running header is not its title.
 pub fn title(paragraphs: &[TranslatedParagraph]) -> String {
     title_with_warnings(paragraphs).0
 }
@@ -329,10 +331,16 @@ pub fn title(paragraphs: &[TranslatedParagraph]) -> String {
 /// The title and the warnings of the translated sentences it was taken from, so that a
 /// flagged sentence is flagged wherever it is shown as a title.
 pub fn title_with_warnings(paragraphs: &[TranslatedParagraph]) -> (String, Vec<Warning>) {
+    let depth = |p: &TranslatedParagraph| match p.block.role {
+        Role::Heading { level } => level,
+        _ => u8::MAX,
+    };
     if let Some(h) = paragraphs
         .iter()
+        .filter(|p| !p.block.is_running_header_or_footer())
         .take_while(|p| p.kind != ParagraphKind::Body)
-        .find(|p| p.kind == ParagraphKind::Heading && !p.translation.trim().is_empty())
+        .filter(|p| p.kind == ParagraphKind::Heading && !p.translation.trim().is_empty())
+        .min_by_key(|p| depth(p))
     {
         let warnings = h
             .sentences
@@ -405,6 +413,21 @@ mod tests {
             sentences: vec![TranslatedSentence::plain("", translation)],
             block: crate::document::Block::for_kind(kind),
         }
+    }
+
+    #[test]
+    fn title_is_the_top_heading_and_never_a_running_header() {
+        let mut header = para(ParagraphKind::Heading, "General Secretariat");
+        header.block.position = Some("header".into());
+        let mut dateline = para(ParagraphKind::Heading, "Riyadh");
+        dateline.block.role = Role::Paragraph;
+        let mut h1 = para(ParagraphKind::Heading, "Summit approves integration path");
+        h1.block.role = Role::Heading { level: 1 };
+        let body = para(ParagraphKind::Body, "The summit met.");
+        assert_eq!(
+            title(&[header, dateline, h1, body]),
+            "Summit approves integration path"
+        );
     }
 
     #[test]

@@ -5,4 +5,4 @@ use libfuzzer_sys::fuzz_target;
 #[path = "../check.rs"]
 mod check;
 
-fuzz_target!(|data: &[u8]| check::load_and_segment(data));
+fuzz_target!(|data: &[u8]| check::read_and_segment("fuzz.txt", data));
