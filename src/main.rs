@@ -196,7 +196,8 @@ struct TranslateArgs {
     /// Directory for the outputs (created if missing).
     #[arg(short, long, value_name = "DIR")]
     out: PathBuf,
-    /// Output formats, comma-separated: html, md, txt, json.
+    /// Output formats, comma-separated: html, md, docx, txt, json (docx, a bilingual
+    /// Word document, only when asked for).
     #[arg(
         long,
         value_delimiter = ',',

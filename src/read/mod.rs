@@ -84,7 +84,12 @@ pub trait Reader: Sync {
 
 /// Every format tarjama reads. Plain text comes last: it is the fallback for anything
 /// no other reader recognizes.
-pub static READERS: &[&dyn Reader] = &[&markdown::Markdown, &text::PlainText];
+pub static READERS: &[&dyn Reader] = &[
+    &markdown::Markdown,
+    &html::Html,
+    &docx::Docx,
+    &text::PlainText,
+];
 
 /// Extensions picked up when a directory is given, from the registered readers.
 pub fn extensions() -> impl Iterator<Item = &'static str> {
@@ -122,6 +127,9 @@ mod tests {
         assert_eq!(reader_for("notes.txt", b"x").format(), "text");
         assert_eq!(reader_for("-", b"plain").format(), "text");
         assert_eq!(reader_for("noext", b"plain").format(), "text");
+        assert_eq!(reader_for("report.DOCX", b"").format(), "docx");
+        assert_eq!(reader_for("page.htm", b"").format(), "html");
+        assert_eq!(reader_for("-", b"<!DOCTYPE html><p>x").format(), "html");
     }
 
     #[test]

@@ -24,8 +24,9 @@ h1 { font-size: 1.75rem; line-height: 1.25; margin: 0 0 .25rem; }
 mark.flag { background: #ffe8a3; color: inherit; text-decoration: underline dotted #a26f00;
   text-underline-offset: .2em; cursor: help; }
 table.bilingual { width: 100%; border-collapse: collapse; table-layout: fixed; }
-table.bilingual th { font-size: .8rem; text-transform: uppercase; letter-spacing: .06em; color: #5a5a5a;
+table.bilingual > thead th { font-size: .8rem; text-transform: uppercase; letter-spacing: .06em; color: #5a5a5a;
   text-align: left; border-bottom: 2px solid #ccc; padding: .4rem .75rem; }
+table.bilingual > thead th[lang="ar"] { text-align: right; }
 table.bilingual td { vertical-align: top; padding: .6rem .75rem; border-bottom: 1px solid #e2e2e2;
   white-space: pre-line; overflow-wrap: anywhere; }
 [lang="ar"] { text-align: right; font-family: "Noto Naskh Arabic", "Amiri", "Scheherazade New", "Geeza Pro",

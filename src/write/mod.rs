@@ -30,19 +30,28 @@ pub use digest::{write_digest, DigestEntry, DigestFailure};
 pub enum Format {
     Html,
     Markdown,
+    /// A bilingual Word document, for readers who live in Word (opt-in).
+    Docx,
     Text,
     Json,
 }
 
 impl Format {
     /// Every format, in the order links fall back to one another.
-    pub const ALL: [Format; 4] = [Format::Html, Format::Markdown, Format::Text, Format::Json];
+    pub const ALL: [Format; 5] = [
+        Format::Html,
+        Format::Markdown,
+        Format::Docx,
+        Format::Text,
+        Format::Json,
+    ];
 
     /// The name used on the command line.
     pub fn as_str(&self) -> &'static str {
         match self {
             Format::Html => "html",
             Format::Markdown => "md",
+            Format::Docx => "docx",
             Format::Text => "txt",
             Format::Json => "json",
         }
@@ -53,18 +62,29 @@ impl Format {
         match self {
             Format::Html => format!("{name}.html"),
             Format::Markdown => format!("{name}.md"),
+            Format::Docx => format!("{name}.docx"),
             // `.en.txt` because the text output holds only the English side.
             Format::Text => format!("{name}.en.txt"),
             Format::Json => format!("{name}.json"),
         }
     }
 
-    fn render(&self, doc: &TranslatedDocument) -> Result<String, serde_json::Error> {
+    /// The file's bytes; `path` is only for the error.
+    fn render(&self, doc: &TranslatedDocument, path: &Path) -> Result<Vec<u8>, WriteError> {
         Ok(match self {
-            Format::Html => html::render(doc),
-            Format::Markdown => markdown::render(doc),
-            Format::Text => text::render(doc),
-            Format::Json => json::render(doc)?,
+            Format::Html => html::render(doc).into_bytes(),
+            Format::Markdown => markdown::render(doc).into_bytes(),
+            Format::Text => text::render(doc).into_bytes(),
+            Format::Docx => docx::render(doc).map_err(|source| WriteError::Write {
+                path: path.to_path_buf(),
+                source,
+            })?,
+            Format::Json => json::render(doc)
+                .map_err(|source| WriteError::Serialize {
+                    path: path.to_path_buf(),
+                    source,
+                })?
+                .into_bytes(),
         })
     }
 }
@@ -77,7 +97,7 @@ impl fmt::Display for Format {
 
 /// An output format name that is not one of [`Format::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown output format `{0}`; valid formats are html, md, txt, json")]
+#[error("unknown output format `{0}`; valid formats are html, md, docx, txt, json")]
 pub struct ParseFormatError(pub String);
 
 impl FromStr for Format {
@@ -122,11 +142,8 @@ pub fn write_document(
     let mut written = Vec::new();
     for format in write_order(formats) {
         let path = dir.join(format.file_name(&doc.name));
-        let contents = format.render(doc).map_err(|source| WriteError::Serialize {
-            path: path.clone(),
-            source,
-        })?;
-        write_file(&path, contents.as_bytes())?;
+        let contents = format.render(doc, &path)?;
+        write_file(&path, &contents)?;
         written.push(path);
     }
     Ok(written)
@@ -875,6 +892,7 @@ mod tests {
             [
                 "gcc-central-asia.html",
                 "gcc-central-asia.md",
+                "gcc-central-asia.docx",
                 "gcc-central-asia.en.txt",
                 "gcc-central-asia.json"
             ]
@@ -884,7 +902,7 @@ mod tests {
         assert_eq!(entries(dir.path()), expected, "no stray temp files");
         assert_eq!(read_record(dir.path(), &doc.name).unwrap(), doc);
         assert_eq!(
-            std::fs::read_to_string(&paths[2]).unwrap(),
+            std::fs::read_to_string(&paths[3]).unwrap(),
             doc.english_text()
         );
     }
@@ -951,6 +969,7 @@ mod tests {
         assert_eq!(
             entries(dir.path()),
             [
+                "gcc-central-asia.docx",
                 "gcc-central-asia.en.txt",
                 "gcc-central-asia.html",
                 "gcc-central-asia.md"
