@@ -8,7 +8,7 @@ use html_escape::{encode_double_quoted_attribute, encode_text};
 
 use super::markdown::{self, escape_line};
 use super::{ensure_dir, html, one_line, reasons, sentences_count, write_file, Format, WriteError};
-use crate::document::TranslatedDocument;
+use crate::document::{ExtractionMethod, TranslatedDocument};
 
 pub const INDEX_HTML: &str = "index.html";
 pub const DIGEST_MD: &str = "digest.md";
@@ -121,6 +121,9 @@ pub struct DigestEntry {
     pub arabic_words: usize,
     /// Sentences whose translation failed a check: the reader should review them.
     pub flagged: usize,
+    /// "read by OCR" or "damaged PDF text layer" when the Arabic itself may be wrong;
+    /// empty when the source was read as it is.
+    pub caution: String,
     /// Where the document's files are, relative to the digest: empty when beside it,
     /// else ending in `/` (digests merged from several output directories).
     pub dir: String,
@@ -137,8 +140,17 @@ impl From<&TranslatedDocument> for DigestEntry {
             summary_flag: reasons(&doc.summary_warnings),
             arabic_words: doc.arabic_words,
             flagged: doc.flagged_sentences(),
+            caution: caution(doc),
             dir: String::new(),
         }
+    }
+}
+
+fn caution(doc: &TranslatedDocument) -> String {
+    match doc.extraction.as_ref().map(|e| e.method) {
+        Some(ExtractionMethod::Ocr) => "read by OCR".to_string(),
+        Some(ExtractionMethod::Degraded) => "damaged PDF text layer".to_string(),
+        Some(ExtractionMethod::TextLayer) | None => String::new(),
     }
 }
 
@@ -231,12 +243,16 @@ fn html_entry(out: &mut String, entry: &DigestEntry, target: Format) {
     }
     let _ = writeln!(
         out,
-        "<p class=\"meta\">Source: <code>{}</code> · {}{}</p>\n</li>",
+        "<p class=\"meta\">Source: <code>{}</code> · {}{}{}</p>\n</li>",
         encode_text(&entry.source_path),
         words(entry.arabic_words),
         match entry.flagged {
             0 => String::new(),
             n => format!(" · <strong>{}</strong>", flagged(n)),
+        },
+        match entry.caution.as_str() {
+            "" => String::new(),
+            c => format!(" · <strong>{}</strong>", encode_text(c)),
         }
     );
 }
@@ -275,12 +291,16 @@ pub fn render_digest_md(
         let _ = writeln!(out, "\n{indent}{summary}\n");
         let _ = writeln!(
             out,
-            "{indent}_Source: {} · {}{}_\n",
+            "{indent}_Source: {} · {}{}{}_\n",
             escape_line(&entry.source_path),
             words(entry.arabic_words),
             match entry.flagged {
                 0 => String::new(),
                 n => format!(" · ⚠️ {}", flagged(n)),
+            },
+            match entry.caution.as_str() {
+                "" => String::new(),
+                c => format!(" · ⚠️ {c}"),
             }
         );
     }
@@ -393,6 +413,7 @@ mod tests {
             summary_flag: String::new(),
             arabic_words: 120,
             flagged: 0,
+            caution: String::new(),
             dir: String::new(),
         }
     }
@@ -472,6 +493,15 @@ mod tests {
         }];
         assert!(render_digest_md(&one, &[], &Format::ALL)
             .contains("**1 sentence flagged for review, in 1 document.**"));
+
+        let scanned = [DigestEntry {
+            caution: "read by OCR".into(),
+            ..entry("scan", "Scan")
+        }];
+        assert!(render_digest_md(&scanned, &[], &Format::ALL)
+            .contains("_Source: press/scan.txt · 120 Arabic words · ⚠️ read by OCR_"));
+        assert!(render_index_html(&scanned, &[], &Format::ALL)
+            .contains("120 Arabic words · <strong>read by OCR</strong></p>"));
     }
 
     #[test]
