@@ -5,6 +5,7 @@
 #   release-scan.pdf         the Chromium pages as 150 dpi grey images, slightly
 #                            rotated, printed again: no text layer, as a scanner makes
 #   release-scan.png         the first scanned page alone
+#   release-columns.pdf      the first paragraphs set in two columns
 #   encrypted.pdf            a one-page PDF with a user password
 #   *.expected               the text a reader should find, one block per line
 #
@@ -207,6 +208,19 @@ png += chunk(b"IDAT", zlib.compress(bytes(raw), 9)) + chunk(b"IEND", b"")
 open(sys.argv[2], "wb").write(png)
 PY
 cp "$work/page-one.expected" "$out/release-scan.png.expected"
+
+# The first paragraphs again, set in two columns: -layout interleaves such pages line
+# by line; the reader must notice and say that the order may be off.
+python3 - "$sample" "$work/columns.html" <<'PY'
+import html, sys
+paragraphs = [" ".join(p.split()) for p in open(sys.argv[1], encoding="utf-8").read().split("\n\n")]
+body = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs[:12] if p)
+open(sys.argv[2], "w", encoding="utf-8").write(
+    '<!doctype html><html lang="ar" dir="rtl"><meta charset="utf-8"><style>'
+    "body { font-family: 'Noto Naskh Arabic'; font-size: 11pt; columns: 2; column-gap: 12mm;"
+    " text-align: justify }</style><body>" + body + "</body></html>")
+PY
+print_pdf "$work/columns.html" "$out/release-columns.pdf"
 
 # A PDF only its password opens.
 printf '<!doctype html><html dir="rtl"><meta charset="utf-8"><p>نص سري</p></html>' >"$work/secret.html"

@@ -37,7 +37,14 @@ impl Reader for Pdf {
         let file = dir.path().join("document.pdf");
         std::fs::write(&file, bytes).map_err(|e| temp_error(path, e))?;
         let pages = page_count(path, &file)?;
-        let layer = repair_text_layer(&text_layer(path, &file, Mode::Layout)?);
+        let (raw, columned) = text_in_reading_order(path, &file)?;
+        let mut layer = repair_text_layer(&raw);
+        if !columned.is_empty() {
+            layer.problems.push(format!(
+                "{} laid out in columns: read in poppler's reading order, which can put paragraphs of different columns out of order",
+                pages_phrase(&columned, "is", "are")
+            ));
+        }
         let plan = plan(&layer, pages);
         let mut ocr = Vec::new();
         for &page in &plan.ocr_pages {
@@ -148,6 +155,48 @@ pub fn text_layer(path: &str, file: &Path, mode: Mode) -> Result<Vec<String>, Lo
     Ok(pages)
 }
 
+/// The text of every page in `-layout` mode, except pages set in columns, which that
+/// mode interleaves line by line: those come in poppler's reading order (default
+/// mode), which keeps each paragraph whole, though for right-to-left columns it may
+/// put them out of order. Returns the 1-based numbers of the pages taken so.
+fn text_in_reading_order(path: &str, file: &Path) -> Result<(Vec<String>, Vec<usize>), LoadError> {
+    let mut pages = text_layer(path, file, Mode::Layout)?;
+    let columned: Vec<usize> = (0..pages.len())
+        .filter(|&i| has_columns(&pages[i]))
+        .collect();
+    if columned.is_empty() {
+        return Ok((pages, columned));
+    }
+    let reading = text_layer(path, file, Mode::Default)?;
+    for &i in &columned {
+        if let Some(text) = reading.get(i) {
+            pages[i] = text.clone();
+        }
+    }
+    Ok((pages, columned.iter().map(|i| i + 1).collect()))
+}
+
+/// Share of a page's long Arabic lines ending well short of the right margin above
+/// which the page is taken for one set in columns (the right column's lines end at the
+/// margin, the left column's in the middle of the page).
+const COLUMN_LINES_PERCENT: usize = 25;
+
+/// Whether a page of `-layout` text is set in right-to-left columns: many long lines
+/// end (on the right) far from where the page's lines end.
+pub fn has_columns(page: &str) -> bool {
+    let rights: Vec<usize> = page
+        .lines()
+        .filter_map(clean_line)
+        .filter(|l| l.split_whitespace().count() >= 4 && load::has_arabic(l))
+        .map(|l| l.chars().count())
+        .collect();
+    let Some(&edge) = rights.iter().max() else {
+        return false;
+    };
+    let inner = rights.iter().filter(|&&r| r * 100 < edge * 70).count();
+    rights.len() >= 6 && inner * 100 >= rights.len() * COLUMN_LINES_PERCENT
+}
+
 /// Tesseract's page segmentation mode for pages: 3 (automatic) had the lowest
 /// character error rate on the scanned fixture, against 4 (one column) and 6 (one block).
 pub const OCR_PSM: u32 = 3;
@@ -256,7 +305,8 @@ fn plan(repaired: &Repaired, pages: usize) -> Plan {
     let empty: Vec<usize> = (1..=pages)
         .filter(|&p| visible[p - 1] < EMPTY_PAGE_CHARS)
         .collect();
-    let reason = (!empty.is_empty()).then(|| format!("{} no text layer", pages_phrase(&empty)));
+    let reason = (!empty.is_empty())
+        .then(|| format!("{} no text layer", pages_phrase(&empty, "has", "have")));
     Plan {
         ocr_pages: empty,
         ocr_reason: reason,
@@ -270,11 +320,12 @@ fn visible_chars(lines: &[String]) -> usize {
         .sum()
 }
 
-fn pages_phrase(pages: &[usize]) -> String {
+/// "page 3 has", "pages 3, 4 have".
+fn pages_phrase(pages: &[usize], one: &str, more: &str) -> String {
     let list: Vec<String> = pages.iter().map(usize::to_string).collect();
     match pages {
-        [_] => format!("page {} has", list[0]),
-        _ => format!("pages {} have", list.join(", ")),
+        [_] => format!("page {} {one}", list[0]),
+        _ => format!("pages {} {more}", list.join(", ")),
     }
 }
 
@@ -290,6 +341,7 @@ fn assemble(
     if plan.ocr_pages.len() >= pages {
         // Nothing of the text layer is kept: what was fixed in it does not matter.
         layer.fixes.clear();
+        layer.problems.clear();
     }
     for (page, text) in ocr {
         if let Some(lines) = layer.pages.get_mut(page - 1) {
@@ -310,7 +362,8 @@ fn assemble(
         .filter(|(i, _)| !plan.ocr_pages.contains(&(i + 1)))
         .map(|(_, l)| l.clone())
         .collect();
-    let problems = Quality::of(&text_pages).problems();
+    let mut problems = layer.problems;
+    problems.extend(Quality::of(&text_pages).problems());
     let method = if let Some(reason) = &plan.ocr_reason {
         notes.push(format!(
             "{reason}: read by OCR (Tesseract), which misreads some letters; check names and numbers against the original"
@@ -378,6 +431,8 @@ fn strip_bullet(text: &str) -> Option<&str> {
 pub struct Repaired {
     pub pages: Vec<Vec<String>>,
     pub fixes: Vec<String>,
+    /// What is wrong and was not repaired: makes the verdict "degraded".
+    pub problems: Vec<String>,
 }
 
 /// The repairs of `pdftotext -layout` output, in order: pdftotext's direction marks
@@ -409,7 +464,11 @@ pub fn repair_text_layer(raw: &[String]) -> Repaired {
             "{folded} characters in Arabic presentation forms were folded to letters"
         ));
     }
-    Repaired { pages, fixes }
+    Repaired {
+        pages,
+        fixes,
+        problems: Vec::new(),
+    }
 }
 
 /// One line of pdftotext output as text: direction marks resolved and removed,
@@ -891,40 +950,43 @@ const INDENT_TOLERANCE: usize = 4;
 
 /// Tells full lines from short ones.
 struct Measure {
-    /// The left margin of right-to-left lines in `-layout` columns, when there is layout.
-    margin: Option<usize>,
+    /// Per page: the left margin of right-to-left lines in `-layout` columns, when the
+    /// page has layout (an OCR page or one read in reading order has none).
+    margins: Vec<Option<usize>>,
     /// The length of a full line in characters.
     full: usize,
 }
 
 impl Measure {
     fn of(pages: &[Vec<String>]) -> Measure {
-        let long = || {
-            pages
-                .iter()
-                .flatten()
-                .filter(|l| l.split_whitespace().count() >= 4)
-        };
-        let laid_out = pages.iter().flatten().any(|l| indent_of(l) >= 2);
-        let margin = laid_out
-            .then(|| {
-                long()
-                    .filter(|l| load::has_arabic(l))
-                    .map(|l| indent_of(l))
-                    .min()
+        fn long(page: &[String]) -> impl Iterator<Item = &String> {
+            page.iter().filter(|l| l.split_whitespace().count() >= 4)
+        }
+        let margins = pages
+            .iter()
+            .map(|page| {
+                let laid_out = page.iter().any(|l| indent_of(l) >= 2);
+                let arabic = long(page).filter(|l| load::has_arabic(l));
+                laid_out
+                    .then(|| arabic.map(|l| indent_of(l)).min())
+                    .flatten()
             })
-            .flatten();
-        let mut lengths: Vec<usize> = long().map(|l| l.trim().chars().count()).collect();
+            .collect();
+        let mut lengths: Vec<usize> = pages
+            .iter()
+            .flat_map(|p| long(p))
+            .map(|l| l.trim().chars().count())
+            .collect();
         lengths.sort_unstable();
         let full = lengths
             .get(lengths.len().saturating_sub(1) * 9 / 10)
             .copied()
             .unwrap_or(0);
-        Measure { margin, full }
+        Measure { margins, full }
     }
 
-    fn is_short(&self, line: &str) -> bool {
-        match self.margin {
+    fn is_short(&self, page: usize, line: &str) -> bool {
+        match self.margins.get(page).copied().flatten() {
             Some(margin) if load::has_arabic(line) => indent_of(line) > margin + INDENT_TOLERANCE,
             _ => line.trim().chars().count() * 100 < self.full * SHORT_LINE_PERCENT,
         }
@@ -943,7 +1005,8 @@ fn indent_of(line: &str) -> usize {
 pub fn paragraphs(pages: &[Vec<String>]) -> Vec<Para> {
     let measure = Measure::of(pages);
     let mut out: Vec<Para> = Vec::new();
-    let mut current: Option<(Para, &str)> = None; // the paragraph and its last line
+    // The paragraph, its last line and that line's page.
+    let mut current: Option<(Para, &str, usize)> = None;
     for (p, page) in pages.iter().enumerate() {
         let mut blank = true; // a page break counts as a blank line
         for line in page {
@@ -951,41 +1014,48 @@ pub fn paragraphs(pages: &[Vec<String>]) -> Vec<Para> {
                 blank = true;
                 continue;
             }
-            let joins = current
-                .as_ref()
-                .is_some_and(|(_, last)| continues(&measure, last, line, blank));
+            let joins = current.as_ref().is_some_and(|(_, last, last_page)| {
+                continues(&measure, (*last_page, last), (p, line), blank)
+            });
             match (&mut current, joins) {
-                (Some((para, last)), true) => {
+                (Some((para, last, last_page)), true) => {
                     para.text.push(' ');
                     para.text.push_str(line.trim());
                     *last = line;
+                    *last_page = p;
                 }
                 _ => {
-                    out.extend(current.take().map(|(para, _)| para));
+                    out.extend(current.take().map(|(para, _, _)| para));
                     let para = Para {
                         page: p + 1,
                         text: line.trim().to_string(),
                     };
-                    current = Some((para, line));
+                    current = Some((para, line, p));
                 }
             }
             blank = false;
         }
     }
-    out.extend(current.map(|(para, _)| para));
+    out.extend(current.map(|(para, _, _)| para));
     out
 }
 
-/// Whether `next` goes on the paragraph whose last line is `last`.
-fn continues(measure: &Measure, last: &str, next: &str, blank: bool) -> bool {
-    if measure.is_short(last) || strip_bullet(next.trim()).is_some() {
+/// Whether `next` goes on the paragraph whose last line is `last` (each with the
+/// 0-based page it is on).
+fn continues(
+    measure: &Measure,
+    (last_page, last): (usize, &str),
+    (page, next): (usize, &str),
+    blank: bool,
+) -> bool {
+    if measure.is_short(last_page, last) || strip_bullet(next.trim()).is_some() {
         return false;
     }
     let ends_sentence = ends_with_sentence_punctuation(last);
     if blank && ends_sentence {
         return false;
     }
-    let next_heading = measure.is_short(next) && !ends_with_sentence_punctuation(next);
+    let next_heading = measure.is_short(page, next) && !ends_with_sentence_punctuation(next);
     !((blank || ends_sentence) && next_heading)
 }
 
@@ -1409,6 +1479,33 @@ mod tests {
     }
 
     #[test]
+    fn columns_are_told_from_a_single_column() {
+        let full = "أكد الأمين العام لمجلس التعاون لدول الخليج العربية على أهمية العلاقات";
+        let half = "أكد الأمين العام لمجلس التعاون على";
+        let single: String = (0..10)
+            .map(|i| {
+                if i % 4 == 3 {
+                    format!("{:>60}\n", half)
+                } else {
+                    format!("{full}\n")
+                }
+            })
+            .collect();
+        assert!(!has_columns(&single));
+        // the left column's lines end in the middle of the page
+        let columns: String = (0..10)
+            .map(|i| {
+                if i % 2 == 0 {
+                    format!("{half}\n")
+                } else {
+                    format!("{}{half}\n", " ".repeat(50))
+                }
+            })
+            .collect();
+        assert!(has_columns(&columns));
+    }
+
+    #[test]
     fn character_error_rate_ignores_line_breaks() {
         assert_eq!(character_error_rate("أ ب\nج", "أ ب ج"), 0.0);
         assert!((character_error_rate("abcd", "abxd") - 0.25).abs() < 1e-9);
@@ -1532,6 +1629,22 @@ mod tests {
         assert!(extraction.notes.iter().any(|n| n.contains("no text layer")));
         assert!(texts[0].starts_with("الأمين العام لمجلس التعاون"));
         assert!(texts.iter().any(|t| t.starts_with("جمهورية كازاخستان")));
+    }
+
+    #[test]
+    fn a_pdf_in_columns_is_read_whole_but_flagged() {
+        let got = read("columns.pdf", &fixture("release-columns.pdf")).expect("reads");
+        let extraction = got.extraction.expect("a verdict");
+        assert_eq!(
+            extraction.method,
+            ExtractionMethod::Degraded,
+            "{extraction:?}"
+        );
+        assert!(extraction.notes[0].starts_with("page 1 is laid out in columns"));
+        // reading order keeps the title whole, which -layout would interleave
+        assert!(got.blocks[0].text.starts_with(
+            "الأمين العام لمجلس التعاون يؤكد أهمية العلاقات بين مجلس التعاون وجمهوريات آسيا الوسطى لخدمة المصالح المشتركة"
+        ));
     }
 
     #[test]
