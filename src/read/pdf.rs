@@ -33,45 +33,45 @@ impl Reader for Pdf {
     }
 
     fn read(&self, path: &str, bytes: &[u8]) -> Result<Extracted, LoadError> {
-        let dir = temp_dir(path)?;
-        let file = dir.path().join("document.pdf");
-        std::fs::write(&file, bytes).map_err(|e| temp_error(path, e))?;
-        let pages = page_count(path, &file)?;
-        let (raw, columned) = text_in_reading_order(path, &file)?;
-        let mut layer = repair_text_layer(&raw);
-        if !columned.is_empty() {
-            layer.problems.push(format!(
-                "{} laid out in columns: read in poppler's reading order, which can put paragraphs of different columns out of order",
-                pages_phrase(&columned, "is", "are")
-            ));
-        }
-        let plan = plan(&layer, pages);
-        let mut ocr = Vec::new();
-        for &page in &plan.ocr_pages {
-            ocr.push((page, ocr_page(path, &file, dir.path(), page, OCR_PSM)?));
-        }
-        let (blocks, extraction) = assemble(layer, pages, plan, &ocr);
-        if blocks.is_empty() {
-            return Err(LoadError::unreadable(
-                path,
-                "no text found, in the text layer or by OCR",
-                "check that the pages are not blank; scan paper at 300 dpi",
-            ));
-        }
-        Ok(Extracted {
-            blocks,
-            extraction: Some(extraction),
-        })
+        read_in(&std::env::temp_dir(), path, bytes)
     }
 }
 
-/// What the PDF and image readers need a temporary directory for: the document as a
-/// file poppler can open, and page images. Dropped (and removed) when reading ends.
-pub(crate) fn temp_dir(path: &str) -> Result<tempfile::TempDir, LoadError> {
-    tempfile::Builder::new()
+/// Reads a PDF with its temporary copy and page images in a directory made under
+/// `parent` and removed at the end, whatever happens.
+fn read_in(parent: &Path, path: &str, bytes: &[u8]) -> Result<Extracted, LoadError> {
+    let dir = tempfile::Builder::new()
         .prefix("tarjama-")
-        .tempdir()
-        .map_err(|e| temp_error(path, e))
+        .tempdir_in(parent)
+        .map_err(|e| temp_error(path, e))?;
+    let file = dir.path().join("document.pdf");
+    std::fs::write(&file, bytes).map_err(|e| temp_error(path, e))?;
+    let pages = page_count(path, &file)?;
+    let (raw, columned) = text_in_reading_order(path, &file)?;
+    let mut layer = repair_text_layer(&raw);
+    if !columned.is_empty() {
+        layer.problems.push(format!(
+                "{} laid out in columns: read in poppler's reading order, which can put paragraphs of different columns out of order",
+                pages_phrase(&columned, "is", "are")
+            ));
+    }
+    let plan = plan(&layer, pages);
+    let mut ocr = Vec::new();
+    for &page in &plan.ocr_pages {
+        ocr.push((page, ocr_page(path, &file, dir.path(), page, OCR_PSM)?));
+    }
+    let (blocks, extraction) = assemble(layer, pages, plan, &ocr);
+    if blocks.is_empty() {
+        return Err(LoadError::unreadable(
+            path,
+            "no text found, in the text layer or by OCR",
+            "check that the pages are not blank; scan paper at 300 dpi",
+        ));
+    }
+    Ok(Extracted {
+        blocks,
+        extraction: Some(extraction),
+    })
 }
 
 fn temp_error(path: &str, e: std::io::Error) -> LoadError {
@@ -261,8 +261,13 @@ pub(crate) fn require_arabic_ocr(path: &str, format: &'static str) -> Result<(),
     let call = Call::new(TESSERACT)
         .arg("--list-langs")
         .limit(Duration::from_secs(30));
-    let out = tool::run(path, format, call, "check that tesseract runs")?;
-    let listed = String::from_utf8_lossy(&out);
+    let out = tool::output(path, format, call)?;
+    // Tesseract 5 lists on stdout; older versions wrote the list to stderr.
+    let listed = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     if listed.lines().any(|l| l.trim() == "ara") {
         return Ok(());
     }
@@ -1669,10 +1674,9 @@ mod tests {
     #[test]
     fn no_temporary_files_are_left_behind() {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::env::set_var("TMPDIR", dir.path());
-        let result = read("release.pdf", &fixture("release.pdf"));
-        std::env::remove_var("TMPDIR");
-        result.expect("reads");
+        let bytes = fixture("release.pdf");
+        read_in(dir.path(), "release.pdf", &bytes).expect("reads");
+        read_in(dir.path(), "cut.pdf", &bytes[..1000]).expect_err("damaged");
         let left: Vec<_> = std::fs::read_dir(dir.path()).expect("list").collect();
         assert!(left.is_empty(), "{left:?}");
     }
