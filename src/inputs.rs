@@ -227,12 +227,14 @@ mod tests {
         std::fs::create_dir_all(root.join("b")).unwrap();
         std::fs::write(root.join("a/news.txt"), "x").unwrap();
         std::fs::write(root.join("b/news.md"), "x").unwrap();
-        std::fs::write(root.join("b/image.png"), "x").unwrap();
+        std::fs::write(root.join("b/photo.png"), "x").unwrap();
+        std::fs::write(root.join("b/notes.odt"), "x").unwrap();
         std::fs::write(root.join("top.txt"), "x").unwrap();
         let (inputs, problems) = collect(&[root.display().to_string()]);
         assert!(problems.is_empty());
         let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
-        assert_eq!(names, vec!["a__news", "b__news", "top"]);
+        // a scan is read (by OCR), a format no reader takes is not picked up
+        assert_eq!(names, vec!["a__news", "b__news", "photo", "top"]);
     }
 
     #[test]

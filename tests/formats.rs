@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use tarjama::document::{Role, TranslatedDocument};
+use tarjama::document::{ExtractionMethod, Role, TranslatedDocument};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -106,6 +106,74 @@ fn html_and_word_documents_come_through_whole_in_order_and_structured() {
     assert!(out.path().join("release-docx.docx").is_file());
 }
 
+/// Character error rate of `got` against `want`: edit distance over characters, with
+/// each side's whitespace runs folded to one space.
+fn cer(got: &[String], want: &[String]) -> f64 {
+    let fold = |blocks: &[String]| -> Vec<char> {
+        blocks
+            .join(" ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .collect()
+    };
+    let (a, b) = (fold(got), fold(want));
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (row[j + 1] + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != cb));
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()] as f64 / b.len().max(1) as f64
+}
+
+/// PDFs: the text layer Chromium printed, and the same pages scanned, read by OCR. Each
+/// comes through in order within the character error rate measured in docs/formats.md,
+/// with its verdict in the record and on the page.
+#[test]
+fn printed_and_scanned_pdfs_come_through_in_order_with_their_verdict() {
+    let inputs = tempfile::tempdir().expect("tempdir");
+    let out = tempfile::tempdir().expect("tempdir");
+    for name in ["release.pdf", "release-scan.pdf"] {
+        std::fs::copy(fixture(name), inputs.path().join(name)).expect("copy");
+    }
+    let o = translate(inputs.path(), out.path(), "html,json");
+    assert!(o.status.success(), "{}", log(&o));
+
+    let printed = record(out.path(), "release");
+    assert_eq!(printed.format, "pdf");
+    let verdict = printed.extraction.as_ref().expect("a PDF has a verdict");
+    assert_eq!(verdict.method, ExtractionMethod::TextLayer, "{verdict:?}");
+    let want = expected("release.pdf");
+    assert_eq!(printed.paragraphs.len(), want.len());
+    let rate = cer(&sources(&printed), &want);
+    assert!(rate < 0.005, "text layer CER {rate:.4}");
+    assert_eq!(
+        printed.paragraphs[3].block.position.as_deref(),
+        Some("page 1")
+    );
+
+    let scanned = record(out.path(), "release-scan");
+    let verdict = scanned.extraction.as_ref().expect("a PDF has a verdict");
+    assert_eq!(verdict.method, ExtractionMethod::Ocr, "{verdict:?}");
+    let rate = cer(&sources(&scanned), &expected("release-scan.pdf"));
+    assert!(rate < 0.03, "OCR CER {rate:.4}");
+    let page = std::fs::read_to_string(out.path().join("release-scan.html")).expect("page");
+    assert!(page.contains("Read from PDF by OCR: check the Arabic against the original"));
+    assert!(
+        log(&o).contains("release-scan.pdf: read by OCR"),
+        "the run warns: {}",
+        log(&o)
+    );
+}
+
 /// List items and table cells stay apart: `items` list items, and cells in `rows` rows,
 /// each row of the same table, with the header row first.
 fn check_structure(doc: &TranslatedDocument, items: usize, rows: u32) {
@@ -166,6 +234,10 @@ fn broken_documents_of_each_format_fail_alone() {
         "<html><nav>x</nav></html>",
     )
     .expect("w");
+    let mut truncated = std::fs::read(fixture("release.pdf")).expect("pdf");
+    truncated.truncate(truncated.len() / 3);
+    std::fs::write(inputs.path().join("truncated.pdf"), truncated).expect("w");
+    std::fs::copy(fixture("encrypted.pdf"), inputs.path().join("locked.pdf")).expect("copy");
     let o = translate(inputs.path(), out.path(), "html,json");
     let log = log(&o);
     assert_eq!(o.status.code(), Some(1), "{log}");
@@ -173,6 +245,8 @@ fn broken_documents_of_each_format_fail_alone() {
     for (name, says) in [
         ("not-a-zip.docx", "is not a Word document"),
         ("empty.html", "no text found in the page's main content"),
+        ("truncated.pdf", "is damaged"),
+        ("locked.pdf", "is encrypted"),
     ] {
         let line = log
             .lines()

@@ -88,6 +88,8 @@ pub static READERS: &[&dyn Reader] = &[
     &markdown::Markdown,
     &html::Html,
     &docx::Docx,
+    &pdf::Pdf,
+    &image::Image,
     &text::PlainText,
 ];
 
@@ -129,6 +131,8 @@ mod tests {
         assert_eq!(reader_for("noext", b"plain").format(), "text");
         assert_eq!(reader_for("report.DOCX", b"").format(), "docx");
         assert_eq!(reader_for("page.htm", b"").format(), "html");
+        assert_eq!(reader_for("scan.TIF", b"").format(), "image");
+        assert_eq!(reader_for("letter.bin", b"%PDF-1.7\n").format(), "pdf");
         assert_eq!(reader_for("-", b"<!DOCTYPE html><p>x").format(), "html");
     }
 
