@@ -11,7 +11,7 @@ use std::io::{self, Cursor, Write};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipWriter};
 
-use super::{pieces, reasons, sentences_count, Piece, NO_TRANSLATION};
+use super::{extraction_note, pieces, reasons, sentences_count, Piece, NO_TRANSLATION};
 use crate::document::{
     ParagraphKind, Role, TranslatedDocument, TranslatedParagraph, TranslatedSentence,
 };
@@ -208,6 +208,20 @@ impl Body {
         let source = format!("Source: {} · Model: {}", doc.source_path, doc.model.name);
         run(&mut self.xml, &source, meta);
         self.xml.push_str("</w:p>");
+        if let Some(note) = extraction_note(doc) {
+            // A scan's text may be misread: said before anything built on it.
+            self.xml.push_str("<w:p>");
+            let look = Look {
+                bold: true,
+                highlight: doc
+                    .extraction
+                    .as_ref()
+                    .is_some_and(|e| e.method != crate::document::ExtractionMethod::TextLayer),
+                ..Look::default()
+            };
+            run(&mut self.xml, &format!("{note}."), look);
+            self.xml.push_str("</w:p>");
+        }
     }
 
     fn summary(&mut self, doc: &TranslatedDocument) {
@@ -697,6 +711,21 @@ mod tests {
         assert_eq!(
             bytes,
             render(&fixture::flagged_document()).expect("renders")
+        );
+    }
+
+    #[test]
+    fn a_scan_says_it_was_read_by_ocr_under_the_title() {
+        let mut doc = fixture::document();
+        doc.format = "pdf".into();
+        doc.extraction = Some(crate::document::Extraction {
+            method: crate::document::ExtractionMethod::Ocr,
+            notes: Vec::new(),
+        });
+        let blocks = read_back(&doc);
+        assert_eq!(
+            blocks[2].text,
+            "Read from PDF by OCR: check the Arabic against the original."
         );
     }
 
