@@ -240,7 +240,7 @@ pub fn run(opts: &JobOptions) -> anyhow::Result<Report> {
         hints: opts.lexicon.as_ref().map_or(0, |_| opts.hints),
         memory_examples: opts.memory_examples.filter(|_| opts.memory.is_some()),
     };
-    let known_sha = registry::manifest(&opts.model).map(|m| m.sha256);
+    let known_sha = model_identity(&opts.model);
 
     // Load every document first: bad ones are reported early and the progress bar knows
     // the real amount of work.
@@ -323,6 +323,20 @@ pub fn run(opts: &JobOptions) -> anyhow::Result<Report> {
     };
     report.outcomes.sort_by_key(|(name, _)| position(name));
     Ok(report)
+}
+
+/// The sha256 a model's records carry, known before loading it, so that unchanged
+/// documents are skipped whatever the model: the manifest's for a built-in model (not
+/// fetched just to compare), else that of the local file, OPUS-MT directory or cached
+/// `hf:` model (hashed once, then remembered by path, size and mtime). `None` when it
+/// cannot be known without the network: then everything is translated.
+fn model_identity(spec: &str) -> Option<String> {
+    match registry::manifest(spec) {
+        Some(m) => Some(m.sha256),
+        None => registry::resolve(spec, FetchPolicy::Forbid)
+            .ok()
+            .map(|file| file.sha256),
+    }
 }
 
 /// A warning for a document whose text came from OCR or a damaged PDF text layer: the

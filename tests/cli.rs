@@ -435,3 +435,39 @@ fn a_close_memory_match_is_shown_to_the_model() {
         "{first}"
     );
 }
+
+/// A model given as a local `.gguf` path has an identity before it is loaded, so an
+/// unchanged document is skipped on the next run instead of retranslated every night.
+#[test]
+fn a_local_gguf_file_skips_unchanged_documents() {
+    let model = tarjama::registry::resolve(
+        tarjama::registry::DEFAULT_MODEL,
+        tarjama::registry::FetchPolicy::Allow,
+    )
+    .expect("the default model");
+    let dir = tempfile::tempdir().unwrap();
+    let doc = dir.path().join("short.txt");
+    std::fs::write(&doc, "عقد المجلس اجتماعه الأول في الرياض.\n").unwrap();
+    let out = dir.path().join("out");
+    let run = || {
+        tarjama(&[
+            "translate",
+            doc.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--model",
+            model.path.to_str().unwrap(),
+            "--no-summary",
+        ])
+    };
+    let first = run();
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(text(&first).contains("1 translated"), "{}", text(&first));
+    let second = run();
+    assert!(second.status.success(), "{}", text(&second));
+    assert!(
+        text(&second).contains("0 translated, 1 skipped"),
+        "{}",
+        text(&second)
+    );
+}

@@ -77,6 +77,25 @@ fn a_model_directory_translates_a_document() {
     for name in ["001_16cb7a662e3fa037.html", "index.html", "digest.md"] {
         assert!(out.path().join(name).is_file(), "{name}");
     }
+
+    // The same document and model directory again: up to date, not retranslated.
+    let o = tarjama(
+        &[
+            "translate",
+            sample().to_str().unwrap(),
+            "--out",
+            out.path().to_str().unwrap(),
+            "--model",
+            tiny_model().to_str().unwrap(),
+            "--no-summary",
+            "--batch-size",
+            "4",
+        ],
+        home.path(),
+    );
+    let log = text(&o);
+    assert!(o.status.success(), "{log}");
+    assert!(log.contains("0 translated, 1 skipped"), "{log}");
 }
 
 #[test]
