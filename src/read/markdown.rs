@@ -33,7 +33,6 @@ struct Context {
     row: u32,
     column: u32,
     in_table_head: bool,
-    in_code: bool,
     /// Open links, innermost last: where each points and where its text starts.
     links: Vec<(String, usize)>,
 }
@@ -49,121 +48,23 @@ struct Current {
 
 fn blocks(source: &str) -> Vec<SourceBlock> {
     let line_of = |offset: usize| source[..offset.min(source.len())].matches('\n').count() + 1;
-    let mut out = Vec::new();
-    let mut cx = Context::default();
-    let mut current: Option<Current> = None;
+    let mut walker = Walker::default();
     let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH;
     for (event, range) in Parser::new_ext(source, options).into_offset_iter() {
         let line = line_of(range.start);
         match event {
-            Event::Start(tag) => match tag {
-                Tag::Heading { level, .. } => {
-                    flush(&mut current, &mut out);
-                    current = Some(start(
-                        Role::Heading {
-                            level: level_number(level),
-                        },
-                        line,
-                    ));
-                }
-                Tag::Paragraph => {
-                    // A loose list item wraps its text in a paragraph: keep the item's role.
-                    if current.is_none() {
-                        current = Some(start(role_here(&cx), line));
-                    }
-                }
-                Tag::List(first) => {
-                    flush(&mut current, &mut out);
-                    cx.lists.push(first);
-                }
-                Tag::Item => {
-                    flush(&mut current, &mut out);
-                    let role = item_role(&mut cx);
-                    current = Some(start(role, line));
-                }
-                Tag::BlockQuote(_) => {
-                    flush(&mut current, &mut out);
-                    cx.quotes += 1;
-                }
-                Tag::CodeBlock(_) => {
-                    flush(&mut current, &mut out);
-                    cx.in_code = true;
-                    let mut block = start(role_here(&cx), line);
-                    block.translate = false;
-                    current = Some(block);
-                }
-                Tag::Table(_) => {
-                    flush(&mut current, &mut out);
-                    cx.row = 0;
-                }
-                Tag::TableHead => {
-                    cx.in_table_head = true;
-                    cx.column = 0;
-                }
-                Tag::TableRow => cx.column = 0,
-                Tag::TableCell => {
-                    current = Some(start(
-                        Role::TableCell {
-                            table: cx.tables,
-                            row: cx.row,
-                            column: cx.column,
-                            header: cx.in_table_head,
-                        },
-                        line,
-                    ));
-                }
-                Tag::Link { dest_url, .. } => {
-                    let at = current.as_ref().map_or(0, |c| c.text.len());
-                    cx.links.push((dest_url.to_string(), at));
-                }
-                _ => {}
-            },
-            Event::End(end) => match end {
-                TagEnd::Heading(_) | TagEnd::Item | TagEnd::TableCell => {
-                    flush(&mut current, &mut out);
-                    if end == TagEnd::TableCell {
-                        cx.column += 1;
-                    }
-                }
-                TagEnd::Paragraph => {
-                    // Text after a nested paragraph of an item starts a new block of it.
-                    flush(&mut current, &mut out);
-                }
-                TagEnd::CodeBlock => {
-                    flush(&mut current, &mut out);
-                    cx.in_code = false;
-                }
-                TagEnd::List(_) => {
-                    flush(&mut current, &mut out);
-                    cx.lists.pop();
-                }
-                TagEnd::BlockQuote(_) => {
-                    flush(&mut current, &mut out);
-                    cx.quotes = cx.quotes.saturating_sub(1);
-                }
-                TagEnd::TableHead => {
-                    cx.in_table_head = false;
-                    cx.row += 1;
-                }
-                TagEnd::TableRow => cx.row += 1,
-                TagEnd::Table => cx.tables += 1,
-                TagEnd::Link => {
-                    if let (Some((href, at)), Some(c)) = (cx.links.pop(), current.as_mut()) {
-                        let text = c.text.get(at..).unwrap_or("").trim().to_string();
-                        if !text.is_empty() {
-                            c.links.push(Link { text, href });
-                        }
-                    }
-                }
-                _ => {}
-            },
+            Event::Start(tag) => walker.start_tag(tag, line),
+            Event::End(end) => walker.end_tag(end),
             Event::Text(text) | Event::Code(text) => {
-                let block = current.get_or_insert_with(|| start(role_here(&cx), line));
+                let cx = &walker.cx;
+                let block = walker
+                    .current
+                    .get_or_insert_with(|| start(role_here(cx), line));
                 block.text.push_str(&text);
             }
-            Event::SoftBreak => push_space(&mut current),
+            Event::SoftBreak => push_space(&mut walker.current),
             Event::HardBreak => {
-                if let Some(c) = current.as_mut() {
+                if let Some(c) = walker.current.as_mut() {
                     c.text.push('\n');
                 }
             }
@@ -171,8 +72,124 @@ fn blocks(source: &str) -> Vec<SourceBlock> {
             _ => {}
         }
     }
-    flush(&mut current, &mut out);
-    out
+    walker.flush();
+    walker.out
+}
+
+/// The parser's events turned into blocks, one tag at a time.
+#[derive(Default)]
+struct Walker {
+    cx: Context,
+    current: Option<Current>,
+    out: Vec<SourceBlock>,
+}
+
+impl Walker {
+    fn flush(&mut self) {
+        flush(&mut self.current, &mut self.out);
+    }
+
+    /// Starts a new block of `role`, ending the one being collected.
+    fn begin(&mut self, role: Role, line: usize) {
+        self.flush();
+        self.current = Some(start(role, line));
+    }
+
+    fn start_tag(&mut self, tag: Tag, line: usize) {
+        match tag {
+            Tag::Heading { level, .. } => self.begin(
+                Role::Heading {
+                    level: level_number(level),
+                },
+                line,
+            ),
+            // A loose list item wraps its text in a paragraph: keep the item's role.
+            Tag::Paragraph if self.current.is_none() => {
+                self.current = Some(start(role_here(&self.cx), line));
+            }
+            Tag::List(first) => {
+                self.flush();
+                self.cx.lists.push(first);
+            }
+            Tag::Item => {
+                self.flush();
+                let role = item_role(&mut self.cx);
+                self.current = Some(start(role, line));
+            }
+            Tag::BlockQuote(_) => {
+                self.flush();
+                self.cx.quotes += 1;
+            }
+            Tag::CodeBlock(_) => {
+                self.begin(role_here(&self.cx), line);
+                if let Some(block) = self.current.as_mut() {
+                    block.translate = false;
+                }
+            }
+            Tag::Table(_) => {
+                self.flush();
+                self.cx.row = 0;
+            }
+            Tag::TableHead => {
+                self.cx.in_table_head = true;
+                self.cx.column = 0;
+            }
+            Tag::TableRow => self.cx.column = 0,
+            Tag::TableCell => {
+                let role = Role::TableCell {
+                    table: self.cx.tables,
+                    row: self.cx.row,
+                    column: self.cx.column,
+                    header: self.cx.in_table_head,
+                };
+                self.current = Some(start(role, line));
+            }
+            Tag::Link { dest_url, .. } => {
+                let at = self.current.as_ref().map_or(0, |c| c.text.len());
+                self.cx.links.push((dest_url.to_string(), at));
+            }
+            _ => {}
+        }
+    }
+
+    fn end_tag(&mut self, end: TagEnd) {
+        match end {
+            // Text after a nested paragraph of an item starts a new block of it.
+            TagEnd::Heading(_) | TagEnd::Item | TagEnd::Paragraph | TagEnd::CodeBlock => {
+                self.flush()
+            }
+            TagEnd::TableCell => {
+                self.flush();
+                self.cx.column += 1;
+            }
+            TagEnd::List(_) => {
+                self.flush();
+                self.cx.lists.pop();
+            }
+            TagEnd::BlockQuote(_) => {
+                self.flush();
+                self.cx.quotes = self.cx.quotes.saturating_sub(1);
+            }
+            TagEnd::TableHead => {
+                self.cx.in_table_head = false;
+                self.cx.row += 1;
+            }
+            TagEnd::TableRow => self.cx.row += 1,
+            TagEnd::Table => self.cx.tables += 1,
+            TagEnd::Link => self.end_link(),
+            _ => {}
+        }
+    }
+
+    /// Records the link that just closed on the block, with the text it spans.
+    fn end_link(&mut self) {
+        if let (Some((href, at)), Some(c)) = (self.cx.links.pop(), self.current.as_mut()) {
+            let text = c.text.get(at..).unwrap_or("").trim().to_string();
+            if !text.is_empty() {
+                c.links.push(Link { text, href });
+            }
+        }
+    }
 }
 
 fn start(role: Role, line: usize) -> Current {
