@@ -106,32 +106,10 @@ fn html_and_word_documents_come_through_whole_in_order_and_structured() {
     assert!(out.path().join("release-docx.docx").is_file());
 }
 
-/// Character error rate of `got` against `want`: edit distance over characters, with
-/// each side's whitespace runs folded to one space.
+/// Character error rate of the blocks `got` against `want`, as `docs/formats.md`
+/// measures it.
 fn cer(got: &[String], want: &[String]) -> f64 {
-    let fold = |blocks: &[String]| -> Vec<char> {
-        blocks
-            .join(" ")
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .chars()
-            .collect()
-    };
-    let (a, b) = (fold(got), fold(want));
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let next = (row[j + 1] + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != cb));
-            diagonal = row[j + 1];
-            row[j + 1] = next;
-        }
-    }
-    row[b.len()] as f64 / b.len().max(1) as f64
+    tarjama::read::pdf::character_error_rate(&want.join("\n"), &got.join("\n"))
 }
 
 /// PDFs: the text layer Chromium printed, and the same pages scanned, read by OCR. Each

@@ -447,21 +447,7 @@ fn skeletons_match(a: &str, b: &str) -> bool {
 fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for i in 1..=a.len() {
-        let mut prev = row[0];
-        row[0] = i;
-        for j in 1..=b.len() {
-            let current = row[j];
-            row[j] = if a[i - 1] == b[j - 1] {
-                prev
-            } else {
-                1 + prev.min(row[j]).min(row[j - 1])
-            };
-            prev = current;
-        }
-    }
-    row[b.len()]
+    crate::metrics::edit_distance(&a, &b)
 }
 
 /// The consonant skeleton of an Arabic word as Latin spellings of it would show it:

@@ -142,6 +142,23 @@ fn py_rstrip(s: &str) -> &str {
     s.trim_end_matches(is_py_whitespace)
 }
 
+/// Levenshtein distance between two character sequences: insertions, deletions and
+/// substitutions, each costing one. Shared by the name check's spelling match and the
+/// readers' character error rate.
+pub fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for (i, &ca) in a.iter().enumerate() {
+        current[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1198,21 +1198,7 @@ pub fn character_error_rate(expected: &str, got: &str) -> f64 {
     if a.is_empty() {
         return if b.is_empty() { 0.0 } else { 1.0 };
     }
-    levenshtein(&a, &b) as f64 / a.len() as f64
-}
-
-fn levenshtein(a: &[char], b: &[char]) -> usize {
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current = vec![0; b.len() + 1];
-    for (i, &ca) in a.iter().enumerate() {
-        current[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != cb);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        std::mem::swap(&mut previous, &mut current);
-    }
-    previous[b.len()]
+    crate::metrics::edit_distance(&a, &b) as f64 / a.len() as f64
 }
 
 #[cfg(test)]
