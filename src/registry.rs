@@ -170,8 +170,8 @@ pub struct ModelFile {
 pub enum ModelKind {
     /// A chat LLM in one `.gguf` file.
     Gguf,
-    /// An OPUS-MT (Marian) model directory; `path` is the directory and `sha256` that of
-    /// its weights file.
+    /// An OPUS-MT (Marian) model directory; `path` is the directory and `sha256` covers
+    /// all its files ([`directory_sha256`]).
     Marian,
 }
 
@@ -184,17 +184,18 @@ pub enum FetchPolicy {
     Forbid,
 }
 
-/// A local OPUS-MT directory: its weights file's hash stands for the model.
+/// A local OPUS-MT directory, identified by all its files (see [`directory_sha256`]).
 fn marian_dir(dir: &Path, name: Option<String>) -> Result<ModelFile, RegistryError> {
     if !dir.join("config.json").is_file() {
         return Err(RegistryError::NotAModelDir {
             path: dir.to_path_buf(),
         });
     }
-    let weights =
-        crate::model::opus_mt::weights_file(dir).ok_or_else(|| RegistryError::MissingFile {
+    if crate::model::opus_mt::weights_file(dir).is_none() {
+        return Err(RegistryError::MissingFile {
             path: dir.join("model.safetensors"),
-        })?;
+        });
+    }
     let name = name.unwrap_or_else(|| {
         dir.file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -204,8 +205,31 @@ fn marian_dir(dir: &Path, name: Option<String>) -> Result<ModelFile, RegistryErr
         kind: ModelKind::Marian,
         name,
         path: dir.to_path_buf(),
-        sha256: cached_sha256(&weights)?,
+        sha256: directory_sha256(dir)?,
     })
+}
+
+/// The identity of a model directory: the sha256 of one `NAME\tSHA256\n` line per file
+/// (configuration, vocabularies, tokenizers and weights alike), sorted by name, so that
+/// changing any file changes it. Hidden files and subdirectories are left out; each
+/// file's hash is remembered as [`cached_sha256`] does.
+pub fn directory_sha256(dir: &Path) -> Result<String, RegistryError> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // `is_file` follows links: the hub cache links every file to its blob.
+        if !name.starts_with('.') && entry.path().is_file() {
+            files.push(name);
+        }
+    }
+    files.sort();
+    let mut listing = String::new();
+    for name in files {
+        let sha256 = cached_sha256(&dir.join(&name))?;
+        listing.push_str(&format!("{name}\t{sha256}\n"));
+    }
+    Ok(hex::encode(Sha256::digest(listing.as_bytes())))
 }
 
 /// Resolves `--model`: a known name, a path to a `.gguf`, an OPUS-MT model directory, or
@@ -601,6 +625,35 @@ fn one_line(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_model_directory_is_identified_by_all_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in [
+            ("config.json", "{}"),
+            ("model.safetensors", "weights"),
+            ("source.spm", "source pieces"),
+            ("target.spm", "target pieces"),
+            ("vocab.json", r#"{"a": 0}"#),
+        ] {
+            fs::write(dir.path().join(name), text).unwrap();
+        }
+        let first = resolve(dir.path().to_str().unwrap(), FetchPolicy::Forbid).unwrap();
+        assert_eq!(first.kind, ModelKind::Marian);
+        assert_eq!(first.sha256.len(), 64);
+        assert_eq!(first.sha256, directory_sha256(dir.path()).unwrap());
+        // The same files: the same identity.
+        let again = resolve(dir.path().to_str().unwrap(), FetchPolicy::Forbid).unwrap();
+        assert_eq!(again.sha256, first.sha256);
+        // A changed vocabulary, weights untouched: another model.
+        fs::write(dir.path().join("vocab.json"), r#"{"a": 0, "b": 1}"#).unwrap();
+        let changed = resolve(dir.path().to_str().unwrap(), FetchPolicy::Forbid).unwrap();
+        assert_ne!(changed.sha256, first.sha256);
+        // So is one with a file more (a generation config changes decoding).
+        fs::write(dir.path().join("generation_config.json"), "{}").unwrap();
+        let more = resolve(dir.path().to_str().unwrap(), FetchPolicy::Forbid).unwrap();
+        assert_ne!(more.sha256, changed.sha256);
+    }
 
     #[test]
     fn manifests_parse_and_are_consistent() {
