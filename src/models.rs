@@ -1,0 +1,71 @@
+//! `tarjama models`: the known models, whether they are cached, and fetching one.
+
+use std::time::Instant;
+
+use anyhow::Context;
+
+use crate::registry::{self, DEFAULT_MODEL};
+
+/// The table `tarjama models list` prints: the built-in models with their size and
+/// cache state, the cache directory, then the translation models known on the hub.
+pub fn list() -> String {
+    let mut out = String::new();
+    for m in registry::manifests() {
+        let state = if registry::is_cached(&m) {
+            "cached"
+        } else {
+            "not fetched"
+        };
+        let default = if m.name == DEFAULT_MODEL {
+            " (default)"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "{:<30} {:>6.0} MB  {:<12} {}{}\n",
+            m.name,
+            m.size as f64 / 1e6,
+            state,
+            m.description,
+            default
+        ));
+    }
+    out.push_str(&format!("cache: {}\n", registry::models_dir().display()));
+    out.push_str("\ntranslation models on the Hugging Face hub (--model hf:NAME, where the hub is reachable):\n");
+    for (name, description) in registry::HUB_MODELS {
+        let state = if registry::is_cached_on_hub(name) {
+            "cached"
+        } else {
+            "not fetched"
+        };
+        out.push_str(&format!("{name:<37} {state:<12} {description}\n"));
+    }
+    out
+}
+
+/// Downloads, assembles and verifies the known model `name` into the cache; returns the
+/// line saying where it is.
+pub fn fetch(name: &str, show_progress: bool) -> anyhow::Result<String> {
+    let m = registry::manifest(name).with_context(|| {
+        format!("unknown model `{name}`; run `tarjama models list` for known names")
+    })?;
+    let started = Instant::now();
+    let path = registry::fetch(&m, show_progress)?;
+    Ok(format!(
+        "{} ready at {} ({:.1} s)",
+        m.name,
+        path.display(),
+        started.elapsed().as_secs_f64()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_list_names_the_default_model_and_the_cache() {
+        let list = super::list();
+        assert!(list.contains(super::DEFAULT_MODEL), "{list}");
+        assert!(list.contains("(default)"), "{list}");
+        assert!(list.contains("cache: "), "{list}");
+    }
+}
