@@ -11,31 +11,26 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::glossary::{Glossary, Term};
+use crate::engine;
+use crate::glossary::Term;
 use crate::inputs::{self, Source};
-use crate::job::{self, Engine};
+use crate::job;
 use crate::load::{self, count_arabic_words};
 use crate::model::ChatModel;
-use crate::registry::FetchPolicy;
-use crate::translate::{PromptStyle, Request, Translator};
+use crate::settings::RunSettings;
+use crate::translate::{Request, Translator};
 
 /// What to translate and with which model.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
+    /// The model and how it translates, as `translate` resolves them.
+    pub run: RunSettings,
     pub inputs: Vec<String>,
-    pub model: String,
-    pub fetch: FetchPolicy,
-    pub max_new_tokens: usize,
-    pub max_segment_tokens: usize,
-    pub glossary: Glossary,
-    pub prompt_style: PromptStyle,
-    pub engine: Engine,
     /// Only the first N segments.
     pub limit: Option<usize>,
-    /// The lexicon and the number of rare words glossed per request, as `translate` uses.
-    pub hints: Option<(std::sync::Arc<crate::lexicon::Lexicon>, usize)>,
 }
 
 /// The figures of one run; `scripts/bench_llamacpp.py` prints the same for llama.cpp.
@@ -87,7 +82,7 @@ fn segments(opts: &BenchOptions, translator: &dyn Translator) -> anyhow::Result<
             anyhow::bail!("tarjama bench reads files, not stdin");
         };
         let doc = load::load_file(path)?;
-        let segmented = job::segment_document(&doc, opts.max_segment_tokens, translator);
+        let segmented = job::segment_document(&doc, opts.run.max_segment_tokens, translator);
         for source in segmented.segments.into_iter().flatten() {
             segments.push(Segment {
                 id: format!("{}#{}", input.display, segments.len()),
@@ -106,16 +101,8 @@ fn segments(opts: &BenchOptions, translator: &dyn Translator) -> anyhow::Result<
 
 fn load(opts: &BenchOptions) -> anyhow::Result<(Box<dyn Translator>, f64)> {
     let started = Instant::now();
-    let (_, translator) = job::load_translator(
-        &opts.model,
-        None,
-        opts.fetch,
-        opts.max_new_tokens,
-        opts.prompt_style,
-        opts.engine,
-        opts.hints.clone(),
-    )?;
-    Ok((translator, started.elapsed().as_secs_f64()))
+    let engine = engine::load(&opts.run)?;
+    Ok((engine.translator, started.elapsed().as_secs_f64()))
 }
 
 /// Translates every segment once at the options' batch size, in this process.
@@ -124,7 +111,7 @@ pub fn run_one(opts: &BenchOptions) -> anyhow::Result<(BenchRow, Vec<BenchOutput
     let segments = segments(opts, translator.as_ref())?;
     let terms: Vec<Vec<&Term>> = segments
         .iter()
-        .map(|s| opts.glossary.find(&s.source))
+        .map(|s| opts.run.glossary.find(&s.source))
         .collect();
     let requests: Vec<Request> = segments
         .iter()
@@ -169,21 +156,12 @@ pub fn run_one(opts: &BenchOptions) -> anyhow::Result<(BenchRow, Vec<BenchOutput
 /// Writes the benchmark's requests as JSON lines: the exact prompt (text and token ids),
 /// the answer's token cap and the stop tokens, so another engine can run the same work.
 pub fn export_requests(opts: &BenchOptions, path: &Path) -> anyhow::Result<usize> {
-    let (_, mut translator) = job::load_llm_translator(
-        &opts.model,
-        opts.fetch,
-        opts.max_new_tokens,
-        opts.prompt_style,
-        opts.engine,
-    )?;
-    if let Some((lexicon, count)) = opts.hints.clone() {
-        translator = translator.with_hints(lexicon, count);
-    }
+    let (_, translator) = engine::load_llm(&opts.run)?;
     let segments = segments(opts, &translator)?;
     let llm = translator.model();
     let mut out = String::new();
     for segment in &segments {
-        let terms = opts.glossary.find(&segment.source);
+        let terms = opts.run.glossary.find(&segment.source);
         let (prompt, decoding) = translator.chat_job(&Request::new(&segment.source, &terms))?;
         let (ids, _) = llm.encode_prompt(&prompt)?;
         let line = serde_json::json!({
@@ -199,6 +177,42 @@ pub fn export_requests(opts: &BenchOptions, path: &Path) -> anyhow::Result<usize
     }
     crate::write::write_atomic(path, out.as_bytes())?;
     Ok(segments.len())
+}
+
+/// Measures every batch size in a fresh process of `exe`, run with `args` (this
+/// process's own arguments) and `--single --batch-size N --out DIR`, so that each one's
+/// peak memory and load time are its own; returns the table, with each batch size's
+/// agreement with batch 1.
+pub fn compare_batch_sizes(
+    exe: &Path,
+    args: &[std::ffi::OsString],
+    batch_sizes: &[usize],
+    out: &Path,
+) -> anyhow::Result<String> {
+    let mut rows = Vec::new();
+    let mut reference = None;
+    for &batch in batch_sizes {
+        eprintln!("bench: batch size {batch}…");
+        let status = std::process::Command::new(exe)
+            .args(args)
+            .arg("--single")
+            .arg("--batch-size")
+            .arg(batch.to_string())
+            .arg("--out")
+            .arg(out)
+            .status()
+            .context("cannot run the benchmark process")?;
+        if !status.success() {
+            anyhow::bail!("the benchmark at batch size {batch} failed ({status})");
+        }
+        let (row, outputs) = load_saved(out, batch)?;
+        if batch == 1 {
+            reference = Some(outputs.clone());
+        }
+        let same = reference.as_deref().map(|r| agreement(&outputs, r));
+        rows.push((row, same));
+    }
+    Ok(render(&rows))
 }
 
 /// The table `tarjama bench` and the llama.cpp script print.

@@ -1,41 +1,39 @@
 //! `tarjama eval`: translate a parallel test set through the same path as `translate`
 //! (segment → translate → check → rejoin) and score it against human references.
 
-use std::path::PathBuf;
-use std::rc::Rc;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use crate::check::Checker;
-use crate::glossary::Glossary;
 use crate::load::{count_arabic_words, normalize};
 use crate::memory::fuzzy::{FuzzyMatch, MemoryExamples};
+use crate::memory::{Memory, MemoryError};
 use crate::metrics::{self, BLEU_SIGNATURE, CHRF_SIGNATURE};
 use crate::model::ModelError;
 use crate::segment;
-use crate::translate::{translate_checked, translate_checked_batch, Request, Strategy, Translator};
+use crate::settings::RunSettings;
+use crate::translate::{
+    translate_checked, translate_checked_batch, CheckedTranslation, Request, Translator,
+};
 
 /// Which lines to translate and how.
 #[derive(Debug, Clone)]
 pub struct EvalOptions {
+    /// How to translate, as `translate` resolves it; memory examples come from
+    /// `run.memory` when `run.memory_examples` asks for them.
+    pub run: RunSettings,
     pub src: PathBuf,
     pub reference: PathBuf,
     /// Lines skipped at the start (`--offset 200` starts at line 201).
     pub offset: usize,
     pub limit: Option<usize>,
     pub hyp_out: Option<PathBuf>,
-    pub max_segment_tokens: usize,
-    pub glossary: Glossary,
-    pub strategy: Strategy,
     pub progress_bar: bool,
-    /// Runs the checks (the lexicon's too, when loaded).
-    pub checker: Checker,
     /// Write each segment with its translation and warnings here, as JSON lines.
     pub segments_out: Option<PathBuf>,
-    /// Translation memory pairs shown as worked examples when close to a segment.
-    pub memory_examples: Option<Rc<MemoryExamples>>,
 }
 
 /// Scores and cost of one evaluation.
@@ -76,6 +74,8 @@ pub enum EvalError {
     Metrics(#[from] metrics::MetricsError),
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
     #[error("{path}: cannot write the hypotheses ({source}); choose another --hyp-out")]
     Write {
         path: PathBuf,
@@ -99,6 +99,51 @@ pub enum EvalError {
 
 /// Translates the selected lines and scores them.
 pub fn run(opts: &EvalOptions, translator: &mut dyn Translator) -> Result<EvalReport, EvalError> {
+    let (sources, references) = select_lines(opts)?;
+    let started = Instant::now();
+    let lines: Vec<String> = sources.iter().map(|l| normalize(l)).collect();
+    let arabic_words: usize = lines.iter().map(|l| count_arabic_words(l)).sum();
+    let segments = segment_lines(&lines, opts.run.max_segment_tokens, translator);
+    let examples = memory_examples(&opts.run)?;
+    let matches: Vec<Option<FuzzyMatch>> = segments
+        .iter()
+        .map(|(_, source)| examples.as_ref().and_then(|e| e.find(source)))
+        .collect();
+    let bar = progress_bar(opts.progress_bar, segments.len());
+    let translations = translate(opts, translator, &segments, &matches, &bar)?;
+    if let Some(path) = &opts.segments_out {
+        write_segments(path, opts.offset, &segments, &translations, &matches)?;
+    }
+    let (hypotheses, flagged_lines) = hypotheses(lines.len(), &segments, translations);
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    if let Some(path) = &opts.hyp_out {
+        let mut text = hypotheses.join("\n");
+        text.push('\n');
+        write(path, &text)?;
+    }
+    let bleu = metrics::corpus_bleu(&hypotheses, &references);
+    let chrf = metrics::corpus_chrf(&hypotheses, &references);
+    Ok(EvalReport {
+        bleu: bleu.score,
+        chrf: chrf.score,
+        lines: hypotheses.len(),
+        seconds,
+        arabic_words,
+        words_per_second: if seconds > 0.0 {
+            arabic_words as f64 / seconds
+        } else {
+            0.0
+        },
+        flagged_lines,
+        bleu_signature: BLEU_SIGNATURE.to_string(),
+        chrf_signature: CHRF_SIGNATURE.to_string(),
+    })
+}
+
+/// The source and reference lines `--offset` and `--limit` select, after checking that
+/// the two files pair up.
+fn select_lines(opts: &EvalOptions) -> Result<(Vec<String>, Vec<String>), EvalError> {
     let sources = metrics::read_lines(&opts.src)?;
     let references = metrics::read_lines(&opts.reference)?;
     if sources.len() != references.len() {
@@ -119,153 +164,167 @@ pub fn run(opts: &EvalOptions, translator: &mut dyn Translator) -> Result<EvalRe
     let end = opts
         .limit
         .map_or(sources.len(), |l| (opts.offset + l).min(sources.len()));
-    let sources = &sources[opts.offset..end];
-    let references = &references[opts.offset..end];
+    Ok((
+        sources[opts.offset..end].to_vec(),
+        references[opts.offset..end].to_vec(),
+    ))
+}
 
-    let started = Instant::now();
-    let lines: Vec<String> = sources.iter().map(|l| normalize(l)).collect();
-    let arabic_words: usize = lines.iter().map(|l| count_arabic_words(l)).sum();
-    // One test line is one segment unit: long lines are segmented and rejoined, exactly
-    // as a body paragraph of a document would be.
+/// One test line is one segment unit: long lines are segmented and rejoined, exactly as
+/// a body paragraph of a document would be. Each segment comes with its line's index.
+fn segment_lines(
+    lines: &[String],
+    max_tokens: usize,
+    translator: &dyn Translator,
+) -> Vec<(usize, String)> {
     let count = |s: &str| {
         translator
             .count_tokens(s)
             .unwrap_or_else(|_| s.split_whitespace().count() * 3)
     };
-    let segments: Vec<(usize, String)> = lines
+    lines
         .iter()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
         .flat_map(|(i, line)| {
-            segment::segment_paragraph(line, opts.max_segment_tokens, &count)
+            segment::segment_paragraph(line, max_tokens, &count)
                 .into_iter()
                 .map(move |s| (i, s))
         })
-        .collect();
-    let terms: Vec<_> = segments
-        .iter()
-        .map(|(_, s)| opts.glossary.find(s))
-        .collect();
+        .collect()
+}
 
-    let bar = if opts.progress_bar {
-        let bar = ProgressBar::with_draw_target(
-            Some(segments.len() as u64),
-            ProgressDrawTarget::stderr(),
-        );
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} segments, ETA {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
+/// The translation memory's pairs, offered as worked examples when asked for.
+fn memory_examples(run: &RunSettings) -> Result<Option<MemoryExamples>, EvalError> {
+    match (run.memory_examples, &run.memory) {
+        (Some(percent), Some(path)) => {
+            let memory = Memory::open(path)?;
+            Ok(Some(MemoryExamples::load(&memory, percent)?))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn progress_bar(enabled: bool, len: usize) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} segments, ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Every segment's checked translation, each shown its memory match, if any.
+fn translate(
+    opts: &EvalOptions,
+    translator: &mut dyn Translator,
+    segments: &[(usize, String)],
+    matches: &[Option<FuzzyMatch>],
+    bar: &ProgressBar,
+) -> Result<Vec<CheckedTranslation>, EvalError> {
+    let glossary = &opts.run.glossary;
+    let terms: Vec<_> = segments.iter().map(|(_, s)| glossary.find(s)).collect();
+    let example = |found: &Option<FuzzyMatch>| {
+        found
+            .as_ref()
+            .map(|m| (m.source.clone(), m.translation.clone()))
     };
-    let matches: Vec<Option<FuzzyMatch>> = segments
+    let examples: Vec<Option<(String, String)>> = matches.iter().map(example).collect();
+    let requests: Vec<Request> = segments
         .iter()
-        .map(|(_, source)| {
-            opts.memory_examples
-                .as_ref()
-                .and_then(|examples| examples.find(source))
+        .zip(&terms)
+        .zip(&examples)
+        .map(|(((_, source), terms), example)| Request {
+            example: example.as_ref().map(|(s, t)| (s.as_str(), t.as_str())),
+            ..Request::new(source, terms)
         })
         .collect();
-    let translations = if opts.strategy.context {
-        // The test lines run on in articles, as paragraphs do in a document: each segment
-        // is shown the one before, so they go one at a time.
-        let mut previous: Option<(String, String)> = None;
-        let mut out = Vec::with_capacity(segments.len());
-        for (((_, source), terms), found) in segments.iter().zip(&terms).zip(&matches) {
-            let request = Request {
-                example: found
-                    .as_ref()
-                    .map(|m| (m.source.as_str(), m.translation.as_str())),
-                ..Request::after(source, terms, previous.as_ref())
-            };
-            let t = translate_checked(translator, &request, &opts.strategy, &opts.checker)?;
-            previous = Some((source.clone(), t.text.clone()));
-            out.push(t);
-            bar.inc(1);
-        }
-        out
-    } else {
-        let requests: Vec<Request> = segments
-            .iter()
-            .zip(&terms)
-            .zip(&matches)
-            .map(|(((_, source), terms), found)| Request {
-                example: found
-                    .as_ref()
-                    .map(|m| (m.source.as_str(), m.translation.as_str())),
-                ..Request::new(source, terms)
-            })
-            .collect();
-        translate_checked_batch(
-            translator,
-            &requests,
-            &opts.strategy,
-            &opts.checker,
-            &mut |_, _| bar.inc(1),
-        )
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()?
-    };
-    if let Some(path) = &opts.segments_out {
-        let mut text = String::new();
-        for (((line, source), t), found) in segments.iter().zip(&translations).zip(&matches) {
-            let record = serde_json::json!({
-                "line": opts.offset + line + 1,
-                "source": source,
-                "translation": t.text,
-                "attempts": t.attempts,
-                "warnings": t.warnings,
-                "memory_match": found.as_ref().map(|m| m.similarity),
-            });
-            text.push_str(&record.to_string());
-            text.push('\n');
-        }
-        crate::write::write_atomic(path, text.as_bytes()).map_err(|source| EvalError::Write {
-            path: path.clone(),
-            source,
-        })?;
+    let checker = Checker::new(opts.run.lexicon.clone());
+    let strategy = &opts.run.strategy;
+    if strategy.context {
+        return translate_in_order(translator, &requests, strategy, &checker, bar);
     }
-    let mut hypotheses: Vec<Vec<String>> = lines.iter().map(|_| Vec::new()).collect();
-    let mut flagged = vec![false; lines.len()];
+    translate_checked_batch(translator, &requests, strategy, &checker, &mut |_, _| {
+        bar.inc(1)
+    })
+    .into_iter()
+    .map(|r| r.map_err(EvalError::from))
+    .collect()
+}
+
+/// The test lines run on in articles, as paragraphs do in a document: each segment is
+/// shown the one before, so they go one at a time.
+fn translate_in_order(
+    translator: &mut dyn Translator,
+    requests: &[Request],
+    strategy: &crate::translate::Strategy,
+    checker: &Checker,
+    bar: &ProgressBar,
+) -> Result<Vec<CheckedTranslation>, EvalError> {
+    let mut previous: Option<(String, String)> = None;
+    let mut out = Vec::with_capacity(requests.len());
+    for request in requests {
+        let request = Request {
+            previous: previous.as_ref().map(|(s, t)| (s.as_str(), t.as_str())),
+            ..*request
+        };
+        let t = translate_checked(translator, &request, strategy, checker)?;
+        previous = Some((request.source.to_string(), t.text.clone()));
+        out.push(t);
+        bar.inc(1);
+    }
+    Ok(out)
+}
+
+/// Each segment with its translation, attempts, warnings and memory match, as JSON lines.
+fn write_segments(
+    path: &Path,
+    offset: usize,
+    segments: &[(usize, String)],
+    translations: &[CheckedTranslation],
+    matches: &[Option<FuzzyMatch>],
+) -> Result<(), EvalError> {
+    let mut text = String::new();
+    for (((line, source), t), found) in segments.iter().zip(translations).zip(matches) {
+        let record = serde_json::json!({
+            "line": offset + line + 1,
+            "source": source,
+            "translation": t.text,
+            "attempts": t.attempts,
+            "warnings": t.warnings,
+            "memory_match": found.as_ref().map(|m| m.similarity),
+        });
+        text.push_str(&record.to_string());
+        text.push('\n');
+    }
+    write(path, &text)
+}
+
+/// One hypothesis per line (its segments' translations rejoined), and how many lines
+/// have a flagged segment.
+fn hypotheses(
+    lines: usize,
+    segments: &[(usize, String)],
+    translations: Vec<CheckedTranslation>,
+) -> (Vec<String>, usize) {
+    let mut parts: Vec<Vec<String>> = vec![Vec::new(); lines];
+    let mut flagged = vec![false; lines];
     for ((line, _), t) in segments.iter().zip(translations) {
         flagged[*line] |= !t.warnings.is_empty();
-        hypotheses[*line].push(t.text);
+        parts[*line].push(t.text);
     }
-    let hypotheses: Vec<String> = hypotheses
-        .into_iter()
-        .map(|parts| parts.join(" "))
-        .collect();
-    let flagged_lines = flagged.iter().filter(|f| **f).count();
-    bar.finish_and_clear();
-    let seconds = started.elapsed().as_secs_f64();
+    let hypotheses = parts.into_iter().map(|p| p.join(" ")).collect();
+    (hypotheses, flagged.iter().filter(|f| **f).count())
+}
 
-    if let Some(path) = &opts.hyp_out {
-        let mut text = hypotheses.join("\n");
-        text.push('\n');
-        crate::write::write_atomic(path, text.as_bytes()).map_err(|source| EvalError::Write {
-            path: path.clone(),
-            source,
-        })?;
-    }
-    let bleu = metrics::corpus_bleu(&hypotheses, references);
-    let chrf = metrics::corpus_chrf(&hypotheses, references);
-    Ok(EvalReport {
-        bleu: bleu.score,
-        chrf: chrf.score,
-        lines: hypotheses.len(),
-        seconds,
-        arabic_words,
-        words_per_second: if seconds > 0.0 {
-            arabic_words as f64 / seconds
-        } else {
-            0.0
-        },
-        flagged_lines,
-        bleu_signature: BLEU_SIGNATURE.to_string(),
-        chrf_signature: CHRF_SIGNATURE.to_string(),
+fn write(path: &Path, text: &str) -> Result<(), EvalError> {
+    crate::write::write_atomic(path, text.as_bytes()).map_err(|source| EvalError::Write {
+        path: path.to_path_buf(),
+        source,
     })
 }

@@ -4,23 +4,21 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::rc::Rc;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use tarjama::bench::{self, BenchOptions};
-use tarjama::check::Checker;
+use tarjama::engine;
 use tarjama::eval::{self, EvalOptions};
-use tarjama::glossary::Glossary;
-use tarjama::job::{self, Engine, JobOptions};
-use tarjama::lexicon::Lexicon;
-use tarjama::memory::fuzzy::MemoryExamples;
+use tarjama::job::{self, JobSettings};
+use tarjama::memory::{self, Memory};
 use tarjama::metrics;
 use tarjama::model::DeviceChoice;
-use tarjama::registry::{self, FetchPolicy, DEFAULT_MODEL};
-use tarjama::translate::{PromptStyle, Quality, Strategy, DEFAULT_HINTS};
+use tarjama::models;
+use tarjama::registry::{FetchPolicy, DEFAULT_MODEL};
+use tarjama::settings::{Choices, GlossaryChoice, RunSettings};
+use tarjama::translate::{PromptStyle, Quality, DEFAULT_HINTS};
 use tarjama::write::Format;
 
 #[derive(Parser)]
@@ -327,44 +325,30 @@ struct ModelArgs {
 }
 
 impl ModelArgs {
-    fn strategy(&self) -> Strategy {
-        let mut strategy = Strategy::for_quality(self.quality);
-        strategy.retry = !self.no_retry;
-        strategy.context = self.context;
-        if let Some(n) = self.candidates {
-            strategy.candidates = n as usize;
-        }
-        strategy
-    }
-
-    fn glossary(&self) -> anyhow::Result<Glossary> {
-        Ok(match (&self.glossary, self.no_glossary) {
-            (_, true) => Glossary::default(),
-            (Some(path), false) => Glossary::from_file(path)?,
-            (None, false) => Glossary::default_glossary(),
-        })
-    }
-
-    fn engine(&self) -> Engine {
-        Engine {
+    /// The flags as given; [`RunSettings::resolve`] makes them a run's settings.
+    fn choices(&self, summary_model: Option<String>, memory: Option<PathBuf>) -> Choices {
+        Choices {
+            model: self.model.clone(),
+            summary_model,
+            offline: self.offline,
             device: self.device,
             batch_size: self.batch_size as usize,
-        }
-    }
-
-    /// The Arabic lexicon, unless `--no-lexicon`; loaded (fetched if allowed) once here.
-    fn lexicon(&self) -> anyhow::Result<Option<Arc<Lexicon>>> {
-        if self.no_lexicon {
-            return Ok(None);
-        }
-        Ok(Some(Arc::new(Lexicon::load(self.fetch_policy())?)))
-    }
-
-    fn fetch_policy(&self) -> FetchPolicy {
-        if self.offline {
-            FetchPolicy::Forbid
-        } else {
-            FetchPolicy::Allow
+            max_new_tokens: self.max_new_tokens as usize,
+            max_segment_tokens: self.max_segment_tokens as usize,
+            prompt_style: self.prompt_style,
+            quality: self.quality,
+            retry: !self.no_retry,
+            candidates: self.candidates.map(|n| n as usize),
+            context: self.context,
+            glossary: match (&self.glossary, self.no_glossary) {
+                (_, true) => GlossaryChoice::Off,
+                (Some(path), false) => GlossaryChoice::File(path.clone()),
+                (None, false) => GlossaryChoice::BuiltIn,
+            },
+            lexicon: !self.no_lexicon,
+            hints: self.hints as usize,
+            memory,
+            memory_examples: None,
         }
     }
 }
@@ -459,182 +443,49 @@ fn show_progress(g: &GlobalArgs) -> bool {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let progress = show_progress(&cli.global);
     match cli.command {
-        Command::Translate(args) => translate(args, &cli.global),
-        Command::Eval(args) => evaluate(args, &cli.global),
+        Command::Translate(args) => translate(args, progress),
+        Command::Eval(args) => evaluate(args, progress),
         Command::Bench(args) => benchmark(args),
-        Command::Lookup { words, offline } => {
-            let policy = if offline {
-                FetchPolicy::Forbid
-            } else {
-                FetchPolicy::Allow
-            };
-            let lexicon = tarjama::lexicon::Lexicon::load(policy)?;
-            print!("{}", lexicon.describe(&words.join(" ")));
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Lookup { words, offline } => lookup(&words, offline),
         Command::Score {
             hyp,
             reference,
             json,
-        } => {
-            let (hyps, refs) = metrics::read_parallel(&hyp, &reference)?;
-            let bleu = metrics::corpus_bleu(&hyps, &refs);
-            let chrf = metrics::corpus_chrf(&hyps, &refs);
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "bleu": bleu.score, "chrf": chrf.score, "lines": hyps.len() })
-                );
-            } else {
-                println!("BLEU = {:.2} {}", bleu.score, metrics::BLEU_SIGNATURE);
-                println!("chrF2 = {:.2} {}", chrf.score, metrics::CHRF_SIGNATURE);
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => score(&hyp, &reference, json),
         Command::Models(ModelsCommand::List) => {
-            for m in registry::manifests() {
-                let state = if registry::is_cached(&m) {
-                    "cached"
-                } else {
-                    "not fetched"
-                };
-                let default = if m.name == DEFAULT_MODEL {
-                    " (default)"
-                } else {
-                    ""
-                };
-                println!(
-                    "{:<30} {:>6.0} MB  {:<12} {}{}",
-                    m.name,
-                    m.size as f64 / 1e6,
-                    state,
-                    m.description,
-                    default
-                );
-            }
-            println!("cache: {}", registry::models_dir().display());
-            println!("\ntranslation models on the Hugging Face hub (--model hf:NAME, where the hub is reachable):");
-            for (name, description) in registry::HUB_MODELS {
-                let state = if registry::is_cached_on_hub(name) {
-                    "cached"
-                } else {
-                    "not fetched"
-                };
-                println!("{name:<37} {state:<12} {description}");
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Digest { dirs, out, format } => {
-            let into = out.unwrap_or_else(|| dirs[0].clone());
-            std::fs::create_dir_all(&into).with_context(|| {
-                format!("{}: cannot create the digest directory", into.display())
-            })?;
-            let (entries, failures) = tarjama::write::digest::collect(&dirs, &into);
-            let written =
-                tarjama::write::digest::write_digest(&into, &entries, &failures, &format)?;
-            println!(
-                "{} documents, {} failures: {}",
-                entries.len(),
-                failures.len(),
-                written
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Memory(command) => {
-            let path = tarjama::memory::default_path();
-            let memory = tarjama::memory::Memory::open(&path)?;
-            match command {
-                MemoryCommand::Stats => {
-                    let stats = memory.stats()?;
-                    println!(
-                        "{}: {} entries, {:.1} MB",
-                        path.display(),
-                        stats.entries,
-                        stats.bytes as f64 / 1e6
-                    );
-                    for (model, n) in stats.models {
-                        println!("  {n:>8}  {model}");
-                    }
-                }
-                MemoryCommand::Clear => {
-                    let n = memory.clear()?;
-                    println!("{}: {n} entries deleted", path.display());
-                }
-                MemoryCommand::Export { tmx } => {
-                    let n = memory.export_tmx(&tmx)?;
-                    println!("{n} translation units written to {}", tmx.display());
-                }
-                MemoryCommand::Import {
-                    tmx,
-                    arabic,
-                    english,
-                } => {
-                    let (pairs, origin) = match (tmx, arabic, english) {
-                        (Some(tmx), _, _) => (tarjama::memory::read_tmx(&tmx)?, tmx),
-                        (None, Some(arabic), Some(english)) => {
-                            (tarjama::memory::read_aligned(&arabic, &english)?, arabic)
-                        }
-                        _ => anyhow::bail!("give a TMX file, or --arabic and --english"),
-                    };
-                    let n = memory.import(&pairs, &origin.display().to_string())?;
-                    println!(
-                        "{n} translation pairs imported into {} from {}",
-                        path.display(),
-                        origin.display()
-                    );
-                }
-            }
+            print!("{}", models::list());
             Ok(ExitCode::SUCCESS)
         }
         Command::Models(ModelsCommand::Fetch { name }) => {
-            let m = registry::manifest(&name).with_context(|| {
-                format!("unknown model `{name}`; run `tarjama models list` for known names")
-            })?;
-            let started = std::time::Instant::now();
-            let path = registry::fetch(&m, show_progress(&cli.global))?;
-            println!(
-                "{} ready at {} ({:.1} s)",
-                m.name,
-                path.display(),
-                started.elapsed().as_secs_f64()
-            );
+            println!("{}", models::fetch(&name, progress)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Digest { dirs, out, format } => digest(&dirs, out, &format),
+        Command::Memory(command) => memory_command(command),
     }
 }
 
-fn translate(args: TranslateArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
+fn translate(args: TranslateArgs, progress: bool) -> anyhow::Result<ExitCode> {
     let mut formats = args.format;
     formats.sort_by_key(|f| *f as u8);
     formats.dedup();
-    let opts = JobOptions {
+    let mut choices = args.model.choices(
+        (!args.no_summary).then_some(args.summary_model),
+        (!args.no_memory).then(memory::default_path),
+    );
+    choices.memory_examples = args.memory_examples;
+    let job = JobSettings {
+        run: RunSettings::resolve(choices)?,
         inputs: args.inputs,
         out_dir: args.out,
         formats,
-        summary: !args.no_summary,
-        summary_model: args.summary_model,
-        memory: (!args.no_memory).then(tarjama::memory::default_path),
-        shard: args.shard,
         force: args.force,
-        glossary: args.model.glossary()?,
-        model: args.model.model.clone(),
-        max_new_tokens: args.model.max_new_tokens as usize,
-        max_segment_tokens: args.model.max_segment_tokens as usize,
-        prompt_style: args.model.prompt_style,
-        strategy: args.model.strategy(),
-        fetch: args.model.fetch_policy(),
-        progress_bar: show_progress(g),
-        engine: args.model.engine(),
-        lexicon: args.model.lexicon()?,
-        hints: args.model.hints as usize,
-        memory_examples: args.memory_examples,
+        shard: args.shard,
+        progress_bar: progress,
     };
-    let report = job::run(&opts)?;
+    let report = job::run(&job, engine::load)?;
     println!("{}", report.render());
     Ok(if report.failed() > 0 {
         ExitCode::from(1)
@@ -643,39 +494,21 @@ fn translate(args: TranslateArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn evaluate(args: EvalArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let m = &args.model;
-    let lexicon = m.lexicon()?;
-    let (_, mut translator) = job::load_translator(
-        &m.model,
-        None,
-        m.fetch_policy(),
-        m.max_new_tokens as usize,
-        m.prompt_style,
-        m.engine(),
-        lexicon.clone().map(|l| (l, m.hints as usize)),
-    )?;
+fn evaluate(args: EvalArgs, progress: bool) -> anyhow::Result<ExitCode> {
+    let mut choices = args.model.choices(None, Some(memory::default_path()));
+    choices.memory_examples = args.memory_examples;
     let opts = EvalOptions {
+        run: RunSettings::resolve(choices)?,
         src: args.src,
         reference: args.reference,
         offset: args.offset,
         limit: args.limit,
         hyp_out: args.hyp_out,
-        max_segment_tokens: m.max_segment_tokens as usize,
-        glossary: m.glossary()?,
-        strategy: m.strategy(),
-        progress_bar: show_progress(g),
-        checker: Checker::new(lexicon),
+        progress_bar: progress,
         segments_out: args.segments_out,
-        memory_examples: match args.memory_examples {
-            Some(percent) => {
-                let memory = tarjama::memory::Memory::open(&tarjama::memory::default_path())?;
-                Some(Rc::new(MemoryExamples::load(&memory, percent)?))
-            }
-            None => None,
-        },
     };
-    let report = eval::run(&opts, translator.as_mut())?;
+    let mut engine = engine::load(&opts.run)?;
+    let report = eval::run(&opts, engine.translator.as_mut())?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -685,18 +518,10 @@ fn evaluate(args: EvalArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn benchmark(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    let m = &args.model;
     let opts = BenchOptions {
+        run: RunSettings::resolve(args.model.choices(None, None))?,
         inputs: args.inputs.clone(),
-        model: m.model.clone(),
-        fetch: m.fetch_policy(),
-        max_new_tokens: m.max_new_tokens as usize,
-        max_segment_tokens: m.max_segment_tokens as usize,
-        glossary: m.glossary()?,
-        prompt_style: m.prompt_style,
-        engine: m.engine(),
         limit: args.limit,
-        hints: m.lexicon()?.map(|l| (l, m.hints as usize)),
     };
     if let Some(path) = &args.export_requests {
         let n = bench::export_requests(&opts, path)?;
@@ -709,7 +534,6 @@ fn benchmark(args: BenchArgs) -> anyhow::Result<ExitCode> {
         bench::save(&row, &outputs, &out)?;
         return Ok(ExitCode::SUCCESS);
     }
-
     let temp;
     let out = match &args.out {
         Some(dir) => dir.clone(),
@@ -719,29 +543,104 @@ fn benchmark(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let exe = std::env::current_exe().context("cannot find the tarjama executable to rerun")?;
-    let mut rows = Vec::new();
-    let mut reference = None;
-    for &batch in &args.batch_sizes {
-        eprintln!("bench: batch size {batch}…");
-        let status = std::process::Command::new(&exe)
-            .args(std::env::args_os().skip(1))
-            .arg("--single")
-            .arg("--batch-size")
-            .arg(batch.to_string())
-            .arg("--out")
-            .arg(&out)
-            .status()
-            .context("cannot run the benchmark process")?;
-        if !status.success() {
-            anyhow::bail!("the benchmark at batch size {batch} failed ({status})");
-        }
-        let (row, outputs) = bench::load_saved(&out, batch)?;
-        if batch == 1 {
-            reference = Some(outputs.clone());
-        }
-        let same = reference.as_deref().map(|r| bench::agreement(&outputs, r));
-        rows.push((row, same));
+    let own_args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    print!(
+        "{}",
+        bench::compare_batch_sizes(&exe, &own_args, &args.batch_sizes, &out)?
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn lookup(words: &[String], offline: bool) -> anyhow::Result<ExitCode> {
+    let policy = if offline {
+        FetchPolicy::Forbid
+    } else {
+        FetchPolicy::Allow
+    };
+    let lexicon = tarjama::lexicon::Lexicon::load(policy)?;
+    print!("{}", lexicon.describe(&words.join(" ")));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn score(
+    hyp: &std::path::Path,
+    reference: &std::path::Path,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let (hyps, refs) = metrics::read_parallel(hyp, reference)?;
+    let bleu = metrics::corpus_bleu(&hyps, &refs);
+    let chrf = metrics::corpus_chrf(&hyps, &refs);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "bleu": bleu.score, "chrf": chrf.score, "lines": hyps.len() })
+        );
+    } else {
+        println!("BLEU = {:.2} {}", bleu.score, metrics::BLEU_SIGNATURE);
+        println!("chrF2 = {:.2} {}", chrf.score, metrics::CHRF_SIGNATURE);
     }
-    print!("{}", bench::render(&rows));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn digest(dirs: &[PathBuf], out: Option<PathBuf>, format: &[Format]) -> anyhow::Result<ExitCode> {
+    let into = out.unwrap_or_else(|| dirs[0].clone());
+    std::fs::create_dir_all(&into)
+        .with_context(|| format!("{}: cannot create the digest directory", into.display()))?;
+    let (entries, failures) = tarjama::write::digest::collect(dirs, &into);
+    let written = tarjama::write::digest::write_digest(&into, &entries, &failures, format)?;
+    let written: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+    println!(
+        "{} documents, {} failures: {}",
+        entries.len(),
+        failures.len(),
+        written.join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn memory_command(command: MemoryCommand) -> anyhow::Result<ExitCode> {
+    let path = memory::default_path();
+    let store = Memory::open(&path)?;
+    match command {
+        MemoryCommand::Stats => {
+            let stats = store.stats()?;
+            println!(
+                "{}: {} entries, {:.1} MB",
+                path.display(),
+                stats.entries,
+                stats.bytes as f64 / 1e6
+            );
+            for (model, n) in stats.models {
+                println!("  {n:>8}  {model}");
+            }
+        }
+        MemoryCommand::Clear => {
+            let n = store.clear()?;
+            println!("{}: {n} entries deleted", path.display());
+        }
+        MemoryCommand::Export { tmx } => {
+            let n = store.export_tmx(&tmx)?;
+            println!("{n} translation units written to {}", tmx.display());
+        }
+        MemoryCommand::Import {
+            tmx,
+            arabic,
+            english,
+        } => {
+            let (pairs, origin) = match (tmx, arabic, english) {
+                (Some(tmx), _, _) => (memory::read_tmx(&tmx)?, tmx),
+                (None, Some(arabic), Some(english)) => {
+                    (memory::read_aligned(&arabic, &english)?, arabic)
+                }
+                _ => anyhow::bail!("give a TMX file, or --arabic and --english"),
+            };
+            let n = store.import(&pairs, &origin.display().to_string())?;
+            println!(
+                "{n} translation pairs imported into {} from {}",
+                path.display(),
+                origin.display()
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

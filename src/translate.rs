@@ -16,6 +16,8 @@ use crate::model::{
 
 mod mt;
 pub use mt::MtTranslator;
+#[cfg(test)]
+pub(crate) mod testing;
 
 /// Bumped whenever the prompt or decoding below changes, so stale outputs are redone.
 pub const PROMPT_VERSION: u32 = 7;
@@ -702,6 +704,7 @@ pub fn clean_answer(answer: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::testing::Scripted;
     use super::*;
     use crate::glossary::Glossary;
 
@@ -721,31 +724,6 @@ mod tests {
         );
     }
 
-    /// A scripted backend: returns canned answers in turn and records the prompts, so the
-    /// retry logic can be tested without a model.
-    struct Scripted {
-        answers: Vec<&'static str>,
-        notes: Vec<String>,
-    }
-
-    impl Translator for Scripted {
-        fn translate(&mut self, request: &Request) -> Result<Translation, ModelError> {
-            self.notes.push(notes(request, &[]));
-            Ok(Translation {
-                text: self.answers.remove(0).to_string(),
-                prompt_tokens: 0,
-                generated_tokens: 1,
-                hit_cap: false,
-            })
-        }
-        fn count_tokens(&self, text: &str) -> Result<usize, ModelError> {
-            Ok(text.split_whitespace().count())
-        }
-        fn chat_model(&mut self) -> Option<&mut dyn ChatModel> {
-            None
-        }
-    }
-
     const FAST: Strategy = Strategy {
         retry: true,
         candidates: 1,
@@ -758,10 +736,7 @@ mod tests {
     fn a_clean_first_attempt_is_not_retried() {
         let g = Glossary::default_glossary();
         let terms = g.find(SOURCE);
-        let mut t = Scripted {
-            answers: vec!["The council met in Riyadh on 12 October 2021."],
-            notes: vec![],
-        };
+        let mut t = Scripted::answering(vec!["The council met in Riyadh on 12 October 2021."]);
         let r = translate_checked(
             &mut t,
             &Request::new(SOURCE, &terms),
@@ -776,13 +751,10 @@ mod tests {
 
     #[test]
     fn a_failed_check_is_retried_with_the_problem_spelled_out() {
-        let mut t = Scripted {
-            answers: vec![
-                "The council met in Riyadh on 13 October 2021.",
-                "The council met in Riyadh on 12 October 2021.",
-            ],
-            notes: vec![],
-        };
+        let mut t = Scripted::answering(vec![
+            "The council met in Riyadh on 13 October 2021.",
+            "The council met in Riyadh on 12 October 2021.",
+        ]);
         let r = translate_checked(
             &mut t,
             &Request::new(SOURCE, &[]),
@@ -798,13 +770,10 @@ mod tests {
 
     #[test]
     fn when_both_attempts_fail_the_better_one_is_kept_and_flagged() {
-        let mut t = Scripted {
-            answers: vec![
-                "The council met in الرياض on 13 October 2020.",
-                "The council met in Riyadh on 13 October 2021.",
-            ],
-            notes: vec![],
-        };
+        let mut t = Scripted::answering(vec![
+            "The council met in الرياض on 13 October 2020.",
+            "The council met in Riyadh on 13 October 2021.",
+        ]);
         let r = translate_checked(
             &mut t,
             &Request::new(SOURCE, &[]),
@@ -819,16 +788,13 @@ mod tests {
 
     #[test]
     fn best_keeps_the_candidate_the_others_agree_with() {
-        let mut t = Scripted {
-            answers: vec![
-                // The greedy answer, a loose paraphrase the samples do not share.
-                "Riyadh hosted a gathering of the council on 12 October 2021.",
-                "The council met in Riyadh on 12 October 2021.",
-                "The council held its meeting in Riyadh on 12 October 2021.",
-                "The council met in Riyadh on 12 October, 2021.",
-            ],
-            notes: vec![],
-        };
+        let mut t = Scripted::answering(vec![
+            // The greedy answer, a loose paraphrase the samples do not share.
+            "Riyadh hosted a gathering of the council on 12 October 2021.",
+            "The council met in Riyadh on 12 October 2021.",
+            "The council held its meeting in Riyadh on 12 October 2021.",
+            "The council met in Riyadh on 12 October, 2021.",
+        ]);
         let best = Strategy::for_quality(Quality::Best);
         let r = translate_checked(
             &mut t,
@@ -843,15 +809,12 @@ mod tests {
 
     #[test]
     fn best_never_trades_a_failed_check_for_consensus() {
-        let mut t = Scripted {
-            answers: vec![
-                "The council met in Riyadh on 13 October 2021.",
-                "The council met in Riyadh on 13 October 2021.",
-                "The council gathered in Riyadh on 12 October 2021.",
-                "The council met in Riyadh on 13 October 2021.",
-            ],
-            notes: vec![],
-        };
+        let mut t = Scripted::answering(vec![
+            "The council met in Riyadh on 13 October 2021.",
+            "The council met in Riyadh on 13 October 2021.",
+            "The council gathered in Riyadh on 12 October 2021.",
+            "The council met in Riyadh on 13 October 2021.",
+        ]);
         let best = Strategy::for_quality(Quality::Best);
         let r = translate_checked(
             &mut t,
