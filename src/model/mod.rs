@@ -1,6 +1,7 @@
 //! Model backends. A translation backend implements [`crate::translate::Translator`];
 //! a chat LLM implements [`ChatModel`], which the LLM translator and the summarizer share.
 
+pub mod chat_template;
 pub mod gguf_llm;
 pub mod marian;
 pub mod opus_mt;
