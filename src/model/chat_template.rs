@@ -196,10 +196,16 @@ fn push_example(out: &mut Vec<Message>, example: &Example) {
 /// of a request). Many templates accept no such thing: Gemma's raise "System role not
 /// supported" for any system turn, Mistral's and Llama 2's raise unless user and assistant
 /// alternate after at most one leading system turn. What a template accepts is found once,
-/// when it is loaded, by rendering a small conversation of tarjama's shape with each
-/// strategy in turn (see [`ChatTemplate::new`]); the first one that renders, and keeps
-/// every turn's text, is kept. The order prefers the least change: a model sees its
-/// instructions where its template puts system turns whenever it can.
+/// when it is loaded, by rendering small conversations of tarjama's shape with each
+/// strategy in turn (see [`ChatTemplate::new`]): a request with examples and notes, the
+/// shared prefix alone (system prompt and examples, ending with an answer) and a request
+/// without examples. The first strategy for which all three render, each keeping every
+/// turn's text, is kept. The order prefers the least change: a model sees its
+/// instructions where its template puts system turns whenever it can. Mistral Nemo's
+/// template writes the system prompt into the last user turn only, so the shared prefix
+/// alone would lose it: it gets [`RoleStrategy::MergeSystem`], which puts the system
+/// prompt at the start, where every request shares it. A template that silently drops a
+/// role is caught by the text check, not only one that raises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RoleStrategy {
     /// Every turn as tarjama writes it.
