@@ -3,6 +3,7 @@
 
 pub mod chat_template;
 pub mod gguf_llm;
+pub mod gguf_tokenizer;
 pub mod marian;
 pub mod opus_mt;
 pub mod qwen2;
