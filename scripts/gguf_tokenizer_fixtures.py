@@ -16,8 +16,10 @@ The Rust test `model::gguf_tokenizer` tokenizes the same sentences from the GGUF
 compares ids exactly.
 
 Runs in a venv at ${TARJAMA_HOME:-$HOME/.cache/tarjama}/gguf-tokenizer-venv with pinned
-sentencepiece, gguf and protobuf, created on first run. llama-cpp-python is optional (it
-compiles llama.cpp, about ten minutes on two cores): `--with-llama-cpp` installs it.
+sentencepiece, gguf and protobuf, created on first run. llama-cpp-python is optional:
+`--with-llama-cpp` installs it, which compiles llama.cpp (more than 15 minutes on two shared
+cores, so the committed reference.json was made without it: its `llama_cpp` ids are null and
+the Rust tests check llama.cpp's algorithm through a direct port instead).
 
   python3 scripts/gguf_tokenizer_fixtures.py [--with-llama-cpp]
 """
