@@ -1,14 +1,14 @@
-//! A Qwen2 / Qwen2.5 / Qwen3 instruct model from a GGUF file, run with candle's quantized
-//! kernels. The tokenizer is built from the GGUF's own metadata, so no tokenizer.json is
-//! needed. Prompts use the ChatML template these models were trained on.
+//! An instruct model from a GGUF file, run with candle's quantized kernels. The
+//! tokenizer is built from the GGUF's own metadata, so no tokenizer.json is needed.
+//! Prompts use the ChatML template these models were trained on.
 //!
-//! Qwen2 models run on tarjama's own decoder ([`super::qwen2`]) with continuous batching:
-//! up to `batch_size` requests decode together, one token each per forward pass, and a
-//! finished request's place goes to the next one waiting. Requests are started longest
-//! first, so the long ones do not straggle at the end. Every request reads the cached keys
-//! and values of its prompt prefix (the system prompt and worked examples, computed once
-//! and shared, not copied), as llama.cpp's prompt cache does. Qwen3 runs on candle's model, one
-//! request at a time, and recomputes every prompt.
+//! Every family runs on tarjama's own decoders (one file each, behind
+//! [`super::transformer::Decoder`]) with continuous batching: up to `batch_size` requests
+//! decode together, one token each per forward pass, and a finished request's place goes
+//! to the next one waiting. Requests are started longest first, so the long ones do not
+//! straggle at the end. Every request reads the cached keys and values of its prompt
+//! prefix (the system prompt and worked examples, computed once and shared, not copied),
+//! as llama.cpp's prompt cache does.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -21,10 +21,10 @@ use candle_core::quantized::gguf_file;
 use candle_core::quantized::tokenizer::TokenizerFromGguf;
 use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
-use candle_transformers::models::quantized_qwen3;
 use tokenizers::Tokenizer;
 
-use super::qwen2::{self, Chunk, KvCache, Qwen2};
+use super::qwen2::{self, Qwen2};
+use super::transformer::{Chunk, Decoder, KvCache};
 use super::{ChatModel, ChatPrompt, Decoding, Example, Generation, ModelError, OnDone, Throughput};
 
 /// Special tokens of the ChatML template; document text must never be able to produce them.
@@ -38,13 +38,38 @@ const PREFILL_TOKENS: usize = 512;
 /// summary prompts, with a spare).
 const CACHED_PREFIXES: usize = 4;
 
-enum Weights {
-    Qwen2 {
-        model: Qwen2,
-        /// Keys and values of recent prompt prefixes, least recently used first.
-        prefixes: Vec<(Vec<u32>, Arc<KvCache>)>,
-    },
-    Qwen3(quantized_qwen3::ModelWeights),
+/// The GGUF architectures tarjama has a decoder for, with the models users bring.
+pub const ARCHITECTURES: &[(&str, &str)] = &[(
+    "qwen2",
+    "Qwen2, Qwen2.5 and Qwen2.5-Coder instruct (the built-in models)",
+)];
+
+/// The decoder for `arch`, its weights read from `reader`.
+fn load_decoder(
+    path: &Path,
+    arch: &str,
+    content: &gguf_file::Content,
+    reader: &mut BufReader<File>,
+    device: &Device,
+) -> Result<Box<dyn Decoder>, ModelError> {
+    let decoder: Box<dyn Decoder> = match arch {
+        "qwen2" => {
+            let cfg = qwen2::Config::from_gguf(content).map_err(|e| corrupt(path, e))?;
+            Box::new(Qwen2::new(cfg, content, reader, device).map_err(|e| corrupt(path, e))?)
+        }
+        _ => {
+            return Err(ModelError::Unsupported {
+                path: PathBuf::from(path),
+                arch: arch.to_string(),
+                supported: ARCHITECTURES
+                    .iter()
+                    .map(|(name, _)| *name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+        }
+    };
+    Ok(decoder)
 }
 
 /// A request tokenized and ready to decode.
@@ -68,13 +93,14 @@ struct Row {
 }
 
 pub struct GgufLlm {
-    weights: Weights,
+    decoder: Box<dyn Decoder>,
+    /// Keys and values of recent prompt prefixes, least recently used first.
+    prefixes: Vec<(Vec<u32>, Arc<KvCache>)>,
     tokenizer: Tokenizer,
     stop_ids: Vec<u32>,
     context_length: usize,
     /// Qwen3 thinks aloud unless told not to; an empty think block turns that off.
     empty_think_block: bool,
-    device: Device,
     /// Requests decoded together at most.
     batch_size: usize,
     /// Advanced for every sampled request, in request order, so repeated samples differ
@@ -158,27 +184,7 @@ impl GgufLlm {
         let tokenizer = tokenizer_from(path, &content)?;
         let context_length =
             metadata_u32(&content, &format!("{arch}.context_length")).unwrap_or(4096) as usize;
-        let weights = match arch.as_str() {
-            "qwen2" => {
-                let cfg = qwen2::Config::from_gguf(&content).map_err(|e| corrupt(path, e))?;
-                let model =
-                    Qwen2::new(cfg, &content, &mut reader, device).map_err(|e| corrupt(path, e))?;
-                Weights::Qwen2 {
-                    model,
-                    prefixes: Vec::new(),
-                }
-            }
-            "qwen3" => Weights::Qwen3(
-                quantized_qwen3::ModelWeights::from_gguf(content, &mut reader, device)
-                    .map_err(|e| corrupt(path, e))?,
-            ),
-            _ => {
-                return Err(ModelError::Unsupported {
-                    path: PathBuf::from(path),
-                    arch,
-                })
-            }
-        };
+        let decoder = load_decoder(path, &arch, &content, &mut reader, device)?;
         let stop_ids: Vec<u32> = ["<|im_end|>", "<|endoftext|>"]
             .iter()
             .filter_map(|t| tokenizer.token_to_id(t))
@@ -190,15 +196,15 @@ impl GgufLlm {
             });
         }
         Ok(Self {
-            empty_think_block: matches!(weights, Weights::Qwen3(_)),
+            empty_think_block: arch == "qwen3",
             sampling_seed: 0,
             batch_size: 1,
             throughput: Throughput::default(),
-            weights,
+            decoder,
+            prefixes: Vec::new(),
             tokenizer,
             stop_ids,
             context_length,
-            device: device.clone(),
         })
     }
 
@@ -340,58 +346,20 @@ impl GgufLlm {
         })
     }
 
-    /// One request at a time on candle's Qwen3, which recomputes the whole prompt.
-    fn generate_qwen3(&mut self, prepared: &Prepared) -> Result<Generation, ModelError> {
-        let Weights::Qwen3(model) = &mut self.weights else {
-            return Err(ModelError::Inference("not a Qwen3 model".into()));
-        };
-        let mut sampler = Self::sampler(prepared);
-        let mut generated: Vec<u32> = Vec::new();
-        let mut hit_cap = true;
-        if prepared.max_new_tokens > 0 {
-            let started = Instant::now();
-            model.clear_kv_cache();
-            let input = Tensor::new(prepared.ids.as_slice(), &self.device)?.unsqueeze(0)?;
-            let mut logits = model.forward(&input, 0)?.squeeze(0)?;
-            self.throughput.prompt_tokens += prepared.ids.len();
-            self.throughput.prompt_seconds += started.elapsed().as_secs_f64();
-            let started = Instant::now();
-            loop {
-                let next = Self::pick(logits, prepared.decoding, &generated, sampler.as_mut())?;
-                if self.stop_ids.contains(&next) {
-                    hit_cap = false;
-                    break;
-                }
-                generated.push(next);
-                if generated.len() >= prepared.max_new_tokens {
-                    break;
-                }
-                let pos = prepared.ids.len() + generated.len() - 1;
-                let input = Tensor::new(&[next], &self.device)?.unsqueeze(0)?;
-                logits = model.forward(&input, pos)?.squeeze(0)?;
-            }
-            self.throughput.generated_tokens += generated.len();
-            self.throughput.decode_seconds += started.elapsed().as_secs_f64();
-        }
-        self.finish(prepared, &generated, hit_cap)
-    }
-
     /// A fresh cache for `prepared` holding its prefix, computed now unless cached.
     fn start_row(&mut self, job: usize, prepared: &Prepared) -> Result<Row, ModelError> {
-        let Weights::Qwen2 { model, prefixes } = &mut self.weights else {
-            return Err(ModelError::Inference("not a Qwen2 model".into()));
-        };
+        let (model, prefixes) = (&self.decoder, &mut self.prefixes);
         let capacity = prepared.ids.len() + prepared.max_new_tokens;
         let prefix = &prepared.ids[..prepared.prefix_len];
         let cache = if prefix.is_empty() {
-            KvCache::new(model.config(), capacity)
+            KvCache::new(model.block_count(), capacity)
         } else {
             let hit = prefixes.iter().position(|(tokens, _)| tokens == prefix);
             let entry = match hit {
                 Some(i) => prefixes.remove(i),
                 None => {
                     let started = Instant::now();
-                    let mut cache = KvCache::new(model.config(), prefix.len());
+                    let mut cache = KvCache::new(model.block_count(), prefix.len());
                     model.forward(prefix, &mut cache)?;
                     self.throughput.prompt_tokens += prefix.len();
                     self.throughput.prompt_seconds += started.elapsed().as_secs_f64();
@@ -423,9 +391,7 @@ impl GgufLlm {
         chunk: usize,
         prepared: &[Prepared],
     ) -> Result<Vec<Option<u32>>, ModelError> {
-        let Weights::Qwen2 { model, .. } = &self.weights else {
-            return Err(ModelError::Inference("not a Qwen2 model".into()));
-        };
+        let model = &self.decoder;
         let logits = {
             let mut chunks: Vec<Chunk> = rows
                 .iter_mut()
@@ -461,8 +427,8 @@ impl GgufLlm {
             .collect()
     }
 
-    /// Continuous batching over Qwen2: see the module documentation.
-    fn generate_qwen2(
+    /// Continuous batching: see the module documentation.
+    fn generate_batched(
         &mut self,
         prepared: &[Prepared],
         on_done: OnDone<Generation>,
@@ -650,19 +616,10 @@ impl ChatModel for GgufLlm {
                 }
             }
         }
-        if matches!(self.weights, Weights::Qwen3(_)) {
-            for (p, &job) in ready.iter().zip(&ready_jobs) {
-                let g = self.generate_qwen3(p);
-                on_done(job, &g);
-                results[job] = Some(g);
-            }
-        } else {
-            let mut report =
-                |i: usize, g: &Result<Generation, ModelError>| on_done(ready_jobs[i], g);
-            let generated = self.generate_qwen2(&ready, &mut report);
-            for (g, &job) in generated.into_iter().zip(&ready_jobs) {
-                results[job] = g;
-            }
+        let mut report = |i: usize, g: &Result<Generation, ModelError>| on_done(ready_jobs[i], g);
+        let generated = self.generate_batched(&ready, &mut report);
+        for (g, &job) in generated.into_iter().zip(&ready_jobs) {
+            results[job] = g;
         }
         results
             .into_iter()

@@ -7,8 +7,10 @@ pub mod gguf_tokenizer;
 pub mod marian;
 pub mod opus_mt;
 pub mod qwen2;
+pub mod random_gguf;
 pub mod sentencepiece;
 pub mod seq2seq;
+pub mod transformer;
 
 use std::path::PathBuf;
 
@@ -19,8 +21,12 @@ pub use opus_mt::OpusMt;
 pub enum ModelError {
     #[error("{path}: not a usable GGUF model ({reason}); delete it and run `tarjama models fetch`, or pass another file to --model")]
     Corrupt { path: PathBuf, reason: String },
-    #[error("{path}: GGUF architecture `{arch}` is not supported; tarjama runs Qwen2, Qwen2.5 and Qwen3 instruct GGUFs")]
-    Unsupported { path: PathBuf, arch: String },
+    #[error("{path}: GGUF architecture `{arch}` is not supported; tarjama runs {supported} (see `tarjama models list`)")]
+    Unsupported {
+        path: PathBuf,
+        arch: String,
+        supported: String,
+    },
     #[error("{path}: cannot build a tokenizer from the GGUF metadata ({reason})")]
     Tokenizer { path: PathBuf, reason: String },
     #[error("{path}: not a usable OPUS-MT (Marian) model directory ({reason}); it needs config.json, model.safetensors or pytorch_model.bin, source.spm, target.spm and vocab.json as the Hugging Face hub serves them")]

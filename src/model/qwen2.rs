@@ -2,16 +2,18 @@
 //!
 //! Written after candle-transformers' `quantized_qwen2` (same weights, same kernels, same
 //! numerics), with one difference that matters to tarjama: the key/value cache lives outside
-//! the model, in a [`KvCache`] the caller owns. Every translation request starts with the
-//! same system prompt and worked examples; the caller keeps their keys and values and
-//! truncates the cache back to them instead of recomputing them for every segment.
+//! the model, in a [`KvCache`] the caller owns, so prompt prefixes are shared and sequences
+//! are batched (see [`super::transformer`]).
 
-use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
+use candle_core::quantized::{gguf_file, QMatMul};
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_core::{Device, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
-use candle_transformers::utils::build_causal_mask;
+
+use super::transformer::{
+    attend, Activation, AttentionShape, Batch, Chunk, Decoder, Linear, Mlp, Rope, RopeStyle,
+};
 
 /// Shape of the network, read from the GGUF's own `qwen2.*` metadata.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,174 +51,6 @@ impl Config {
     }
 }
 
-/// Keys and values of every token one sequence has fed so far, per layer, in buffers
-/// allocated once with room to grow: appending a token writes in place instead of copying
-/// the whole history. A cache can start after a shared, read-only `base` (the cached
-/// prompt prefix), whose keys and values every request reads and none copies. Positions
-/// are implicit: the next token fed sits at [`KvCache::len`].
-#[derive(Debug, Clone)]
-pub struct KvCache {
-    base: Option<Arc<KvCache>>,
-    /// Per layer, this cache's own keys and values, shaped `(kv_heads, capacity, head_dim)`.
-    layers: Vec<Option<(Tensor, Tensor)>>,
-    /// Own positions written.
-    own: usize,
-    capacity: usize,
-}
-
-/// One layer's cached keys and values: the shared base's, if any, and the sequence's own.
-type LayerKv = (Option<(Tensor, Tensor)>, (Tensor, Tensor));
-
-impl KvCache {
-    /// An empty cache that holds `capacity` positions before it has to grow.
-    pub fn new(cfg: &Config, capacity: usize) -> Self {
-        Self {
-            base: None,
-            layers: vec![None; cfg.block_count],
-            own: 0,
-            capacity: capacity.max(1),
-        }
-    }
-
-    /// An empty cache whose positions continue those of `base`, with room for
-    /// `capacity` positions of its own.
-    pub fn after(base: Arc<KvCache>, capacity: usize) -> Result<Self> {
-        if base.base.is_some() {
-            candle_core::bail!("a cache can only continue a cache without a base");
-        }
-        Ok(Self {
-            layers: vec![None; base.layers.len()],
-            base: Some(base),
-            own: 0,
-            capacity: capacity.max(1),
-        })
-    }
-
-    pub fn len(&self) -> usize {
-        self.base.as_ref().map_or(0, |b| b.len()) + self.own
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Makes room for `additional` more positions, before a forward pass writes any
-    /// layer (growing mid-pass would lose the positions already written).
-    fn reserve(&mut self, additional: usize) -> Result<()> {
-        let needed = self.own + additional;
-        if needed <= self.capacity {
-            return Ok(());
-        }
-        let capacity = needed.max(self.capacity * 2);
-        for slot in self.layers.iter_mut() {
-            if let Some((k, v)) = slot.take() {
-                *slot = Some((
-                    copy_into_new(&k, self.own, capacity)?,
-                    copy_into_new(&v, self.own, capacity)?,
-                ));
-            }
-        }
-        self.capacity = capacity;
-        Ok(())
-    }
-
-    /// Writes the keys and values of `new` positions (each `(kv_heads, new, head_dim)`)
-    /// of one layer after the cached ones, and returns every position of that layer.
-    /// [`KvCache::advance`] moves the length once all layers are written.
-    fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<LayerKv> {
-        let needed = self.own + k.dim(1)?;
-        if needed > self.capacity {
-            candle_core::bail!("key/value cache used without reserving room first");
-        }
-        let slot = &mut self.layers[layer];
-        if slot.is_none() {
-            let (kv_heads, _, head_dim) = k.dims3()?;
-            let buffer =
-                || Tensor::zeros((kv_heads, self.capacity, head_dim), k.dtype(), k.device());
-            *slot = Some((buffer()?, buffer()?));
-        }
-        let Some((k_buf, v_buf)) = slot.as_ref() else {
-            candle_core::bail!("key/value cache layer {layer} has no buffer")
-        };
-        k_buf.slice_set(k, 1, self.own)?;
-        v_buf.slice_set(v, 1, self.own)?;
-        let base = match &self.base {
-            Some(base) if base.own > 0 => match &base.layers[layer] {
-                Some((k, v)) => Some((k.narrow(1, 0, base.own)?, v.narrow(1, 0, base.own)?)),
-                None => candle_core::bail!("the shared prefix cache has no layer {layer}"),
-            },
-            _ => None,
-        };
-        Ok((
-            base,
-            (k_buf.narrow(1, 0, needed)?, v_buf.narrow(1, 0, needed)?),
-        ))
-    }
-
-    fn advance(&mut self, new: usize) {
-        self.own += new;
-    }
-}
-
-/// A `(kv_heads, capacity, head_dim)` buffer holding the first `len` positions of `src`.
-fn copy_into_new(src: &Tensor, len: usize, capacity: usize) -> Result<Tensor> {
-    let (kv_heads, _, head_dim) = src.dims3()?;
-    let dst = Tensor::zeros((kv_heads, capacity, head_dim), src.dtype(), src.device())?;
-    if len > 0 {
-        dst.slice_set(&src.narrow(1, 0, len)?.contiguous()?, 1, 0)?;
-    }
-    Ok(dst)
-}
-
-/// A quantized weight matrix, applied to `(tokens, features)` rows.
-///
-/// candle multiplies a single row by Q6_K weights with another kernel than several rows,
-/// and the two round differently in the last bits; through 28 layers that is enough to
-/// change a greedy token now and then. A single row is therefore multiplied as two, so a
-/// sequence gets the same numbers whether it is decoded alone or in a batch (it costs
-/// about 1 % of a decoding step).
-struct Linear {
-    weights: QMatMul,
-    pad_single_row: bool,
-}
-
-impl Linear {
-    fn new(weights: QTensor) -> Result<Self> {
-        Self::shared(Arc::new(weights))
-    }
-
-    fn shared(weights: Arc<QTensor>) -> Result<Self> {
-        let pad_single_row = weights.dtype() == GgmlDType::Q6K;
-        Ok(Self {
-            weights: QMatMul::from_arc(weights)?,
-            pad_single_row,
-        })
-    }
-}
-
-impl Module for Linear {
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        if self.pad_single_row && xs.dim(0)? == 1 {
-            let two = Tensor::cat(&[xs, xs], 0)?;
-            return self.weights.forward(&two)?.narrow(0, 0, 1);
-        }
-        self.weights.forward(xs)
-    }
-}
-
-struct Mlp {
-    gate: Linear,
-    up: Linear,
-    down: Linear,
-}
-
-impl Mlp {
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let gate = candle_nn::ops::silu(&self.gate.forward(xs)?)?;
-        self.down.forward(&(gate * self.up.forward(xs)?)?)
-    }
-}
-
 struct Layer {
     wq: Linear,
     wk: Linear,
@@ -238,30 +72,8 @@ pub struct Qwen2 {
     layers: Vec<Layer>,
     norm: RmsNorm,
     output: Linear,
-    cos: Tensor,
-    sin: Tensor,
-    neg_inf: Tensor,
-}
-
-/// One sequence's part of a batched forward pass: its next tokens and its cache.
-pub struct Chunk<'a> {
-    pub tokens: &'a [u32],
-    pub cache: &'a mut KvCache,
-}
-
-/// Rotary-embedding tables for every position the model can attend to.
-fn rope_tables(cfg: &Config, device: &Device) -> Result<(Tensor, Tensor)> {
-    let head_dim = cfg.head_dim();
-    let inv_freq: Vec<f32> = (0..head_dim)
-        .step_by(2)
-        .map(|i| 1.0 / cfg.rope_freq_base.powf(i as f32 / head_dim as f32))
-        .collect();
-    let inv_freq = Tensor::new(inv_freq.as_slice(), device)?;
-    let angles = Tensor::arange(0, cfg.context_length as u32, device)?
-        .to_dtype(DType::F32)?
-        .reshape((cfg.context_length, 1))?
-        .matmul(&inv_freq.reshape((1, inv_freq.elem_count()))?)?;
-    Ok((angles.cos()?, angles.sin()?))
+    rope: Rope,
+    device: Device,
 }
 
 impl Qwen2 {
@@ -296,19 +108,27 @@ impl Qwen2 {
                     gate: Linear::new(w("ffn_gate.weight")?)?,
                     up: Linear::new(w("ffn_up.weight")?)?,
                     down: Linear::new(w("ffn_down.weight")?)?,
+                    activation: Activation::Silu,
                 },
                 ffn_norm: RmsNorm::from_qtensor(w("ffn_norm.weight")?, cfg.rms_norm_eps)?,
             });
         }
-        let (cos, sin) = rope_tables(&cfg, device)?;
+        let rope = Rope::new(
+            cfg.head_dim(),
+            cfg.rope_freq_base,
+            cfg.context_length,
+            None,
+            1.0,
+            RopeStyle::Halves,
+            device,
+        )?;
         Ok(Self {
             embeddings,
             layers,
             norm,
             output,
-            cos,
-            sin,
-            neg_inf: Tensor::new(f32::NEG_INFINITY, device)?,
+            rope,
+            device: device.clone(),
             cfg,
         })
     }
@@ -317,155 +137,80 @@ impl Qwen2 {
         &self.cfg
     }
 
-    /// Feeds `tokens` after those already in `cache` and returns the logits of the last
-    /// one, shape `(vocab,)`.
-    pub fn forward(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Tensor> {
-        self.forward_batch(&mut [Chunk { tokens, cache }])?
-            .squeeze(0)
-    }
-
-    /// One forward pass over several sequences at once, each feeding its own number of
-    /// tokens at its own positions; returns the logits of each chunk's last token, shape
-    /// `(chunks, vocab)`.
-    ///
-    /// The tokens of all chunks are stacked into one matrix for the weight products,
-    /// which are most of the work and treat every row on its own: a sequence gets the
-    /// same numbers whatever it is batched with. Attention is done per sequence, against
-    /// its own cache, so no row is ever padded or masked for another's sake.
-    pub fn forward_batch(&self, chunks: &mut [Chunk]) -> Result<Tensor> {
-        let device = self.cos.device();
-        let mut ids = Vec::new();
-        let mut positions = Vec::new();
-        let mut spans = Vec::with_capacity(chunks.len());
-        for chunk in chunks.iter_mut() {
-            let start = chunk.cache.len();
-            let end = start + chunk.tokens.len();
-            if chunk.tokens.is_empty() {
-                candle_core::bail!("a sequence in the batch has no token to feed");
-            }
-            if end > self.cfg.context_length {
-                candle_core::bail!(
-                    "{end} tokens exceed the model's context of {}",
-                    self.cfg.context_length
-                );
-            }
-            chunk.cache.reserve(chunk.tokens.len())?;
-            spans.push((ids.len(), chunk.tokens.len()));
-            ids.extend_from_slice(chunk.tokens);
-            positions.extend((start..end).map(|p| p as u32));
+    fn attention_shape(&self) -> AttentionShape {
+        let head_dim = self.cfg.head_dim();
+        AttentionShape {
+            heads: self.cfg.head_count,
+            kv_heads: self.cfg.head_count_kv,
+            head_dim,
+            scale: 1.0 / (head_dim as f64).sqrt(),
+            softcap: None,
+            window: None,
         }
-        let positions = Tensor::new(positions.as_slice(), device)?;
-        let cos = self.cos.index_select(&positions, 0)?;
-        let sin = self.sin.index_select(&positions, 0)?;
-        let mut xs = self
-            .embeddings
-            .embedding(&Tensor::new(ids.as_slice(), device)?)?;
-        for (i, layer) in self.layers.iter().enumerate() {
-            let normed = layer.attention_norm.forward(&xs)?;
-            let attn = self.attention(i, layer, &normed, &cos, &sin, chunks, &spans)?;
-            let xs_attn = (attn + &xs)?;
-            let mlp = layer.mlp.forward(&layer.ffn_norm.forward(&xs_attn)?)?;
-            xs = (mlp + xs_attn)?;
-        }
-        for (chunk, &(_, len)) in chunks.iter_mut().zip(&spans) {
-            chunk.cache.advance(len);
-        }
-        let last: Vec<u32> = spans
-            .iter()
-            .map(|&(start, len)| (start + len - 1) as u32)
-            .collect();
-        let last = xs.index_select(&Tensor::new(last.as_slice(), device)?, 0)?;
-        self.output.forward(&self.norm.forward(&last)?)
     }
 
     /// Self-attention of layer `index` for every chunk; `xs` is `(tokens, hidden)`.
-    #[allow(clippy::too_many_arguments)]
     fn attention(
         &self,
         index: usize,
-        layer: &Layer,
         xs: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
+        (cos, sin): (&Tensor, &Tensor),
         chunks: &mut [Chunk],
         spans: &[(usize, usize)],
     ) -> Result<Tensor> {
-        let (tokens, hidden) = xs.dims2()?;
-        let head_dim = self.cfg.head_dim();
-        let heads = self.cfg.head_count;
-        let kv_heads = self.cfg.head_count_kv;
-        let groups = heads / kv_heads;
+        let layer = &self.layers[index];
+        let tokens = xs.dim(0)?;
+        let shape = self.attention_shape();
         // `(1, tokens, heads, head_dim)`, rotated by each token's own position.
         let project = |w: &Linear, b: &Tensor, n: usize| {
             w.forward(xs)?
                 .broadcast_add(b)?
-                .reshape((1, tokens, n, head_dim))
+                .reshape((1, tokens, n, shape.head_dim))
         };
-        let q = candle_nn::rotary_emb::rope_thd(&project(&layer.wq, &layer.bq, heads)?, cos, sin)?;
-        let k =
-            candle_nn::rotary_emb::rope_thd(&project(&layer.wk, &layer.bk, kv_heads)?, cos, sin)?;
-        let v = project(&layer.wv, &layer.bv, kv_heads)?;
-        let scale = (head_dim as f64).sqrt();
-        let mut outs = Vec::with_capacity(chunks.len());
-        for (chunk, &(start, len)) in chunks.iter_mut().zip(spans) {
-            let own = |t: &Tensor| {
-                t.squeeze(0)?
-                    .narrow(0, start, len)?
-                    .transpose(0, 1)?
-                    .contiguous()
-            };
-            // Query heads that share a key/value head are stacked, so grouped-query
-            // attention needs no copy of the keys and values per query head.
-            let q = own(&q)?.reshape((kv_heads, groups * len, head_dim))?;
-            let pos = chunk.cache.len();
-            let (base, (k, v)) = chunk.cache.append(index, &own(&k)?, &own(&v)?)?;
-            let kv_len = pos + len;
-            // Scores against the shared prefix and the sequence's own positions sit side by
-            // side, in position order, exactly as one cache's would.
-            let own_scores = q.matmul(&k.t()?)?;
-            let scores = match &base {
-                Some((base_k, _)) => Tensor::cat(&[&q.matmul(&base_k.t()?)?, &own_scores], 2)?,
-                None => own_scores,
-            };
-            let scores = (scores / scale)?;
-            let scores = if len > 1 {
-                let mask = build_causal_mask(len, pos, q.device())?;
-                let shape = (kv_heads, groups, len, kv_len);
-                let scores = scores.reshape(shape)?;
-                let mask = mask.broadcast_as(shape)?;
-                mask.where_cond(&self.neg_inf.broadcast_as(shape)?, &scores)?
-                    .reshape((kv_heads, groups * len, kv_len))?
-            } else {
-                scores
-            };
-            let weights = candle_nn::ops::softmax_last_dim(&scores)?;
-            let out = match &base {
-                Some((_, base_v)) => {
-                    let base_len = base_v.dim(1)?;
-                    let on_base = weights.narrow(2, 0, base_len)?.matmul(base_v)?;
-                    let on_own = weights.narrow(2, base_len, kv_len - base_len)?.matmul(&v)?;
-                    (on_base + on_own)?
-                }
-                None => weights.matmul(&v)?,
-            };
-            outs.push(
-                out.reshape((heads, len, head_dim))?
-                    .transpose(0, 1)?
-                    .reshape((len, hidden))?,
-            );
-        }
-        let out = if outs.len() == 1 {
-            outs.swap_remove(0)
-        } else {
-            Tensor::cat(&outs, 0)?
-        };
+        let q = self
+            .rope
+            .apply(&project(&layer.wq, &layer.bq, shape.heads)?, cos, sin)?;
+        let k = self
+            .rope
+            .apply(&project(&layer.wk, &layer.bk, shape.kv_heads)?, cos, sin)?;
+        let v = project(&layer.wv, &layer.bv, shape.kv_heads)?;
+        let out = attend(index, &shape, (&q, &k, &v), chunks, spans)?;
         layer.wo.forward(&out)
+    }
+}
+
+impl Decoder for Qwen2 {
+    fn block_count(&self) -> usize {
+        self.cfg.block_count
+    }
+
+    fn context_length(&self) -> usize {
+        self.cfg.context_length
+    }
+
+    /// The tokens of all chunks are stacked into one matrix for the weight products,
+    /// which are most of the work and treat every row on its own.
+    fn forward_batch(&self, chunks: &mut [Chunk]) -> Result<Tensor> {
+        let batch = Batch::new(chunks, self.cfg.context_length, &self.device)?;
+        let (cos, sin) = self.rope.at(&batch.positions)?;
+        let mut xs = self.embeddings.embedding(&batch.ids)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let normed = layer.attention_norm.forward(&xs)?;
+            let attn = self.attention(i, &normed, (&cos, &sin), chunks, &batch.spans)?;
+            let xs_attn = (attn + &xs)?;
+            let mlp = layer.mlp.forward(&layer.ffn_norm.forward(&xs_attn)?)?;
+            xs = (mlp + xs_attn)?;
+        }
+        batch.advance(chunks);
+        self.output
+            .forward(&self.norm.forward(&batch.last_rows(&xs)?)?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::transformer::KvCache;
     use candle_core::quantized::{GgmlDType, QTensor};
 
     fn tiny_config() -> Config {
@@ -556,12 +301,12 @@ mod tests {
         let device = Device::Cpu;
         let model = tiny_model(&device);
         let prompt = [1u32, 5, 9, 200, 7, 3];
-        let mut whole = KvCache::new(model.config(), 2);
+        let mut whole = KvCache::new(model.block_count(), 2);
         let reference = values(&model.forward(&prompt, &mut whole).unwrap());
         assert_eq!(whole.len(), 6);
 
         // Fed in three pieces through a cache that has to grow twice.
-        let mut pieces = KvCache::new(model.config(), 1);
+        let mut pieces = KvCache::new(model.block_count(), 1);
         model.forward(&prompt[..2], &mut pieces).unwrap();
         model.forward(&prompt[2..3], &mut pieces).unwrap();
         let logits = values(&model.forward(&prompt[3..], &mut pieces).unwrap());
@@ -574,7 +319,7 @@ mod tests {
 
         // Caches continuing a shared prefix agree with one that fed everything, give
         // each other identical logits, and leave the prefix alone.
-        let mut prefix = KvCache::new(model.config(), 4);
+        let mut prefix = KvCache::new(model.block_count(), 4);
         model.forward(&prompt[..4], &mut prefix).unwrap();
         let prefix = Arc::new(prefix);
         let mut first = KvCache::after(prefix.clone(), 8).unwrap();
@@ -596,7 +341,7 @@ mod tests {
             KvCache::after(Arc::new(first), 4).is_err(),
             "one level of sharing only"
         );
-        assert!(KvCache::new(model.config(), 1).is_empty());
+        assert!(KvCache::new(model.block_count(), 1).is_empty());
     }
 
     #[test]
@@ -604,7 +349,7 @@ mod tests {
         let device = Device::Cpu;
         let model = tiny_model(&device);
         let prefix = [11u32, 12, 13, 14, 15];
-        let mut shared = KvCache::new(model.config(), 8);
+        let mut shared = KvCache::new(model.block_count(), 8);
         model.forward(&prefix, &mut shared).unwrap();
         let shared = Arc::new(shared);
         let prompts: [&[u32]; 3] = [&[20, 21, 22], &[30], &[40, 41, 42, 43, 44, 45, 46]];
