@@ -326,7 +326,12 @@ struct ModelArgs {
 
 impl ModelArgs {
     /// The flags as given; [`RunSettings::resolve`] makes them a run's settings.
-    fn choices(&self, summary_model: Option<String>, memory: Option<PathBuf>) -> Choices {
+    fn choices(
+        &self,
+        summary_model: Option<String>,
+        memory: Option<PathBuf>,
+        memory_examples: Option<u32>,
+    ) -> Choices {
         Choices {
             model: self.model.clone(),
             summary_model,
@@ -348,7 +353,7 @@ impl ModelArgs {
             lexicon: !self.no_lexicon,
             hints: self.hints as usize,
             memory,
-            memory_examples: None,
+            memory_examples,
         }
     }
 }
@@ -471,11 +476,11 @@ fn translate(args: TranslateArgs, progress: bool) -> anyhow::Result<ExitCode> {
     let mut formats = args.format;
     formats.sort_by_key(|f| *f as u8);
     formats.dedup();
-    let mut choices = args.model.choices(
+    let choices = args.model.choices(
         (!args.no_summary).then_some(args.summary_model),
         (!args.no_memory).then(memory::default_path),
+        args.memory_examples,
     );
-    choices.memory_examples = args.memory_examples;
     let job = JobSettings {
         run: RunSettings::resolve(choices)?,
         inputs: args.inputs,
@@ -495,8 +500,10 @@ fn translate(args: TranslateArgs, progress: bool) -> anyhow::Result<ExitCode> {
 }
 
 fn evaluate(args: EvalArgs, progress: bool) -> anyhow::Result<ExitCode> {
-    let mut choices = args.model.choices(None, Some(memory::default_path()));
-    choices.memory_examples = args.memory_examples;
+    // eval only reads the memory, for its examples.
+    let choices = args
+        .model
+        .choices(None, Some(memory::default_path()), args.memory_examples);
     let opts = EvalOptions {
         run: RunSettings::resolve(choices)?,
         src: args.src,
@@ -519,7 +526,7 @@ fn evaluate(args: EvalArgs, progress: bool) -> anyhow::Result<ExitCode> {
 
 fn benchmark(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let opts = BenchOptions {
-        run: RunSettings::resolve(args.model.choices(None, None))?,
+        run: RunSettings::resolve(args.model.choices(None, None, None))?,
         inputs: args.inputs.clone(),
         limit: args.limit,
     };

@@ -188,7 +188,7 @@ pub fn translate_checked_batch(
     checker: &Checker,
     on_final: &mut dyn FnMut(usize, &Result<CheckedTranslation, ModelError>),
 ) -> Vec<Result<CheckedTranslation, ModelError>> {
-    let per_request = strategy.candidates.max(1);
+    // Context is shown only when the strategy asks for it.
     let requests: Vec<Request> = requests
         .iter()
         .map(|r| Request {
@@ -196,93 +196,128 @@ pub fn translate_checked_batch(
             ..*r
         })
         .collect();
-    let jobs: Vec<Request> = requests
-        .iter()
-        .flat_map(|r| {
-            (0..per_request).map(move |i| Request {
-                sample: i > 0,
-                ..*r
-            })
-        })
-        .collect();
-
-    let mut progress: Vec<Progress> = requests
-        .iter()
-        .map(|_| Progress {
-            candidates: Vec::new(),
-            generated_tokens: 0,
-            error: None,
-            received: 0,
-        })
-        .collect();
-    let needs_retry = |p: &Progress| {
-        strategy.retry && p.error.is_none() && !p.candidates[select(&p.candidates)].1.is_empty()
+    let mut batch = CheckedBatch {
+        requests: &requests,
+        strategy,
+        checker,
+        progress: requests.iter().map(|_| Progress::default()).collect(),
+        finals: requests.iter().map(|_| None).collect(),
     };
-
-    // Candidates arrive in whatever order the backend finishes them; each request's are
-    // put back in candidate order before selection, so batching never changes the choice.
-    let mut arrived: Vec<Vec<(usize, Result<Translation, ModelError>)>> =
-        requests.iter().map(|_| Vec::new()).collect();
-    let mut finals: Vec<Option<Result<CheckedTranslation, ModelError>>> =
-        requests.iter().map(|_| None).collect();
-    translator.translate_batch(&jobs, &mut |job, result| {
-        let i = job / per_request;
-        let p = &mut progress[i];
-        p.received += 1;
-        arrived[i].push((job % per_request, result.clone()));
-        if p.received == per_request {
-            arrived[i].sort_by_key(|(k, _)| *k);
-            for (_, r) in arrived[i].drain(..) {
-                record(p, &requests[i], &r, checker);
-            }
-            if !needs_retry(p) {
-                let settled = settle(p);
-                on_final(i, &settled);
-                finals[i] = Some(settled);
-            }
-        }
-    });
-
-    // Requests settled above gave their candidates away; the rest are the retries.
-    let retry_of: Vec<usize> = (0..requests.len())
-        .filter(|&i| finals[i].is_none() && needs_retry(&progress[i]))
-        .collect();
-    let avoid: Vec<Vec<Finding>> = retry_of
-        .iter()
-        .map(|&i| {
-            let p = &progress[i];
-            let kept = &p.candidates[select(&p.candidates)].1;
-            for f in kept {
-                tracing::debug!("retrying {:?}: {}", requests[i].source, f.warning.message);
-            }
-            kept.clone()
-        })
-        .collect();
-    let retries: Vec<Request> = retry_of
-        .iter()
-        .zip(&avoid)
-        .map(|(&i, avoid)| Request {
-            avoid,
-            ..requests[i]
-        })
-        .collect();
-    if !retries.is_empty() {
-        translator.translate_batch(&retries, &mut |job, result| {
-            let i = retry_of[job];
-            record(&mut progress[i], &retries[job], result, checker);
-            let settled = settle(&mut progress[i]);
-            on_final(i, &settled);
-            finals[i] = Some(settled);
-        });
-    }
-
-    finals
+    batch.first_candidates(translator, on_final);
+    batch.retries(translator, on_final);
+    batch
+        .finals
         .into_iter()
         .map(|f| {
             f.unwrap_or_else(|| Err(ModelError::Inference("request was never settled".into())))
         })
         .collect()
 }
+
+/// The state of [`translate_checked_batch`]: what has come back for each request, and
+/// the requests settled so far.
+struct CheckedBatch<'b, 'r> {
+    requests: &'b [Request<'r>],
+    strategy: &'b Strategy,
+    checker: &'b Checker,
+    progress: Vec<Progress>,
+    finals: Vec<Option<Result<CheckedTranslation, ModelError>>>,
+}
+
+impl CheckedBatch<'_, '_> {
+    fn per_request(&self) -> usize {
+        self.strategy.candidates.max(1)
+    }
+
+    fn needs_retry(&self, p: &Progress) -> bool {
+        self.strategy.retry
+            && p.error.is_none()
+            && !p.candidates[select(&p.candidates)].1.is_empty()
+    }
+
+    /// Every request's candidates (the greedy one, then samples) as one batch; a request
+    /// that needs no retry is settled as soon as all its candidates are in.
+    fn first_candidates(&mut self, translator: &mut dyn Translator, on_final: OnFinal) {
+        let per_request = self.per_request();
+        let jobs: Vec<Request> = self
+            .requests
+            .iter()
+            .flat_map(|r| {
+                (0..per_request).map(move |i| Request {
+                    sample: i > 0,
+                    ..*r
+                })
+            })
+            .collect();
+        // Candidates arrive in whatever order the backend finishes them; each request's
+        // are put back in candidate order before selection, so batching never changes
+        // the choice.
+        let mut arrived: Vec<Vec<(usize, Result<Translation, ModelError>)>> =
+            self.requests.iter().map(|_| Vec::new()).collect();
+        translator.translate_batch(&jobs, &mut |job, result| {
+            let i = job / per_request;
+            arrived[i].push((job % per_request, result.clone()));
+            if arrived[i].len() < per_request {
+                return;
+            }
+            arrived[i].sort_by_key(|(k, _)| *k);
+            for (_, r) in arrived[i].drain(..) {
+                record(&mut self.progress[i], &self.requests[i], &r, self.checker);
+            }
+            if !self.needs_retry(&self.progress[i]) {
+                self.settle(i, on_final);
+            }
+        });
+    }
+
+    /// One more candidate for each request whose kept one failed a check, with the
+    /// problems spelled out, as one batch.
+    fn retries(&mut self, translator: &mut dyn Translator, on_final: OnFinal) {
+        // Requests settled above gave their candidates away; the rest are the retries.
+        let retry_of: Vec<usize> = (0..self.requests.len())
+            .filter(|&i| self.finals[i].is_none() && self.needs_retry(&self.progress[i]))
+            .collect();
+        let avoid: Vec<Vec<Finding>> = retry_of
+            .iter()
+            .map(|&i| {
+                let p = &self.progress[i];
+                let kept = &p.candidates[select(&p.candidates)].1;
+                for f in kept {
+                    tracing::debug!(
+                        "retrying {:?}: {}",
+                        self.requests[i].source,
+                        f.warning.message
+                    );
+                }
+                kept.clone()
+            })
+            .collect();
+        let retries: Vec<Request> = retry_of
+            .iter()
+            .zip(&avoid)
+            .map(|(&i, avoid)| Request {
+                avoid,
+                ..self.requests[i]
+            })
+            .collect();
+        if retries.is_empty() {
+            return;
+        }
+        translator.translate_batch(&retries, &mut |job, result| {
+            let i = retry_of[job];
+            record(&mut self.progress[i], &retries[job], result, self.checker);
+            self.settle(i, on_final);
+        });
+    }
+
+    fn settle(&mut self, i: usize, on_final: OnFinal) {
+        let settled = settle(&mut self.progress[i]);
+        on_final(i, &settled);
+        self.finals[i] = Some(settled);
+    }
+}
+
+type OnFinal<'a> = &'a mut dyn FnMut(usize, &Result<CheckedTranslation, ModelError>);
 
 /// The kept candidate of a request whose attempts are all in (taken out of `p`).
 fn settle(p: &mut Progress) -> Result<CheckedTranslation, ModelError> {
@@ -311,11 +346,11 @@ fn settle(p: &mut Progress) -> Result<CheckedTranslation, ModelError> {
 }
 
 /// What has come back for one request so far.
+#[derive(Default)]
 struct Progress {
     candidates: Vec<(String, Vec<Finding>)>,
     generated_tokens: usize,
     error: Option<ModelError>,
-    received: usize,
 }
 
 /// Checks a candidate and adds it to its request's.

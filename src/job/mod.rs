@@ -88,9 +88,7 @@ pub fn run(
 /// Translates, summarizes and writes the plan's pending documents with `engine`, group
 /// by group; their outcomes go into the plan's report.
 pub fn execute(job: &JobSettings, plan: &mut Plan, engine: &mut Engine) {
-    if engine.load_seconds.is_some() {
-        plan.report.model_load_seconds = engine.load_seconds;
-    }
+    plan.report.model_load_seconds = engine.load_seconds;
     let memory = RunMemory::open(&job.run, &plan.fingerprint, &engine.model);
     let pending = std::mem::take(&mut plan.pending);
     let segmented: Vec<Segmented> = pending
