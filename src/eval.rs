@@ -328,3 +328,72 @@ fn write(path: &Path, text: &str) -> Result<(), EvalError> {
         source,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::testing;
+    use crate::translate::testing::Scripted;
+
+    const PAIRS: &[(&str, &str)] = &[
+        (
+            "عقد المجلس اجتماعه في الرياض.",
+            "The council held its meeting in Riyadh.",
+        ),
+        (
+            "وناقش الوزراء التعاون الاقتصادي.",
+            "The ministers discussed economic cooperation.",
+        ),
+        (
+            "افتتح الوزير المعرض في جدة.",
+            "The minister opened the exhibition in Jeddah.",
+        ),
+    ];
+
+    #[test]
+    fn lines_are_segmented_translated_rejoined_and_scored() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("test.ar");
+        let reference = dir.path().join("test.en");
+        // The first line holds two sentences: two segments, one hypothesis.
+        let sources = format!("{} {}\n{}\n", PAIRS[0].0, PAIRS[1].0, PAIRS[2].0);
+        let references = format!("{} {}\n{}\n", PAIRS[0].1, PAIRS[1].1, PAIRS[2].1);
+        std::fs::write(&src, sources).unwrap();
+        std::fs::write(&reference, references).unwrap();
+        let opts = EvalOptions {
+            run: RunSettings::resolve(testing::choices("scripted")).unwrap(),
+            src,
+            reference,
+            offset: 0,
+            limit: None,
+            hyp_out: Some(dir.path().join("hyp.en")),
+            progress_bar: false,
+            segments_out: Some(dir.path().join("segments.jsonl")),
+        };
+        let mut translator = Scripted::with_table(PAIRS);
+        let report = run(&opts, &mut translator).unwrap();
+        assert_eq!(report.lines, 2);
+        assert!(report.bleu > 99.9 && report.chrf > 99.9, "{report:?}");
+        let hyp = std::fs::read_to_string(dir.path().join("hyp.en")).unwrap();
+        assert_eq!(
+            hyp.lines().next(),
+            Some(format!("{} {}", PAIRS[0].1, PAIRS[1].1).as_str())
+        );
+        let segments = std::fs::read_to_string(dir.path().join("segments.jsonl")).unwrap();
+        assert_eq!(segments.lines().count(), 3, "{segments}");
+
+        // --offset and --limit select the second line only.
+        let opts = EvalOptions {
+            offset: 1,
+            limit: Some(1),
+            hyp_out: None,
+            segments_out: None,
+            ..opts
+        };
+        let asked = translator.asked.clone();
+        asked.borrow_mut().clear();
+        let report = run(&opts, &mut translator).unwrap();
+        assert_eq!(report.lines, 1);
+        assert_eq!(*asked.borrow(), [PAIRS[2].0]);
+    }
+}
