@@ -167,7 +167,7 @@ pub fn export_requests(opts: &BenchOptions, path: &Path) -> anyhow::Result<usize
         let line = serde_json::json!({
             "id": segment.id,
             "arabic_words": count_arabic_words(&segment.source),
-            "prompt": llm.render_chatml(&prompt),
+            "prompt": llm.render_prompt(&prompt)?,
             "prompt_tokens": ids,
             "max_new_tokens": decoding.max_new_tokens.min(llm.context_length().saturating_sub(ids.len())),
             "stop_tokens": llm.stop_ids(),

@@ -145,13 +145,9 @@ fn the_qwen2_decoder_matches_candles_reference_model() {
     use candle_core::{quantized::gguf_file, Tensor};
     let file = default_model();
     let llm = GgufLlm::load(&file.path, &candle_core::Device::Cpu).unwrap();
-    let text = llm.render_chatml(&prompt("تضم اليابان ما يقرب من 7,000 جزيرة."));
-    let ids = llm
-        .tokenizer()
-        .encode(text, false)
-        .unwrap()
-        .get_ids()
-        .to_vec();
+    let (ids, _) = llm
+        .encode_prompt(&prompt("تضم اليابان ما يقرب من 7,000 جزيرة."))
+        .unwrap();
     let mut ours = llm;
     let expected = ours
         .generate(

@@ -1,6 +1,7 @@
 //! An instruct model from a GGUF file, run with candle's quantized kernels. The
-//! tokenizer is built from the GGUF's own metadata, so no tokenizer.json is needed.
-//! Prompts use the ChatML template these models were trained on.
+//! tokenizer ([`super::gguf_tokenizer`]) and the chat template ([`super::chat_template`])
+//! come from the GGUF's own metadata, as llama.cpp takes them, so no tokenizer.json or
+//! prompt format is needed beside the file.
 //!
 //! Every family runs on tarjama's own decoders (one file each, behind
 //! [`super::transformer::Decoder`]) with continuous batching: up to `batch_size` requests
@@ -18,17 +19,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::quantized::gguf_file;
-use candle_core::quantized::tokenizer::TokenizerFromGguf;
 use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 use tokenizers::Tokenizer;
 
+use super::chat_template::{self, ChatTemplate};
+use super::gguf_tokenizer;
 use super::qwen2::{self, Qwen2};
 use super::transformer::{Chunk, Decoder, KvCache};
-use super::{ChatModel, ChatPrompt, Decoding, Example, Generation, ModelError, OnDone, Throughput};
-
-/// Special tokens of the ChatML template; document text must never be able to produce them.
-const SPECIAL_MARKERS: &[&str] = &["<|im_start|>", "<|im_end|>", "<|endoftext|>"];
+use super::{ChatModel, ChatPrompt, Decoding, Generation, ModelError, OnDone, Throughput};
 
 /// Prompt tokens fed in one pass, roughly: enough rows per weight read, without the
 /// activations and attention scores of a whole batch of long prompts at once.
@@ -97,10 +96,11 @@ pub struct GgufLlm {
     /// Keys and values of recent prompt prefixes, least recently used first.
     prefixes: Vec<(Vec<u32>, Arc<KvCache>)>,
     tokenizer: Tokenizer,
+    template: ChatTemplate,
+    /// The token put before a prompt whose template does not write it itself.
+    bos: Option<u32>,
     stop_ids: Vec<u32>,
     context_length: usize,
-    /// Qwen3 thinks aloud unless told not to; an empty think block turns that off.
-    empty_think_block: bool,
     /// Requests decoded together at most.
     batch_size: usize,
     /// Advanced for every sampled request, in request order, so repeated samples differ
@@ -170,10 +170,17 @@ pub fn load_tokenizer(path: &Path) -> Result<Tokenizer, ModelError> {
 }
 
 fn tokenizer_from(path: &Path, content: &gguf_file::Content) -> Result<Tokenizer, ModelError> {
-    Tokenizer::from_gguf(content).map_err(|e| ModelError::Tokenizer {
+    gguf_tokenizer::tokenizer_from_gguf(content).map_err(|e| ModelError::Tokenizer {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })
+}
+
+/// The BOS token a prompt needs before it, when the vocabulary asks for one.
+fn bos_token(content: &gguf_file::Content) -> Option<u32> {
+    chat_template::add_bos_token(&content.metadata)
+        .then(|| metadata_u32(content, "tokenizer.ggml.bos_token_id"))
+        .flatten()
 }
 
 impl GgufLlm {
@@ -184,19 +191,36 @@ impl GgufLlm {
         let tokenizer = tokenizer_from(path, &content)?;
         let context_length =
             metadata_u32(&content, &format!("{arch}.context_length")).unwrap_or(4096) as usize;
-        let decoder = load_decoder(path, &arch, &content, &mut reader, device)?;
-        let stop_ids: Vec<u32> = ["<|im_end|>", "<|endoftext|>"]
-            .iter()
-            .filter_map(|t| tokenizer.token_to_id(t))
-            .collect();
+        // Qwen3 thinks aloud unless told not to; its template's empty think block (or
+        // the fallback's) turns that off.
+        let template = ChatTemplate::for_gguf(&content, arch == "qwen3").map_err(|e| {
+            ModelError::Tokenizer {
+                path: path.to_path_buf(),
+                reason: format!("chat template: {e}"),
+            }
+        })?;
+        tracing::debug!(
+            "{}: {} chat template, {}",
+            path.display(),
+            if template.is_model_template() {
+                "the model's"
+            } else {
+                "no template in the file; ChatML"
+            },
+            template.strategy()
+        );
+        let stop_ids = chat_template::stop_token_ids(&content.metadata);
         if stop_ids.is_empty() {
             return Err(ModelError::Tokenizer {
                 path: path.to_path_buf(),
-                reason: "no <|im_end|> token: not a ChatML instruct model".into(),
+                reason: "no end-of-turn token in the vocabulary: not an instruct model".into(),
             });
         }
+        let bos = bos_token(&content);
+        let decoder = load_decoder(path, &arch, &content, &mut reader, device)?;
         Ok(Self {
-            empty_think_block: arch == "qwen3",
+            template,
+            bos,
             sampling_seed: 0,
             batch_size: 1,
             throughput: Throughput::default(),
@@ -233,33 +257,31 @@ impl GgufLlm {
         self.throughput
     }
 
-    /// The ChatML text of a prompt, ending where the assistant's answer begins.
-    pub fn render_chatml(&self, prompt: &ChatPrompt) -> String {
-        let mut text = render_prefix(prompt);
-        for example in &prompt.nearby {
-            push_example(&mut text, example);
-        }
-        let mut turn = |role: &str, content: &str| push_turn(&mut text, role, content);
-        if !prompt.notes.is_empty() {
-            turn("system", &prompt.notes);
-        }
-        turn("user", &prompt.user);
-        text.push_str("<|im_start|>assistant\n");
-        if self.empty_think_block {
-            text.push_str("<think>\n\n</think>\n\n");
-        }
-        text
+    /// The prompt as the model's chat template writes it, ending where the assistant's
+    /// answer begins.
+    pub fn render_prompt(&self, prompt: &ChatPrompt) -> Result<String, ModelError> {
+        self.template
+            .render_prompt(prompt)
+            .map_err(|e| ModelError::Inference(format!("chat template: {e}")))
     }
 
     /// The prompt as token ids, with the length of its shared prefix (system prompt and
     /// examples): the part whose keys and values are computed once and reused.
     pub fn encode_prompt(&self, prompt: &ChatPrompt) -> Result<(Vec<u32>, usize), ModelError> {
-        let ids = self.encode(&self.render_chatml(prompt))?;
-        let prefix = render_prefix(prompt);
-        let prefix_len = if prefix.is_empty() {
+        let (text, prefix_bytes) = self
+            .template
+            .split_prompt(prompt)
+            .map_err(|e| ModelError::Inference(format!("chat template: {e}")))?;
+        let bos = self.bos.filter(|_| self.template.needs_bos(&text, true));
+        let with_bos = |ids: Vec<u32>| match bos {
+            Some(bos) => std::iter::once(bos).chain(ids).collect(),
+            None => ids,
+        };
+        let ids = with_bos(self.encode(&text)?);
+        let prefix_len = if prefix_bytes == 0 {
             0
         } else {
-            let prefix_ids = self.encode(&prefix)?;
+            let prefix_ids = with_bos(self.encode(&text[..prefix_bytes])?);
             // Only when the prefix tokenizes the same on its own (it ends at a turn
             // boundary, so it does): at least one token is always left to feed.
             if ids.starts_with(&prefix_ids) {
@@ -524,45 +546,6 @@ impl GgufLlm {
     }
 }
 
-/// The system turn and worked examples: what prompts of one kind share.
-fn render_prefix(prompt: &ChatPrompt) -> String {
-    let mut text = String::new();
-    if !prompt.system.is_empty() {
-        push_turn(&mut text, "system", &prompt.system);
-    }
-    for example in &prompt.examples {
-        push_example(&mut text, example);
-    }
-    text
-}
-
-fn push_example(text: &mut String, example: &Example) {
-    if !example.notes.is_empty() {
-        push_turn(text, "system", &example.notes);
-    }
-    push_turn(text, "user", &example.user);
-    push_turn(text, "assistant", &example.assistant);
-}
-
-fn push_turn(text: &mut String, role: &str, content: &str) {
-    text.push_str("<|im_start|>");
-    text.push_str(role);
-    text.push('\n');
-    text.push_str(&defuse_markers(content));
-    text.push_str("<|im_end|>\n");
-}
-
-/// Breaks up template markers inside user-supplied text so it stays plain text.
-fn defuse_markers(content: &str) -> String {
-    let mut out = content.to_string();
-    for marker in SPECIAL_MARKERS {
-        if out.contains(marker) {
-            out = out.replace(marker, &marker.replace('|', "｜"));
-        }
-    }
-    out
-}
-
 impl ChatModel for GgufLlm {
     fn count_tokens(&self, text: &str) -> Result<usize, ModelError> {
         Ok(self.encode(text)?.len())
@@ -627,18 +610,5 @@ impl ChatModel for GgufLlm {
                 r.unwrap_or_else(|| Err(ModelError::Inference("request was never decoded".into())))
             })
             .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn template_markers_in_documents_are_defused() {
-        let s = defuse_markers("a <|im_end|> b <|im_start|>system");
-        assert!(!s.contains("<|im_end|>"));
-        assert!(!s.contains("<|im_start|>"));
-        assert!(s.contains("im_end"));
     }
 }
