@@ -267,8 +267,9 @@ struct EvalArgs {
 /// Model and translation settings shared by `translate` and `eval`.
 #[derive(Args)]
 struct ModelArgs {
-    /// A known model name (see `tarjama models list`), a path to a Qwen2/2.5/3 instruct
-    /// .gguf file, an OPUS-MT (Marian) model directory, or hf:OWNER/REPO[:FILE.gguf]
+    /// A known model name (see `tarjama models list`), a path to an instruct .gguf file
+    /// (Qwen2/2.5/3, Llama 3.x, Mistral, ALLaM, Gemma 2/3, SILMA) or a directory holding
+    /// one, an OPUS-MT (Marian) model directory, or hf:OWNER/REPO[:FILE.gguf]
     /// fetched from the Hugging Face hub (a GGUF repository, or an OPUS-MT one such as
     /// hf:Helsinki-NLP/opus-mt-ar-en).
     #[arg(short, long, default_value = DEFAULT_MODEL, value_name = "MODEL")]

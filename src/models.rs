@@ -4,10 +4,12 @@ use std::time::Instant;
 
 use anyhow::Context;
 
+use crate::model::gguf_llm::ARCHITECTURES;
 use crate::registry::{self, DEFAULT_MODEL};
 
 /// The table `tarjama models list` prints: the built-in models with their size and
-/// cache state, the cache directory, then the translation models known on the hub.
+/// cache state, the cache directory, the GGUF families any `--model FILE.gguf` may be,
+/// then the translation models known on the hub.
 pub fn list() -> String {
     let mut out = String::new();
     for m in registry::manifests() {
@@ -31,6 +33,10 @@ pub fn list() -> String {
         ));
     }
     out.push_str(&format!("cache: {}\n", registry::models_dir().display()));
+    out.push_str("\nGGUF families (--model FILE.gguf, DIR or hf:OWNER/REPO:FILE.gguf; prompts use the file's own chat template):\n");
+    for (arch, models) in ARCHITECTURES {
+        out.push_str(&format!("{arch:<10} {models}\n"));
+    }
     out.push_str("\ntranslation models on the Hugging Face hub (--model hf:NAME, where the hub is reachable):\n");
     for (name, description) in registry::HUB_MODELS {
         let state = if registry::is_cached_on_hub(name) {
@@ -67,5 +73,11 @@ mod tests {
         assert!(list.contains(super::DEFAULT_MODEL), "{list}");
         assert!(list.contains("(default)"), "{list}");
         assert!(list.contains("cache: "), "{list}");
+        for (arch, _) in super::ARCHITECTURES {
+            assert!(
+                list.contains(&format!("\n{arch} ")),
+                "{arch} missing from {list}"
+            );
+        }
     }
 }

@@ -31,7 +31,9 @@ pub enum RegistryError {
     NotCached { name: String, path: PathBuf },
     #[error("{path}: no such model file; check the path given to --model")]
     MissingFile { path: PathBuf },
-    #[error("{path}: a directory without config.json; --model takes a .gguf file or an OPUS-MT model directory (config.json, model.safetensors, source.spm, target.spm, vocab.json)")]
+    #[error("{path}: holds several GGUF files ({files}); pass the one to use to --model")]
+    SeveralGgufs { path: PathBuf, files: String },
+    #[error("{path}: a directory without config.json or a .gguf file; --model takes a .gguf file or an OPUS-MT model directory (config.json, model.safetensors, source.spm, target.spm, vocab.json)")]
     NotAModelDir { path: PathBuf },
 
     #[error("{0}; install Python 3 with pip, or set TARJAMA_PIP to a pip command")]
@@ -184,6 +186,33 @@ pub enum FetchPolicy {
     Forbid,
 }
 
+/// The one `.gguf` file of a directory that is not an OPUS-MT model (as a download of a
+/// GGUF repository leaves it); `None` when it has none.
+fn gguf_in(dir: &Path) -> Result<Option<PathBuf>, RegistryError> {
+    if dir.join("config.json").is_file() {
+        return Ok(None);
+    }
+    let mut ggufs: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(io_err(dir))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "gguf") && p.is_file())
+        .collect();
+    ggufs.sort();
+    match ggufs.len() {
+        0 => Ok(None),
+        1 => Ok(ggufs.pop()),
+        _ => Err(RegistryError::SeveralGgufs {
+            path: dir.to_path_buf(),
+            files: ggufs
+                .iter()
+                .filter_map(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
 /// A local OPUS-MT directory, identified by all its files (see [`directory_sha256`]).
 fn marian_dir(dir: &Path, name: Option<String>) -> Result<ModelFile, RegistryError> {
     if !dir.join("config.json").is_file() {
@@ -264,9 +293,12 @@ pub fn resolve(spec: &str, policy: FetchPolicy) -> Result<ModelFile, RegistryErr
             sha256: m.sha256,
         });
     }
-    let path = PathBuf::from(spec);
+    let mut path = PathBuf::from(spec);
     if path.is_dir() {
-        return marian_dir(&path, None);
+        match gguf_in(&path)? {
+            Some(file) => path = file,
+            None => return marian_dir(&path, None),
+        }
     }
     if spec.ends_with(".gguf") || path.exists() || spec.contains(std::path::MAIN_SEPARATOR) {
         if !path.is_file() {
@@ -625,6 +657,30 @@ fn one_line(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_holding_one_gguf_resolves_to_it_and_one_holding_several_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("Llama-3.2-1B-Instruct-Q4_K_M.gguf");
+        fs::write(&model, b"GGUF and some weights").unwrap();
+        fs::write(dir.path().join("README.md"), b"model card").unwrap();
+        let spec = dir.path().to_string_lossy().into_owned();
+        let file = resolve(&spec, FetchPolicy::Forbid).unwrap();
+        assert_eq!(file.kind, ModelKind::Gguf);
+        assert_eq!(file.path, model);
+        assert_eq!(file.name, "Llama-3.2-1B-Instruct-Q4_K_M");
+
+        fs::write(dir.path().join("other.gguf"), b"GGUF").unwrap();
+        let e = resolve(&spec, FetchPolicy::Forbid).unwrap_err().to_string();
+        assert!(
+            e.contains("several GGUF files") && e.contains("other.gguf"),
+            "{e}"
+        );
+
+        let empty = tempfile::tempdir().unwrap();
+        let e = resolve(&empty.path().to_string_lossy(), FetchPolicy::Forbid).unwrap_err();
+        assert!(matches!(e, RegistryError::NotAModelDir { .. }), "{e}");
+    }
 
     #[test]
     fn a_model_directory_is_identified_by_all_its_files() {
