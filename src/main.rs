@@ -395,6 +395,18 @@ enum ModelsCommand {
         #[arg(default_value = DEFAULT_MODEL)]
         name: String,
     },
+    /// Write a GGUF with random weights in a real model's shape (or a tiny one), to
+    /// measure speed and memory or check a GPU where real weights cannot go.
+    #[command(hide = true)]
+    Random {
+        /// A real shape (qwen2.5-1.5b, qwen3-1.7b, llama-3.2-1b, llama-3.2-3b,
+        /// gemma-2-2b, gemma-3-1b) or tiny-ARCH (tiny-qwen2, tiny-llama, …).
+        shape: String,
+        /// The file to write.
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 fn parse_shard(s: &str) -> Result<(usize, usize), String> {
@@ -466,6 +478,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Models(ModelsCommand::Fetch { name }) => {
             println!("{}", models::fetch(&name, progress)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Models(ModelsCommand::Random { shape, out, seed }) => {
+            println!("{}", models::write_random(&shape, &out, seed)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Digest { dirs, out, format } => digest(&dirs, out, &format),

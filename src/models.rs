@@ -4,7 +4,10 @@ use std::time::Instant;
 
 use anyhow::Context;
 
+use std::path::Path;
+
 use crate::model::gguf_llm::ARCHITECTURES;
+use crate::model::random_gguf::{self, Arch, Shape};
 use crate::registry::{self, DEFAULT_MODEL};
 
 /// The table `tarjama models list` prints: the built-in models with their size and
@@ -61,6 +64,45 @@ pub fn fetch(name: &str, show_progress: bool) -> anyhow::Result<String> {
         "{} ready at {} ({:.1} s)",
         m.name,
         path.display(),
+        started.elapsed().as_secs_f64()
+    ))
+}
+
+/// Writes a GGUF with random weights in the shape `shape` names (see
+/// [`random_gguf::Shape::real`], or `tiny-ARCH`) to `out`; returns the line saying what
+/// was written.
+pub fn write_random(shape: &str, out: &Path, seed: u64) -> anyhow::Result<String> {
+    let (arch, dims) = match shape.strip_prefix("tiny-") {
+        Some(arch) => (Arch::from_name(arch), Shape::tiny()),
+        None => match Shape::real(shape) {
+            Some((arch, dims)) => (Some(arch), dims),
+            None => (None, Shape::tiny()),
+        },
+    };
+    let Some(arch) = arch else {
+        let tiny: Vec<String> = Arch::ALL
+            .iter()
+            .map(|a| format!("tiny-{}", a.name()))
+            .collect();
+        anyhow::bail!(
+            "unknown shape `{shape}`; known: {}, {}",
+            Shape::REAL.join(", "),
+            tiny.join(", ")
+        );
+    };
+    let started = Instant::now();
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    random_gguf::write(arch, &dims, seed, &mut bytes)?;
+    crate::write::write_atomic(out, bytes.get_ref())
+        .with_context(|| format!("{}: cannot write the model", out.display()))?;
+    Ok(format!(
+        "{}: random {} model, {} layers, hidden {}, vocabulary {}, {:.0} MB ({:.1} s)",
+        out.display(),
+        arch.name(),
+        dims.layers,
+        dims.hidden,
+        dims.vocab,
+        bytes.get_ref().len() as f64 / 1e6,
         started.elapsed().as_secs_f64()
     ))
 }
