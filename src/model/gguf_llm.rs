@@ -56,19 +56,21 @@ fn load_decoder(
             let cfg = qwen2::Config::from_gguf(content).map_err(|e| corrupt(path, e))?;
             Box::new(Qwen2::new(cfg, content, reader, device).map_err(|e| corrupt(path, e))?)
         }
-        _ => {
-            return Err(ModelError::Unsupported {
-                path: PathBuf::from(path),
-                arch: arch.to_string(),
-                supported: ARCHITECTURES
-                    .iter()
-                    .map(|(name, _)| *name)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
-        }
+        _ => return Err(unsupported(path, arch)),
     };
     Ok(decoder)
+}
+
+fn unsupported(path: &Path, arch: &str) -> ModelError {
+    ModelError::Unsupported {
+        path: PathBuf::from(path),
+        arch: arch.to_string(),
+        supported: ARCHITECTURES
+            .iter()
+            .map(|(name, _)| *name)
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
 }
 
 /// A request tokenized and ready to decode.
@@ -187,6 +189,10 @@ impl GgufLlm {
     pub fn load(path: &Path, device: &Device) -> Result<Self, ModelError> {
         let (content, mut reader) = read_header(path)?;
         let arch = metadata_str(&content, "general.architecture").unwrap_or_default();
+        // Before anything else is read: an unsupported family is the error to report.
+        if !ARCHITECTURES.iter().any(|(name, _)| *name == arch) {
+            return Err(unsupported(path, &arch));
+        }
         check_complete(path, &content, &mut reader)?;
         let tokenizer = tokenizer_from(path, &content)?;
         let context_length =
@@ -610,5 +616,36 @@ impl ChatModel for GgufLlm {
                 r.unwrap_or_else(|| Err(ModelError::Inference("request was never decoded".into())))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::random_gguf::{self, Arch, Shape};
+
+    #[test]
+    fn an_unsupported_architecture_is_named_with_the_supported_ones() {
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        random_gguf::write(Arch::Qwen2, &Shape::tiny(), 1, &mut bytes).unwrap();
+        // The same file claiming another architecture (and every key renamed with it).
+        let mut renamed = bytes.into_inner();
+        let mut i = 0;
+        while let Some(at) = renamed[i..].windows(5).position(|w| w == b"qwen2") {
+            renamed[i + at..i + at + 5].copy_from_slice(b"phi33");
+            i += at + 5;
+        }
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &renamed).unwrap();
+        let Err(e) = GgufLlm::load(file.path(), &Device::Cpu) else {
+            panic!("an unknown architecture loaded");
+        };
+        let message = e.to_string();
+        assert!(matches!(e, ModelError::Unsupported { .. }), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+        assert!(message.contains("`phi33`"), "{message}");
+        for (arch, _) in ARCHITECTURES {
+            assert!(message.contains(arch), "{arch} missing: {message}");
+        }
     }
 }
