@@ -62,6 +62,7 @@ FAMILIES = [
     ("llama-3.1", "meta-llama-Llama-3.1-8B-Instruct.jinja", "<|begin_of_text|>", "<|eot_id|>"),
     ("llama-3.2", "meta-llama-Llama-3.2-3B-Instruct.jinja", "<|begin_of_text|>", "<|eot_id|>"),
     ("gemma-2", "google-gemma-2-2b-it.jinja", "<bos>", "<eos>"),
+    ("gemma-3", "google-gemma-3-4b-it.jinja", "<bos>", "<eos>"),
     ("qwen2.5", "Qwen-Qwen2.5-7B-Instruct.jinja", "<|endoftext|>", "<|im_end|>"),
     ("qwen2.5-coder", "Qwen-Qwen2.5-Coder-1.5B-Instruct.jinja", "<|endoftext|>", "<|im_end|>"),
     ("qwen3", "Qwen-Qwen3-0.6B.jinja", "<|endoftext|>", "<|im_end|>"),
