@@ -148,20 +148,8 @@ impl GenerationConfig {
     ) -> Result<Vec<Decoded>, ModelError> {
         let k = self.num_beams;
         let mut kept: Vec<Hypotheses> = (0..sentences).map(|_| Hypotheses::new(k)).collect();
-        let mut done = vec![false; sentences];
-        // Per live sentence: its index and its k beams (tokens so far, running score).
-        let mut live: Vec<(usize, Vec<Beam>)> = (0..sentences)
-            .map(|s| {
-                let beams = (0..k)
-                    .map(|b| Beam {
-                        tokens: Vec::new(),
-                        // Only the first beam starts live, so the first step does not pick
-                        // k copies of the same token.
-                        score: if b == 0 { 0.0 } else { -1e9 },
-                    })
-                    .collect();
-                (s, beams)
-            })
+        let mut live: Vec<LiveSentence> = (0..sentences)
+            .map(|sentence| LiveSentence::start(sentence, k))
             .collect();
         // The decoder starts with one row per sentence; grow to k rows each.
         let expand: Vec<u32> = (0..sentences as u32)
@@ -175,98 +163,159 @@ impl GenerationConfig {
             let log_probs = candle_nn::ops::log_softmax(&logits, candle_core::D::Minus1)
                 .and_then(|t| t.to_vec2::<f32>())
                 .map_err(inference)?;
-            let vocab = log_probs.first().map_or(0, Vec::len);
-            let mut next_rows: Vec<u32> = Vec::new();
-            let mut next_tokens: Vec<u32> = Vec::new();
-            let mut next_live = Vec::new();
-            for (i, (s, beams)) in live.iter().enumerate() {
-                // Every beam's continuations, scored by the beam's total log-probability.
-                let mut candidates: Vec<(f32, usize, u32)> = Vec::with_capacity(2 * k);
-                let mut totals: Vec<f32> = Vec::with_capacity(k * vocab);
-                for (b, beam) in beams.iter().enumerate() {
-                    let mut scores = log_probs[i * k + b].clone();
-                    self.process(&mut scores, len);
-                    totals.extend(scores.iter().map(|s| s + beam.score));
-                }
-                for index in top_k(&totals, 2 * k) {
-                    candidates.push((totals[index], index / vocab, (index % vocab) as u32));
-                }
-                // Hypotheses are normalized by their generated length, end-of-sentence
-                // included: the `len - 1` tokens so far plus the one just chosen.
-                let generated_len = len;
-                let mut next = Vec::with_capacity(k);
-                for (rank, &(score, b, token)) in candidates.iter().enumerate() {
-                    if token == self.eos_token_id {
-                        if rank >= k {
-                            continue;
-                        }
-                        kept[*s].add(
-                            beams[b].tokens.clone(),
-                            f64::from(score),
-                            generated_len,
-                            self.length_penalty,
-                        );
-                    } else {
-                        let mut tokens = beams[b].tokens.clone();
-                        tokens.push(token);
-                        next_rows.push((i * k + b) as u32);
-                        next_tokens.push(token);
-                        next.push(Beam { tokens, score });
-                    }
-                    if next.len() == k {
-                        break;
-                    }
-                }
-                let best = candidates.first().map_or(f32::NEG_INFINITY, |c| c.0);
-                done[*s] = kept[*s].is_done(
-                    f64::from(best),
-                    len,
-                    self.early_stopping,
-                    self.length_penalty,
-                    self.max_length,
-                );
-                if !done[*s] {
-                    if next.len() < k {
-                        return Err(ModelError::Inference(
-                            "beam search found fewer continuations than beams".into(),
-                        ));
-                    }
-                    next_live.push((*s, next));
-                } else {
-                    // Drop the rows just queued for this finished sentence.
-                    let queued = next.len();
-                    next_rows.truncate(next_rows.len() - queued);
-                    next_tokens.truncate(next_tokens.len() - queued);
-                }
+            let mut next = NextStep::default();
+            for (i, sentence) in live.iter().enumerate() {
+                let rows = &log_probs[i * k..(i + 1) * k];
+                self.advance(i, sentence, rows, len, &mut kept[sentence.index], &mut next)?;
             }
             len += 1;
-            live = next_live;
+            live = next.live;
             if live.is_empty() {
                 break;
             }
-            decoder.select(&next_rows)?;
-            last = next_tokens;
+            decoder.select(&next.rows)?;
+            last = next.tokens;
         }
         // Sentences that reached max_length: their running beams compete as they are.
-        for (s, beams) in live {
-            for beam in beams {
+        for sentence in live {
+            for beam in sentence.beams {
                 let n = beam.tokens.len();
-                kept[s].add(beam.tokens, f64::from(beam.score), n, self.length_penalty);
+                kept[sentence.index].add(
+                    beam.tokens,
+                    f64::from(beam.score),
+                    n,
+                    self.length_penalty,
+                );
             }
         }
-        Ok(kept
-            .into_iter()
-            .map(|h| {
-                let mut tokens = h.best().unwrap_or_default();
-                // Hypotheses that ended are kept without their end-of-sentence.
-                if tokens.len() + 1 < self.max_length {
-                    tokens.push(self.eos_token_id);
-                }
-                let hit_cap = tokens.len() + 1 >= self.max_length;
-                Decoded { tokens, hit_cap }
-            })
-            .collect())
+        Ok(kept.into_iter().map(|h| self.decoded(h)).collect())
     }
+
+    /// Extends the beams of the `i`-th live sentence by one token from its rows of
+    /// `log_probs`: ended continuations go to `kept`, the best `k` others to `next`,
+    /// unless the sentence is done.
+    fn advance(
+        &self,
+        i: usize,
+        sentence: &LiveSentence,
+        log_probs: &[Vec<f32>],
+        len: usize,
+        kept: &mut Hypotheses,
+        next: &mut NextStep,
+    ) -> Result<(), ModelError> {
+        let k = self.num_beams;
+        let candidates = self.candidates(&sentence.beams, log_probs, len);
+        let mut beams = Vec::with_capacity(k);
+        let mut rows = Vec::with_capacity(k);
+        for (rank, &(score, b, token)) in candidates.iter().enumerate() {
+            let beam = &sentence.beams[b];
+            if token == self.eos_token_id {
+                if rank >= k {
+                    continue;
+                }
+                // Hypotheses are normalized by their generated length, end-of-sentence
+                // included: the `len - 1` tokens so far plus the one just chosen.
+                kept.add(
+                    beam.tokens.clone(),
+                    f64::from(score),
+                    len,
+                    self.length_penalty,
+                );
+            } else {
+                let mut tokens = beam.tokens.clone();
+                tokens.push(token);
+                rows.push((i * k + b) as u32);
+                beams.push(Beam { tokens, score });
+            }
+            if beams.len() == k {
+                break;
+            }
+        }
+        let best = candidates.first().map_or(f32::NEG_INFINITY, |c| c.0);
+        let done = kept.is_done(
+            f64::from(best),
+            len,
+            self.early_stopping,
+            self.length_penalty,
+            self.max_length,
+        );
+        if done {
+            return Ok(());
+        }
+        if beams.len() < k {
+            return Err(ModelError::Inference(
+                "beam search found fewer continuations than beams".into(),
+            ));
+        }
+        next.rows.extend(rows);
+        next.tokens
+            .extend(beams.iter().filter_map(|b| b.tokens.last()));
+        next.live.push(LiveSentence {
+            index: sentence.index,
+            beams,
+        });
+        Ok(())
+    }
+
+    /// The `2k` best continuations of `beams` as `(total score, beam, token)`, best first.
+    fn candidates(
+        &self,
+        beams: &[Beam],
+        log_probs: &[Vec<f32>],
+        len: usize,
+    ) -> Vec<(f32, usize, u32)> {
+        let vocab = log_probs.first().map_or(0, Vec::len);
+        let mut totals: Vec<f32> = Vec::with_capacity(beams.len() * vocab);
+        for (beam, row) in beams.iter().zip(log_probs) {
+            let mut scores = row.clone();
+            self.process(&mut scores, len);
+            totals.extend(scores.iter().map(|s| s + beam.score));
+        }
+        top_k(&totals, 2 * self.num_beams)
+            .into_iter()
+            .map(|index| (totals[index], index / vocab, (index % vocab) as u32))
+            .collect()
+    }
+
+    /// A sentence's best hypothesis, with the end-of-sentence it ended on.
+    fn decoded(&self, hypotheses: Hypotheses) -> Decoded {
+        let mut tokens = hypotheses.best().unwrap_or_default();
+        // Hypotheses that ended are kept without their end-of-sentence.
+        if tokens.len() + 1 < self.max_length {
+            tokens.push(self.eos_token_id);
+        }
+        let hit_cap = tokens.len() + 1 >= self.max_length;
+        Decoded { tokens, hit_cap }
+    }
+}
+
+/// A sentence still searched: its index in the batch and its `k` beams.
+struct LiveSentence {
+    index: usize,
+    beams: Vec<Beam>,
+}
+
+impl LiveSentence {
+    fn start(index: usize, k: usize) -> Self {
+        let beams = (0..k)
+            .map(|b| Beam {
+                tokens: Vec::new(),
+                // Only the first beam starts live, so the first step does not pick k
+                // copies of the same token.
+                score: if b == 0 { 0.0 } else { -1e9 },
+            })
+            .collect();
+        Self { index, beams }
+    }
+}
+
+/// What the next decoding step feeds: the decoder rows kept, their new tokens, and the
+/// sentences still searched.
+#[derive(Default)]
+struct NextStep {
+    rows: Vec<u32>,
+    tokens: Vec<u32>,
+    live: Vec<LiveSentence>,
 }
 
 struct Beam {
