@@ -461,94 +461,136 @@ impl GgufLlm {
         prepared: &[Prepared],
         on_done: OnDone<Generation>,
     ) -> Vec<Option<Result<Generation, ModelError>>> {
-        let mut results: Vec<Option<Result<Generation, ModelError>>> =
-            prepared.iter().map(|_| None).collect();
-        let mut done =
-            |job: usize, result: Result<Generation, ModelError>, results: &mut Vec<Option<_>>| {
-                on_done(job, &result);
-                results[job] = Some(result);
-            };
-        let mut order: Vec<usize> = (0..prepared.len()).collect();
-        order.sort_by_key(|&j| {
-            std::cmp::Reverse(prepared[j].ids.len() + prepared[j].max_new_tokens)
-        });
-        let mut queue: VecDeque<usize> = order.into();
-        let mut active: Vec<Row> = Vec::new();
-        // Rows whose prompt is not all fed yet.
-        let mut prefilling: Vec<Row> = Vec::new();
+        let mut schedule = Schedule::new(prepared, on_done);
         loop {
+            self.admit(&mut schedule, prepared);
             // Prompts are fed in passes of their own, so prompt and decoding time are told
             // apart (on a CPU a mixed pass costs the same), and at most about
             // PREFILL_TOKENS at a time: a long prompt goes on in the next pass.
-            let mut tokens: usize = prefilling
-                .iter()
-                .map(|r| r.feed.len().min(PREFILL_TOKENS))
-                .sum();
-            while active.len() + prefilling.len() < self.batch_size && tokens < PREFILL_TOKENS {
-                let Some(job) = queue.pop_front() else { break };
-                if prepared[job].max_new_tokens == 0 {
-                    let g = self.finish(&prepared[job], &[], true);
-                    done(job, g, &mut results);
-                    continue;
-                }
-                match self.start_row(job, &prepared[job]) {
-                    Ok(row) => {
-                        tokens += row.feed.len().min(PREFILL_TOKENS);
-                        prefilling.push(row);
-                    }
-                    Err(e) => done(job, Err(e), &mut results),
-                }
-            }
-            let prefill = !prefilling.is_empty();
-            let (mut rows, chunk) = if prefill {
-                (std::mem::take(&mut prefilling), PREFILL_TOKENS)
+            let prefill = !schedule.prefilling.is_empty();
+            let (rows, chunk) = if prefill {
+                (std::mem::take(&mut schedule.prefilling), PREFILL_TOKENS)
             } else {
-                (std::mem::take(&mut active), 1)
+                (std::mem::take(&mut schedule.active), 1)
             };
             if rows.is_empty() {
                 break;
             }
-            let started = Instant::now();
-            let fed: usize = rows.iter().map(|r| r.feed.len().min(chunk)).sum();
-            let next = match self.step(&mut rows, chunk, prepared) {
-                Ok(next) => next,
-                Err(e) => {
-                    // The rows in the failed pass lose their caches; the others go on.
-                    for row in rows {
-                        done(row.job, Err(e.clone()), &mut results);
-                    }
-                    continue;
-                }
+            self.pass(rows, chunk, prefill, prepared, &mut schedule);
+        }
+        schedule.results
+    }
+
+    /// Starts waiting requests while the batch has room and the next prefill pass has
+    /// fewer than about PREFILL_TOKENS prompt tokens.
+    fn admit(&mut self, schedule: &mut Schedule, prepared: &[Prepared]) {
+        let mut tokens: usize = schedule
+            .prefilling
+            .iter()
+            .map(|r| r.feed.len().min(PREFILL_TOKENS))
+            .sum();
+        while schedule.active.len() + schedule.prefilling.len() < self.batch_size
+            && tokens < PREFILL_TOKENS
+        {
+            let Some(job) = schedule.queue.pop_front() else {
+                break;
             };
-            let seconds = started.elapsed().as_secs_f64();
-            if prefill {
-                self.throughput.prompt_tokens += fed;
-                self.throughput.prompt_seconds += seconds;
-            } else {
-                self.throughput.generated_tokens += fed;
-                self.throughput.decode_seconds += seconds;
+            if prepared[job].max_new_tokens == 0 {
+                let g = self.finish(&prepared[job], &[], true);
+                schedule.done(job, g);
+                continue;
             }
-            for (mut row, next) in rows.into_iter().zip(next) {
-                let Some(next) = next else {
-                    row.feed.drain(..chunk);
-                    prefilling.push(row);
-                    continue;
-                };
-                let p = &prepared[row.job];
-                let stop = self.stop_ids.contains(&next);
-                if !stop {
-                    row.generated.push(next);
+            match self.start_row(job, &prepared[job]) {
+                Ok(row) => {
+                    tokens += row.feed.len().min(PREFILL_TOKENS);
+                    schedule.prefilling.push(row);
                 }
-                if stop || row.generated.len() >= p.max_new_tokens {
-                    let g = self.finish(p, &row.generated, !stop);
-                    done(row.job, g, &mut results);
-                } else {
-                    row.feed = vec![next];
-                    active.push(row);
-                }
+                Err(e) => schedule.done(job, Err(e)),
             }
         }
-        results
+    }
+
+    /// One forward pass over `rows`, each feeding at most `chunk` tokens; each row then
+    /// goes on prefilling, goes on decoding, or is done.
+    fn pass(
+        &mut self,
+        mut rows: Vec<Row>,
+        chunk: usize,
+        prefill: bool,
+        prepared: &[Prepared],
+        schedule: &mut Schedule,
+    ) {
+        let started = Instant::now();
+        let fed: usize = rows.iter().map(|r| r.feed.len().min(chunk)).sum();
+        let next = match self.step(&mut rows, chunk, prepared) {
+            Ok(next) => next,
+            Err(e) => {
+                // The rows in the failed pass lose their caches; the others go on.
+                for row in rows {
+                    schedule.done(row.job, Err(e.clone()));
+                }
+                return;
+            }
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        if prefill {
+            self.throughput.prompt_tokens += fed;
+            self.throughput.prompt_seconds += seconds;
+        } else {
+            self.throughput.generated_tokens += fed;
+            self.throughput.decode_seconds += seconds;
+        }
+        for (mut row, next) in rows.into_iter().zip(next) {
+            let Some(next) = next else {
+                row.feed.drain(..chunk);
+                schedule.prefilling.push(row);
+                continue;
+            };
+            let p = &prepared[row.job];
+            let stop = self.stop_ids.contains(&next);
+            if !stop {
+                row.generated.push(next);
+            }
+            if stop || row.generated.len() >= p.max_new_tokens {
+                let g = self.finish(p, &row.generated, !stop);
+                schedule.done(row.job, g);
+            } else {
+                row.feed = vec![next];
+                schedule.active.push(row);
+            }
+        }
+    }
+}
+
+/// The requests of one `generate_batch` call: waiting (longest first, so the long ones
+/// do not straggle at the end), feeding their prompts, decoding, or done.
+struct Schedule<'a> {
+    queue: VecDeque<usize>,
+    /// Rows whose prompt is not all fed yet.
+    prefilling: Vec<Row>,
+    active: Vec<Row>,
+    results: Vec<Option<Result<Generation, ModelError>>>,
+    on_done: OnDone<'a, Generation>,
+}
+
+impl<'a> Schedule<'a> {
+    fn new(prepared: &[Prepared], on_done: OnDone<'a, Generation>) -> Self {
+        let mut order: Vec<usize> = (0..prepared.len()).collect();
+        order.sort_by_key(|&j| {
+            std::cmp::Reverse(prepared[j].ids.len() + prepared[j].max_new_tokens)
+        });
+        Self {
+            queue: order.into(),
+            prefilling: Vec::new(),
+            active: Vec::new(),
+            results: prepared.iter().map(|_| None).collect(),
+            on_done,
+        }
+    }
+
+    fn done(&mut self, job: usize, result: Result<Generation, ModelError>) {
+        (self.on_done)(job, &result);
+        self.results[job] = Some(result);
     }
 }
 
