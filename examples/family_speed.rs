@@ -72,6 +72,21 @@ fn status_mb(key: &str) -> f64 {
         .map_or(f64::NAN, |kb: f64| kb / 1024.0)
 }
 
+/// CPU seconds this process has used (user and system, all threads), from
+/// `/proc/self/stat`: on a shared machine, work per CPU second says more than wall time.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<f64> = rest
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(f64::NAN))
+        .collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (fields.get(11).copied().unwrap_or(f64::NAN) + fields.get(12).copied().unwrap_or(f64::NAN))
+        / 100.0
+}
+
 fn load(path: &Path, arch: Arch, device: &Device) -> anyhow::Result<Box<dyn Decoder>> {
     let mut reader = BufReader::new(std::fs::File::open(path)?);
     let content = gguf_file::Content::read(&mut reader)?;
@@ -127,9 +142,10 @@ fn main() -> anyhow::Result<()> {
 
     let prompt: Vec<u32> = (0..args.prompt).map(|i| (i * 37 % 250) as u32).collect();
     let mut prefix = KvCache::new(model.block_count(), prompt.len());
-    let started = Instant::now();
+    let (started, cpu) = (Instant::now(), cpu_seconds());
     let logits = model.forward(&prompt, &mut prefix)?;
     let prompt_s = started.elapsed().as_secs_f64();
+    let prompt_cpu = cpu_seconds() - cpu;
     let first: u32 = logits.argmax(0)?.to_scalar()?;
     let prefix = Arc::new(prefix);
     let peak_after_prompt = status_mb("VmHWM:");
@@ -139,7 +155,7 @@ fn main() -> anyhow::Result<()> {
         .collect::<candle_core::Result<_>>()?;
     // Each sequence starts from another token, so the rows differ.
     let mut next: Vec<u32> = (0..args.batch as u32).map(|i| (first + i) % 250).collect();
-    let started = Instant::now();
+    let (started, cpu) = (Instant::now(), cpu_seconds());
     for _ in 0..args.steps {
         let fed: Vec<[u32; 1]> = next.iter().map(|&t| [t]).collect();
         let mut chunks: Vec<Chunk> = caches
@@ -150,11 +166,13 @@ fn main() -> anyhow::Result<()> {
         next = model.forward_batch(&mut chunks)?.argmax(1)?.to_vec1()?;
     }
     let decode_s = started.elapsed().as_secs_f64();
+    let decode_cpu = cpu_seconds() - cpu;
 
     let decoded = args.batch * args.steps;
     println!(
         "shape {} ({:?}) batch {}: file {:.0} MB, load {:.1} s, RSS after load {:.0} MB; \
-         prompt {} tokens in {:.2} s = {:.1} tok/s (peak RSS {:.0} MB); decode {} tokens in {:.2} s = {:.2} tok/s; \
+         prompt {} tokens in {:.2} s = {:.1} tok/s ({:.1} tok per CPU s; peak RSS {:.0} MB); decode {} tokens in {:.2} s = \
+         {:.2} tok/s ({:.2} tok per CPU s); \
          peak RSS {:.0} MB",
         args.shape,
         arch,
@@ -165,10 +183,12 @@ fn main() -> anyhow::Result<()> {
         args.prompt,
         prompt_s,
         args.prompt as f64 / prompt_s,
+        args.prompt as f64 / prompt_cpu,
         peak_after_prompt,
         decoded,
         decode_s,
         decoded as f64 / decode_s,
+        decoded as f64 / decode_cpu,
         status_mb("VmHWM:"),
     );
     Ok(())
