@@ -345,7 +345,7 @@ mod tests {
     fn frequency_factors_divide_each_rotary_frequency() {
         let base = 500_000f32;
         let factors = random_gguf::llama3_rope_freqs(64, base, 8.0);
-        assert!(factors.iter().any(|&f| f == 1.0) && factors.iter().any(|&f| f == 8.0));
+        assert!(factors.contains(&1.0) && factors.contains(&8.0));
         let bytes = tiny_gguf(Extras {
             llama3_rope_factor: Some(8.0),
             ..Extras::default()
@@ -371,10 +371,9 @@ mod tests {
         let mut max_diff = 0f64;
         for (t, &p) in positions.iter().enumerate() {
             for head in 0..4 {
-                for i in 0..head_dim / 2 {
-                    let freq = 1.0
-                        / (base as f64).powf(2.0 * i as f64 / head_dim as f64)
-                        / factors[i] as f64;
+                for (i, &factor) in factors.iter().enumerate() {
+                    let freq =
+                        1.0 / (base as f64).powf(2.0 * i as f64 / head_dim as f64) / factor as f64;
                     let (s, c) = (p as f64 * freq).sin_cos();
                     let at = head * head_dim + 2 * i;
                     let (x0, x1) = (raw[t][at] as f64, raw[t][at + 1] as f64);
