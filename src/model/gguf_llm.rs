@@ -25,7 +25,9 @@ use tokenizers::Tokenizer;
 
 use super::chat_template::{self, ChatTemplate};
 use super::gguf_tokenizer;
+use super::llama::{self, Llama};
 use super::qwen2::{self, Qwen2};
+use super::qwen3::{self, Qwen3};
 use super::transformer::{Chunk, Decoder, KvCache};
 use super::{ChatModel, ChatPrompt, Decoding, Generation, ModelError, OnDone, Throughput};
 
@@ -38,10 +40,17 @@ const PREFILL_TOKENS: usize = 512;
 const CACHED_PREFIXES: usize = 4;
 
 /// The GGUF architectures tarjama has a decoder for, with the models users bring.
-pub const ARCHITECTURES: &[(&str, &str)] = &[(
-    "qwen2",
-    "Qwen2, Qwen2.5 and Qwen2.5-Coder instruct (the built-in models)",
-)];
+pub const ARCHITECTURES: &[(&str, &str)] = &[
+    (
+        "qwen2",
+        "Qwen2, Qwen2.5 and Qwen2.5-Coder instruct (the built-in models)",
+    ),
+    ("qwen3", "Qwen3 instruct"),
+    (
+        "llama",
+        "Llama 3.1/3.2 Instruct, ALLaM, Mistral 7B / Nemo (Llama layout)",
+    ),
+];
 
 /// The decoder for `arch`, its weights read from `reader`.
 fn load_decoder(
@@ -55,6 +64,14 @@ fn load_decoder(
         "qwen2" => {
             let cfg = qwen2::Config::from_gguf(content).map_err(|e| corrupt(path, e))?;
             Box::new(Qwen2::new(cfg, content, reader, device).map_err(|e| corrupt(path, e))?)
+        }
+        "qwen3" => {
+            let cfg = qwen3::Config::from_gguf(content).map_err(|e| corrupt(path, e))?;
+            Box::new(Qwen3::new(cfg, content, reader, device).map_err(|e| corrupt(path, e))?)
+        }
+        "llama" => {
+            let cfg = llama::Config::from_gguf(content).map_err(|e| corrupt(path, e))?;
+            Box::new(Llama::new(cfg, content, reader, device).map_err(|e| corrupt(path, e))?)
         }
         _ => return Err(unsupported(path, arch)),
     };
@@ -659,6 +676,46 @@ impl ChatModel for GgufLlm {
             })
             .collect()
     }
+}
+
+/// Writes a tiny random model of `arch` to a file, loads it as users' models are loaded,
+/// and checks that three requests sharing a system prompt get the same generations
+/// decoded one at a time as four at a time.
+#[cfg(test)]
+pub(crate) fn assert_batch_size_keeps_generations(arch: super::random_gguf::Arch) {
+    use super::random_gguf::{self, Shape};
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    random_gguf::write(arch, &Shape::tiny(), 11, file.as_file_mut()).unwrap();
+    let jobs: Vec<(ChatPrompt, Decoding)> = ["one", "a longer request", "3"]
+        .iter()
+        .map(|user| {
+            let prompt = ChatPrompt {
+                system: "Translate.".into(),
+                user: user.to_string(),
+                ..ChatPrompt::default()
+            };
+            (prompt, Decoding::greedy(6))
+        })
+        .collect();
+    let generate = |batch_size: usize| {
+        let mut llm = GgufLlm::load(file.path(), &Device::Cpu)
+            .unwrap()
+            .with_batch_size(batch_size);
+        llm.generate_batch(&jobs, &mut |_, _| {})
+            .into_iter()
+            .map(|g| {
+                let g = g.unwrap();
+                (g.text, g.prompt_tokens, g.generated_tokens, g.hit_cap)
+            })
+            .collect::<Vec<_>>()
+    };
+    let one_at_a_time = generate(1);
+    assert!(one_at_a_time.iter().all(|g| g.2 > 0), "{one_at_a_time:?}");
+    assert_eq!(
+        one_at_a_time,
+        generate(4),
+        "{arch:?}: batching changed the generations"
+    );
 }
 
 #[cfg(test)]

@@ -4,9 +4,11 @@
 pub mod chat_template;
 pub mod gguf_llm;
 pub mod gguf_tokenizer;
+pub mod llama;
 pub mod marian;
 pub mod opus_mt;
 pub mod qwen2;
+pub mod qwen3;
 pub mod random_gguf;
 pub mod sentencepiece;
 pub mod seq2seq;

@@ -128,13 +128,69 @@ impl Shape {
     ];
 }
 
+/// What a real model has beyond its family and dimensions.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Extras {
+    /// No `output.weight`: the output layer is the embeddings (then stored Q6_K in a
+    /// Q4_K_M file, as llama.cpp's quantizer does).
+    pub tied_output: bool,
+    /// Llama 3.1's long-context frequency factors, stored as `rope_freqs.weight`, for
+    /// this scaling factor (8 for Llama 3.1, 32 for Llama 3.2).
+    pub llama3_rope_factor: Option<f32>,
+}
+
+impl Extras {
+    /// What the real model [`Shape::real`] names has (all of them tie their output
+    /// layer to the embeddings; Llama 3.2 has frequency factors).
+    pub fn real(name: &str) -> Extras {
+        Extras {
+            tied_output: Shape::REAL.contains(&name),
+            llama3_rope_factor: name.starts_with("llama-3.2").then_some(32.0),
+        }
+    }
+}
+
+/// Llama 3's frequency factors as llama.cpp's converter computes them from the
+/// checkpoint's `rope_scaling` (low 1, high 4, original context 8192): 1 for short
+/// wavelengths, `factor` for long ones, interpolated between.
+pub fn llama3_rope_freqs(head_dim: usize, base: f32, factor: f32) -> Vec<f32> {
+    let (low, high, original) = (1.0f64, 4.0f64, 8192.0f64);
+    let (low_wavelen, high_wavelen) = (original / low, original / high);
+    (0..head_dim)
+        .step_by(2)
+        .map(|i| {
+            let freq = 1.0 / (base as f64).powf(i as f64 / head_dim as f64);
+            let wavelen = std::f64::consts::TAU / freq;
+            if wavelen < high_wavelen {
+                1.0
+            } else if wavelen > low_wavelen {
+                factor
+            } else {
+                let smooth = (original / wavelen - low) / (high - low);
+                (1.0 / ((1.0 - smooth) / factor as f64 + smooth)) as f32
+            }
+        })
+        .collect()
+}
+
 /// The ChatML markers every random model's vocabulary ends with.
 pub const SPECIAL_TOKENS: [&str; 3] = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
 
 /// Writes a GGUF of `arch` with `shape` and weights drawn from `seed`.
 pub fn write<W: Write + Seek>(arch: Arch, shape: &Shape, seed: u64, out: &mut W) -> Result<()> {
+    write_with(arch, shape, Extras::default(), seed, out)
+}
+
+/// Writes a GGUF of `arch` with `shape`, `extras` and weights drawn from `seed`.
+pub fn write_with<W: Write + Seek>(
+    arch: Arch,
+    shape: &Shape,
+    extras: Extras,
+    seed: u64,
+    out: &mut W,
+) -> Result<()> {
     let mut rng = Normal::new(seed);
-    let tensors = tensors(arch, shape, &mut rng)?;
+    let tensors = tensors(arch, shape, extras, &mut rng)?;
     let metadata = metadata(arch, shape);
     let metadata: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let tensors: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
@@ -142,22 +198,40 @@ pub fn write<W: Write + Seek>(arch: Arch, shape: &Shape, seed: u64, out: &mut W)
 }
 
 /// The weights llama.cpp's converter writes for `arch`, as `(name, tensor)`.
-fn tensors(arch: Arch, s: &Shape, rng: &mut Normal) -> Result<Vec<(String, QTensor)>> {
+fn tensors(
+    arch: Arch,
+    s: &Shape,
+    extras: Extras,
+    rng: &mut Normal,
+) -> Result<Vec<(String, QTensor)>> {
     let (q4, q6) = match s.quantization {
         Quantization::Q4KM => (GgmlDType::Q4K, GgmlDType::Q6K),
         Quantization::Q8 => (GgmlDType::Q8_0, GgmlDType::Q8_0),
     };
     let mut draw = Draw { rng, std: s.std };
     let (q_dim, kv_dim) = (s.heads * s.head_dim, s.kv_heads * s.head_dim);
+    // Gemma ties the output layer to the embeddings; the others carry their own unless
+    // `extras` says otherwise.
+    let tied = extras.tied_output || matches!(arch, Arch::Gemma2 | Arch::Gemma3);
+    let embedding_dtype = if extras.tied_output { q6 } else { q4 };
     let mut out = vec![
         (
             "token_embd.weight".to_string(),
-            draw.matrix([s.vocab, s.hidden], q4)?,
+            draw.matrix([s.vocab, s.hidden], embedding_dtype)?,
         ),
         ("output_norm.weight".to_string(), draw.norm(s.hidden)?),
     ];
-    // Gemma ties the output layer to the embeddings; the others carry their own.
-    if !matches!(arch, Arch::Gemma2 | Arch::Gemma3) {
+    if let Some(factor) = extras.llama3_rope_factor {
+        let freqs = llama3_rope_freqs(s.head_dim, rope_base(arch), factor);
+        out.push((
+            "rope_freqs.weight".to_string(),
+            QTensor::quantize(
+                &Tensor::from_vec(freqs, s.head_dim / 2, &Device::Cpu)?,
+                GgmlDType::F32,
+            )?,
+        ));
+    }
+    if !tied {
         out.push((
             "output.weight".to_string(),
             draw.matrix([s.vocab, s.hidden], q6)?,
@@ -260,14 +334,13 @@ fn metadata(arch: Arch, s: &Shape) -> Vec<(String, Value)> {
             Value::F32(1e-6),
         ),
     ];
-    let rope_base = match arch {
-        Arch::Qwen2 | Arch::Qwen3 => 1_000_000.0,
-        Arch::Llama => 500_000.0,
-        Arch::Gemma2 => 10_000.0,
-        Arch::Gemma3 => 1_000_000.0,
-    };
-    m.push((format!("{a}.rope.freq_base"), Value::F32(rope_base)));
+    m.push((format!("{a}.rope.freq_base"), Value::F32(rope_base(arch))));
     match arch {
+        Arch::Llama => {
+            // llama.cpp's converter writes it for Llama (and its loader insists it equals
+            // the head size); candle's quantized_llama requires it.
+            m.push((format!("{a}.rope.dimension_count"), u32v(s.head_dim)));
+        }
         Arch::Gemma2 => {
             m.push((format!("{a}.attn_logit_softcapping"), Value::F32(50.0)));
             m.push((format!("{a}.final_logit_softcapping"), Value::F32(30.0)));
@@ -286,6 +359,16 @@ fn metadata(arch: Arch, s: &Shape) -> Vec<(String, Value)> {
     }
     m.extend(vocabulary(s.vocab));
     m
+}
+
+/// The rotary base the family's real models use.
+fn rope_base(arch: Arch) -> f32 {
+    match arch {
+        Arch::Qwen2 | Arch::Qwen3 => 1_000_000.0,
+        Arch::Llama => 500_000.0,
+        Arch::Gemma2 => 10_000.0,
+        Arch::Gemma3 => 1_000_000.0,
+    }
 }
 
 /// A byte-level BPE vocabulary of `size` tokens without merges.
@@ -400,5 +483,33 @@ mod tests {
         }
         assert_eq!(byte_level_alphabet()[b' ' as usize], "Ġ");
         assert_eq!(byte_level_alphabet()[b'a' as usize], "a");
+    }
+
+    #[test]
+    fn extras_tie_the_output_layer_and_add_llama_3_frequency_factors() {
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        let extras = Extras::real("llama-3.2-1b");
+        assert!(extras.tied_output && extras.llama3_rope_factor == Some(32.0));
+        write_with(Arch::Llama, &Shape::tiny(), extras, 1, &mut bytes).unwrap();
+        bytes.set_position(0);
+        let content = gguf_file::Content::read(&mut bytes).unwrap();
+        assert!(!content.tensor_infos.contains_key("output.weight"));
+        assert_eq!(
+            content.tensor_infos["token_embd.weight"].ggml_dtype,
+            GgmlDType::Q6K
+        );
+        let freqs = content
+            .tensor(&mut bytes, "rope_freqs.weight", &Device::Cpu)
+            .unwrap()
+            .dequantize(&Device::Cpu)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert_eq!(freqs.len(), Shape::tiny().head_dim / 2);
+        // Fast pairs untouched, slow ones slowed by the whole factor, monotone between.
+        assert_eq!((freqs[0], freqs[31]), (1.0, 32.0));
+        assert!(freqs.windows(2).all(|w| w[0] <= w[1]));
+        let dims = &content.metadata["llama.rope.dimension_count"];
+        assert_eq!(dims.to_u32().unwrap(), 64);
     }
 }

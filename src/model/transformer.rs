@@ -456,6 +456,140 @@ fn mask(len: usize, pos: usize, window: Option<usize>, device: &Device) -> Resul
     Ok(Some(Tensor::from_vec(hidden, (len, kv_len), device)?))
 }
 
+/// Checks a decoder the way every family is checked: sequences continuing one shared
+/// prefix, decoded together with different prompt lengths and one joining a step late,
+/// get exactly the logits each gets decoded alone.
+#[cfg(test)]
+pub(crate) fn assert_batched_equals_alone(model: &dyn Decoder) {
+    let values = |t: &Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
+    let prefix = [11u32, 12, 13, 14, 15];
+    let mut shared = KvCache::new(model.block_count(), 8);
+    model.forward(&prefix, &mut shared).unwrap();
+    let shared = Arc::new(shared);
+    let prompts: [&[u32]; 3] = [&[20, 21, 22], &[30], &[40, 41, 42, 43, 44, 45, 46]];
+
+    // Alone: prefill, then two decode steps each.
+    let mut alone = Vec::new();
+    for p in prompts {
+        let mut cache = KvCache::after(shared.clone(), 16).unwrap();
+        let mut logits = vec![values(&model.forward(p, &mut cache).unwrap())];
+        for token in [99u32, 98] {
+            logits.push(values(&model.forward(&[token], &mut cache).unwrap()));
+        }
+        alone.push(logits);
+    }
+
+    // Together, with the second sequence joining one step late and so sharing a pass
+    // between its prefill and the others' decoding. Each step lists (sequence, tokens).
+    let steps: [&[(usize, &[u32])]; 4] = [
+        &[(0, prompts[0]), (2, prompts[2])],
+        &[(0, &[99]), (1, prompts[1]), (2, &[99])],
+        &[(0, &[98]), (1, &[99]), (2, &[98])],
+        &[(1, &[98])],
+    ];
+    let mut caches: Vec<KvCache> = (0..3)
+        .map(|_| KvCache::after(shared.clone(), 16).unwrap())
+        .collect();
+    let mut together: Vec<Vec<Vec<f32>>> = vec![Vec::new(); 3];
+    for step in steps {
+        let mut chunks: Vec<Chunk> = caches
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, cache)| {
+                let &(_, tokens) = step.iter().find(|(s, _)| *s == i)?;
+                Some(Chunk { tokens, cache })
+            })
+            .collect();
+        let out = model.forward_batch(&mut chunks).unwrap();
+        assert_eq!(out.dim(0).unwrap(), step.len());
+        for (row, &(sequence, _)) in step.iter().enumerate() {
+            together[sequence].push(values(&out.get(row).unwrap()));
+        }
+    }
+    for (i, (a, b)) in alone.iter().zip(&together).enumerate() {
+        assert_eq!(
+            a, b,
+            "sequence {i}: batched logits differ from unbatched ones"
+        );
+    }
+}
+
+/// How a decoder's greedy run compares with a reference implementation's.
+#[cfg(test)]
+#[derive(Debug)]
+pub(crate) struct Parity {
+    pub ours: Vec<u32>,
+    pub reference: Vec<u32>,
+    /// Largest difference of one logit, over every step compared.
+    pub max_diff: f32,
+    /// Smallest spread (max - min) of the reference's logits at one step.
+    pub min_range: f32,
+}
+
+/// Decodes `steps` tokens greedily after `prompt` with `model` (through a [`KvCache`])
+/// and with `reference`, called as candle's one-sequence models are: the whole prompt at
+/// position 0, then one token at a time at its position, returning `(1, vocab)` logits.
+/// Logits are compared while the two agree on the tokens fed.
+#[cfg(test)]
+pub(crate) fn greedy_parity(
+    model: &dyn Decoder,
+    mut reference: impl FnMut(&Tensor, usize) -> Result<Tensor>,
+    prompt: &[u32],
+    steps: usize,
+) -> Parity {
+    let device = Device::Cpu;
+    let values = |t: &Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
+    let argmax = |v: &[f32]| {
+        v.iter()
+            .enumerate()
+            .fold((0, f32::NEG_INFINITY), |best, (i, &x)| {
+                if x > best.1 {
+                    (i, x)
+                } else {
+                    best
+                }
+            })
+            .0 as u32
+    };
+    let mut cache = KvCache::new(model.block_count(), prompt.len() + steps);
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let (mut max_diff, mut min_range) = (0f32, f32::INFINITY);
+    let mut feed_ours = prompt.to_vec();
+    let mut feed_theirs = prompt.to_vec();
+    let mut position = 0;
+    for _ in 0..steps {
+        let a = values(&model.forward(&feed_ours, &mut cache).unwrap());
+        let input = Tensor::new(feed_theirs.as_slice(), &device)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let b = values(&reference(&input, position).unwrap());
+        assert_eq!(a.len(), b.len(), "vocabulary sizes differ");
+        if feed_ours == feed_theirs {
+            for (x, y) in a.iter().zip(&b) {
+                max_diff = max_diff.max((x - y).abs());
+            }
+            let (lo, hi) = b
+                .iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &x| {
+                    (lo.min(x), hi.max(x))
+                });
+            min_range = min_range.min(hi - lo);
+        }
+        position += feed_theirs.len();
+        ours.push(argmax(&a));
+        theirs.push(argmax(&b));
+        feed_ours = vec![argmax(&a)];
+        feed_theirs = vec![argmax(&b)];
+    }
+    Parity {
+        ours,
+        reference: theirs,
+        max_diff,
+        min_range,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
