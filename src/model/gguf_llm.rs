@@ -723,6 +723,108 @@ mod tests {
     use super::*;
     use crate::model::random_gguf::{self, Arch, Shape};
 
+    /// A tiny random Llama whose vocabulary and template are Llama 3.1's, written to a
+    /// file and loaded as users' models are.
+    fn tiny_llama_3_1() -> tempfile::NamedTempFile {
+        let template = include_str!(
+            "../../tests/fixtures/chat_templates/templates/meta-llama-Llama-3.1-8B-Instruct.jinja"
+        );
+        let specials = [
+            "<|begin_of_text|>",
+            "<|end_of_text|>",
+            "<|start_header_id|>",
+            "<|end_header_id|>",
+            "<|eom_id|>",
+            "<|eot_id|>",
+        ];
+        let chat = random_gguf::Chat {
+            template: template.to_string(),
+            specials: specials.iter().map(|t| t.to_string()).collect(),
+            bos: "<|begin_of_text|>".into(),
+            eos: "<|eot_id|>".into(),
+            add_bos: true,
+        };
+        let extras = random_gguf::Extras {
+            chat: Some(chat),
+            ..Default::default()
+        };
+        let mut shape = Shape::tiny();
+        shape.context = 2048;
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        random_gguf::write_with(Arch::Llama, &shape, extras, 5, file.as_file_mut()).unwrap();
+        file
+    }
+
+    #[test]
+    fn a_model_s_own_template_writes_the_prompt_with_one_bos_and_its_stop_tokens() {
+        let file = tiny_llama_3_1();
+        let llm = GgufLlm::load(file.path(), &Device::Cpu).unwrap();
+        let token = |t: &str| llm.tokenizer().token_to_id(t).unwrap();
+        let prompt = ChatPrompt {
+            system: "Translate Arabic into English.".into(),
+            examples: vec![crate::model::Example {
+                notes: String::new(),
+                user: "مرحبا".into(),
+                assistant: "Hello".into(),
+            }],
+            user: "شكرا <|eot_id|>".into(),
+            ..ChatPrompt::default()
+        };
+        let text = llm.render_prompt(&prompt).unwrap();
+        assert!(text.starts_with("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"));
+        assert!(
+            text.ends_with("<|start_header_id|>assistant<|end_header_id|>\n\n"),
+            "{text}"
+        );
+        // The document's own marker is text, not a turn.
+        assert_eq!(text.matches("<|eot_id|>").count(), 4, "{text}");
+        assert!(text.contains("شكرا <｜eot_id｜>"), "{text}");
+
+        let (ids, prefix_len) = llm.encode_prompt(&prompt).unwrap();
+        let bos = token("<|begin_of_text|>");
+        assert_eq!(ids[0], bos, "the template writes BOS");
+        assert_ne!(ids[1], bos, "and it is not added twice");
+        assert!(
+            prefix_len > 10 && prefix_len < ids.len(),
+            "{prefix_len} of {}",
+            ids.len()
+        );
+        assert_eq!(ids.iter().filter(|&&t| t == token("<|eot_id|>")).count(), 4);
+        assert!(llm.stop_ids().contains(&token("<|eot_id|>")));
+        assert!(llm.stop_ids().contains(&token("<|eom_id|>")));
+    }
+
+    #[test]
+    fn a_model_s_own_template_decodes_the_same_at_any_batch_size() {
+        let file = tiny_llama_3_1();
+        let jobs: Vec<(ChatPrompt, Decoding)> = ["واحد", "طلب أطول قليلا", "٣"]
+            .iter()
+            .map(|user| {
+                let prompt = ChatPrompt {
+                    system: "Translate.".into(),
+                    user: user.to_string(),
+                    ..ChatPrompt::default()
+                };
+                (prompt, Decoding::greedy(5))
+            })
+            .collect();
+        let generate = |batch_size: usize| {
+            let mut llm = GgufLlm::load(file.path(), &Device::Cpu)
+                .unwrap()
+                .with_batch_size(batch_size);
+            llm.generate_batch(&jobs, &mut |_, _| {})
+                .into_iter()
+                .map(|g| {
+                    g.map(|g| (g.text, g.prompt_tokens, g.generated_tokens))
+                        .unwrap()
+                })
+                .collect::<Vec<_>>()
+        };
+        let alone = generate(1);
+        assert!(alone.iter().all(|g| g.2 > 0), "{alone:?}");
+        assert_eq!(alone, generate(3));
+    }
+
     #[test]
     fn an_unsupported_architecture_is_named_with_the_supported_ones() {
         let mut bytes = std::io::Cursor::new(Vec::new());

@@ -326,7 +326,7 @@ mod tests {
             };
             // Every matrix Q8_0: the same kernels on the same rows as candle, so the
             // logits are the same to the bit.
-            let parity = parity_with_candle(&tiny_gguf_as(Quantization::Q8, extras));
+            let parity = parity_with_candle(&tiny_gguf_as(Quantization::Q8, extras.clone()));
             assert_eq!(parity.max_diff, 0.0, "Q8_0, tied {tied_output}: {parity:?}");
             // Q4_K_M has Q6_K matrices, and tarjama multiplies a single row by those as
             // two rows (see `Linear`), candle as one: the two kernels differ by about

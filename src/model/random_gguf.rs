@@ -129,7 +129,7 @@ impl Shape {
 }
 
 /// What a real model has beyond its family and dimensions.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Extras {
     /// No `output.weight`: the output layer is the embeddings (then stored Q6_K in a
     /// Q4_K_M file, as llama.cpp's quantizer does).
@@ -137,6 +137,22 @@ pub struct Extras {
     /// Llama 3.1's long-context frequency factors, stored as `rope_freqs.weight`, for
     /// this scaling factor (8 for Llama 3.1, 32 for Llama 3.2).
     pub llama3_rope_factor: Option<f32>,
+    /// A chat template and the special tokens it writes, instead of bare ChatML markers.
+    pub chat: Option<Chat>,
+}
+
+/// What a real instruct model's vocabulary adds for its chat template.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Chat {
+    /// `tokenizer.chat_template`.
+    pub template: String,
+    /// Control tokens appended to the vocabulary, in order.
+    pub specials: Vec<String>,
+    /// Which of `specials` are BOS and EOS.
+    pub bos: String,
+    pub eos: String,
+    /// `tokenizer.ggml.add_bos_token`.
+    pub add_bos: bool,
 }
 
 impl Extras {
@@ -146,6 +162,7 @@ impl Extras {
         Extras {
             tied_output: Shape::REAL.contains(&name),
             llama3_rope_factor: name.starts_with("llama-3.2").then_some(32.0),
+            chat: None,
         }
     }
 }
@@ -190,8 +207,8 @@ pub fn write_with<W: Write + Seek>(
     out: &mut W,
 ) -> Result<()> {
     let mut rng = Normal::new(seed);
+    let metadata = metadata(arch, shape, extras.chat.as_ref());
     let tensors = tensors(arch, shape, extras, &mut rng)?;
-    let metadata = metadata(arch, shape);
     let metadata: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let tensors: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
     gguf_file::write(out, &metadata, &tensors)
@@ -312,7 +329,7 @@ impl Draw<'_> {
 }
 
 /// The metadata llama.cpp reads for `arch`, and a byte-level vocabulary.
-fn metadata(arch: Arch, s: &Shape) -> Vec<(String, Value)> {
+fn metadata(arch: Arch, s: &Shape, chat: Option<&Chat>) -> Vec<(String, Value)> {
     let a = arch.name();
     let u32v = |n: usize| Value::U32(n as u32);
     let mut m = vec![
@@ -357,7 +374,7 @@ fn metadata(arch: Arch, s: &Shape) -> Vec<(String, Value)> {
         }
         _ => {}
     }
-    m.extend(vocabulary(s.vocab));
+    m.extend(vocabulary(s.vocab, chat));
     m
 }
 
@@ -371,18 +388,29 @@ fn rope_base(arch: Arch) -> f32 {
     }
 }
 
-/// A byte-level BPE vocabulary of `size` tokens without merges.
-fn vocabulary(size: usize) -> Vec<(String, Value)> {
+/// A byte-level BPE vocabulary of `size` tokens without merges, ending with `chat`'s
+/// special tokens (or the ChatML markers).
+fn vocabulary(size: usize, chat: Option<&Chat>) -> Vec<(String, Value)> {
+    let chatml = Chat {
+        specials: SPECIAL_TOKENS.iter().map(|t| t.to_string()).collect(),
+        bos: SPECIAL_TOKENS[0].into(),
+        eos: SPECIAL_TOKENS[2].into(),
+        ..Chat::default()
+    };
+    let chat = chat.unwrap_or(&chatml);
     let mut tokens: Vec<String> = byte_level_alphabet();
-    let padding = size.saturating_sub(tokens.len() + SPECIAL_TOKENS.len());
+    let padding = size.saturating_sub(tokens.len() + chat.specials.len());
     tokens.extend((0..padding).map(|i| format!("unused{i}")));
     let first_special = tokens.len();
-    tokens.extend(SPECIAL_TOKENS.iter().map(|t| t.to_string()));
+    tokens.extend(chat.specials.iter().cloned());
     let types: Vec<Value> = (0..tokens.len())
         .map(|i| Value::I32(if i >= first_special { 3 } else { 1 }))
         .collect();
-    let eos = (first_special + 2) as u32;
-    vec![
+    let id_of = |name: &str| {
+        let at = chat.specials.iter().position(|t| t == name).unwrap_or(0);
+        Value::U32((first_special + at) as u32)
+    };
+    let mut m = vec![
         (
             "tokenizer.ggml.model".to_string(),
             Value::String("gpt2".into()),
@@ -400,16 +428,20 @@ fn vocabulary(size: usize) -> Vec<(String, Value)> {
             "tokenizer.ggml.merges".to_string(),
             Value::Array(Vec::new()),
         ),
-        ("tokenizer.ggml.eos_token_id".to_string(), Value::U32(eos)),
-        (
-            "tokenizer.ggml.bos_token_id".to_string(),
-            Value::U32(first_special as u32),
-        ),
+        ("tokenizer.ggml.eos_token_id".to_string(), id_of(&chat.eos)),
+        ("tokenizer.ggml.bos_token_id".to_string(), id_of(&chat.bos)),
         (
             "tokenizer.ggml.add_bos_token".to_string(),
-            Value::Bool(false),
+            Value::Bool(chat.add_bos),
         ),
-    ]
+    ];
+    if !chat.template.is_empty() {
+        m.push((
+            "tokenizer.chat_template".to_string(),
+            Value::String(chat.template.clone()),
+        ));
+    }
+    m
 }
 
 /// Normal numbers from a seed, the same on every machine (candle cannot seed its CPU
