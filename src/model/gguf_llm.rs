@@ -23,6 +23,7 @@ use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 use tokenizers::Tokenizer;
 
+use super::gemma::{self, Gemma};
 use super::qwen2::{self, Qwen2};
 use super::transformer::{Chunk, Decoder, KvCache};
 use super::{ChatModel, ChatPrompt, Decoding, Example, Generation, ModelError, OnDone, Throughput};
@@ -39,10 +40,14 @@ const PREFILL_TOKENS: usize = 512;
 const CACHED_PREFIXES: usize = 4;
 
 /// The GGUF architectures tarjama has a decoder for, with the models users bring.
-pub const ARCHITECTURES: &[(&str, &str)] = &[(
-    "qwen2",
-    "Qwen2, Qwen2.5 and Qwen2.5-Coder instruct (the built-in models)",
-)];
+pub const ARCHITECTURES: &[(&str, &str)] = &[
+    (
+        "qwen2",
+        "Qwen2, Qwen2.5 and Qwen2.5-Coder instruct (the built-in models)",
+    ),
+    ("gemma2", "Gemma 2 instruct, SILMA"),
+    ("gemma3", "Gemma 3 instruct (text)"),
+];
 
 /// The decoder for `arch`, its weights read from `reader`.
 fn load_decoder(
@@ -56,6 +61,10 @@ fn load_decoder(
         "qwen2" => {
             let cfg = qwen2::Config::from_gguf(content).map_err(|e| corrupt(path, e))?;
             Box::new(Qwen2::new(cfg, content, reader, device).map_err(|e| corrupt(path, e))?)
+        }
+        "gemma2" | "gemma3" => {
+            let cfg = gemma::Config::from_gguf(content).map_err(|e| corrupt(path, e))?;
+            Box::new(Gemma::new(cfg, content, reader, device).map_err(|e| corrupt(path, e))?)
         }
         _ => {
             return Err(ModelError::Unsupported {
