@@ -12,7 +12,8 @@
 //! that continue it as a shared prefix (decode tok/s, all sequences together), and prints
 //! the peak resident memory of the process (VmHWM) and the load average. Write and run
 //! in separate processes, one at a time, so each peak is that run's own.
-//! `qwen2.5-1.5b` runs the Qwen2 decoder the same way, as a baseline.
+//! `qwen2.5-1.5b` runs the Qwen2 decoder the same way, as a baseline. A last argument
+//! `q8` writes and runs the model with every matrix in Q8_0 instead of the Q4_K_M mix.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
@@ -24,14 +25,16 @@ use candle_core::quantized::gguf_file;
 use candle_core::Device;
 use tarjama::model::gemma::{self, Gemma};
 use tarjama::model::qwen2::{self, Qwen2};
-use tarjama::model::random_gguf::{self, Shape};
+use tarjama::model::random_gguf::{self, Quantization, Shape};
 use tarjama::model::transformer::{Chunk, Decoder, KvCache};
 
 const PROMPT: usize = 256;
 const STEPS: usize = 32;
 
 fn path(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("tarjama-random-{name}.gguf"))
+    let q8 = std::env::args().any(|a| a == "q8");
+    let suffix = if q8 { "-q8" } else { "" };
+    std::env::temp_dir().join(format!("tarjama-random-{name}{suffix}.gguf"))
 }
 
 fn peak_rss_mb() -> f64 {
@@ -50,9 +53,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (Some(mode), Some(name)) = (args.first(), args.get(1)) else {
         return Err(usage.into());
     };
-    let Some((arch, shape)) = Shape::real(name) else {
+    let Some((arch, mut shape)) = Shape::real(name) else {
         return Err(usage.into());
     };
+    if args.iter().any(|a| a == "q8") {
+        shape.quantization = Quantization::Q8;
+    }
     match mode.as_str() {
         "write" => {
             let started = Instant::now();
