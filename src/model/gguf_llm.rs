@@ -24,6 +24,7 @@ use candle_transformers::generation::{LogitsProcessor, Sampling};
 use tokenizers::Tokenizer;
 
 use super::chat_template::{self, ChatTemplate};
+use super::gemma::{self, Gemma};
 use super::gguf_tokenizer;
 use super::llama::{self, Llama};
 use super::qwen2::{self, Qwen2};
@@ -50,6 +51,8 @@ pub const ARCHITECTURES: &[(&str, &str)] = &[
         "llama",
         "Llama 3.1/3.2 Instruct, ALLaM, Mistral 7B / Nemo (Llama layout)",
     ),
+    ("gemma2", "Gemma 2 instruct, SILMA"),
+    ("gemma3", "Gemma 3 instruct (text)"),
 ];
 
 /// The decoder for `arch`, its weights read from `reader`.
@@ -68,6 +71,10 @@ fn load_decoder(
         "qwen3" => {
             let cfg = qwen3::Config::from_gguf(content).map_err(|e| corrupt(path, e))?;
             Box::new(Qwen3::new(cfg, content, reader, device).map_err(|e| corrupt(path, e))?)
+        }
+        "gemma2" | "gemma3" => {
+            let cfg = gemma::Config::from_gguf(content).map_err(|e| corrupt(path, e))?;
+            Box::new(Gemma::new(cfg, content, reader, device).map_err(|e| corrupt(path, e))?)
         }
         "llama" => {
             let cfg = llama::Config::from_gguf(content).map_err(|e| corrupt(path, e))?;

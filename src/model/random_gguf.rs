@@ -58,6 +58,8 @@ pub struct Shape {
     pub ffn: usize,
     pub vocab: usize,
     pub context: usize,
+    /// Positions a query of a sliding-window layer sees (the Gemma families).
+    pub sliding_window: usize,
     /// Standard deviation of the random weights.
     pub std: f32,
     /// How the big matrices are stored (norms and biases stay f32).
@@ -86,6 +88,7 @@ impl Shape {
             ffn: 512,
             vocab: 320,
             context: 128,
+            sliding_window: 8,
             std: 0.5,
             quantization: Quantization::Q4KM,
         }
@@ -103,6 +106,7 @@ impl Shape {
             ffn,
             vocab,
             context: 8192,
+            sliding_window: 4096,
             std: 0.02,
             quantization: Quantization::Q4KM,
         };
@@ -112,7 +116,13 @@ impl Shape {
             "llama-3.2-1b" => (Arch::Llama, shape(2048, 16, 32, 8, 64, 8192, 128_256)),
             "llama-3.2-3b" => (Arch::Llama, shape(3072, 28, 24, 8, 128, 8192, 128_256)),
             "gemma-2-2b" => (Arch::Gemma2, shape(2304, 26, 8, 4, 256, 9216, 256_000)),
-            "gemma-3-1b" => (Arch::Gemma3, shape(1152, 26, 4, 1, 256, 6912, 262_144)),
+            "gemma-3-1b" => (
+                Arch::Gemma3,
+                Shape {
+                    sliding_window: 512,
+                    ..shape(1152, 26, 4, 1, 256, 6912, 262_144)
+                },
+            ),
             _ => return None,
         })
     }
@@ -227,15 +237,22 @@ fn tensors(
     };
     let mut draw = Draw { rng, std: s.std };
     let (q_dim, kv_dim) = (s.heads * s.head_dim, s.kv_heads * s.head_dim);
-    // Gemma ties the output layer to the embeddings; the others carry their own unless
-    // `extras` says otherwise.
-    let tied = extras.tied_output || matches!(arch, Arch::Gemma2 | Arch::Gemma3);
-    let embedding_dtype = if extras.tied_output { q6 } else { q4 };
+    // Gemma ties the output layer to the embeddings, which llama.cpp then quantizes as
+    // it would the output layer; the others carry their own unless `extras` says not.
+    let gemma = matches!(arch, Arch::Gemma2 | Arch::Gemma3);
+    let tied = extras.tied_output || gemma;
+    // Gemma multiplies its embeddings by sqrt(hidden): drawn that much smaller (as the
+    // real ones are), they weigh in the residual stream about as much as what each layer
+    // adds instead of drowning it, and the tied output does not just repeat the token.
+    let embeddings = if gemma {
+        let std = s.std / (s.hidden as f32).sqrt();
+        Draw { rng: draw.rng, std }.matrix([s.vocab, s.hidden], q6)?
+    } else {
+        let dtype = if tied { q6 } else { q4 };
+        draw.matrix([s.vocab, s.hidden], dtype)?
+    };
     let mut out = vec![
-        (
-            "token_embd.weight".to_string(),
-            draw.matrix([s.vocab, s.hidden], embedding_dtype)?,
-        ),
+        ("token_embd.weight".to_string(), embeddings),
         ("output_norm.weight".to_string(), draw.norm(s.hidden)?),
     ];
     if let Some(factor) = extras.llama3_rope_factor {
@@ -312,8 +329,19 @@ impl Draw<'_> {
         QTensor::quantize(&Tensor::from_vec(values, shape, &Device::Cpu)?, dtype)
     }
 
-    /// A weight matrix `(rows, columns)`, quantized.
+    /// A weight matrix `(rows, columns)`, quantized. Rows that do not fill whole k-quant
+    /// blocks of 256 (Gemma 3 1B's 1152 columns) get the type llama.cpp's quantizer falls
+    /// back to.
     fn matrix(&mut self, [rows, columns]: [usize; 2], dtype: GgmlDType) -> Result<QTensor> {
+        let dtype = if columns % dtype.block_size() == 0 {
+            dtype
+        } else {
+            match dtype {
+                GgmlDType::Q4K => GgmlDType::Q5_0,
+                GgmlDType::Q5K => GgmlDType::Q5_1,
+                _ => GgmlDType::Q8_0,
+            }
+        };
         self.tensor(&[rows, columns], self.std, 0.0, dtype)
     }
 
@@ -363,13 +391,13 @@ fn metadata(arch: Arch, s: &Shape, chat: Option<&Chat>) -> Vec<(String, Value)> 
             m.push((format!("{a}.final_logit_softcapping"), Value::F32(30.0)));
             m.push((
                 format!("{a}.attention.sliding_window"),
-                u32v(s.context.min(4096) / 2),
+                u32v(s.sliding_window),
             ));
         }
         Arch::Gemma3 => {
             m.push((
                 format!("{a}.attention.sliding_window"),
-                u32v(s.context.min(512) / 2),
+                u32v(s.sliding_window),
             ));
         }
         _ => {}
