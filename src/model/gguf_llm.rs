@@ -85,6 +85,15 @@ fn load_decoder(
     Ok(decoder)
 }
 
+/// The decoder of the GGUF at `path`, without tokenizer or template: for measuring a
+/// family's speed on random weights.
+pub fn load_decoder_file(path: &Path, device: &Device) -> Result<Box<dyn Decoder>, ModelError> {
+    let (content, mut reader) = read_header(path)?;
+    let arch = metadata_str(&content, "general.architecture").unwrap_or_default();
+    check_complete(path, &content, &mut reader)?;
+    load_decoder(path, &arch, &content, &mut reader, device)
+}
+
 fn unsupported(path: &Path, arch: &str) -> ModelError {
     ModelError::Unsupported {
         path: PathBuf::from(path),
