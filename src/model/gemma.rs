@@ -386,7 +386,6 @@ mod tests {
     use super::*;
     use crate::model::random_gguf::{self, Arch, Shape};
     use crate::model::transformer::KvCache;
-    use crate::model::{ChatModel, ChatPrompt, Decoding, GgufLlm};
 
     fn random_bytes(arch: Arch, shape: &Shape, seed: u64) -> Vec<u8> {
         let mut bytes = Cursor::new(Vec::new());
@@ -1046,36 +1045,8 @@ mod tests {
         for (arch, shape) in [(Arch::Gemma2, Shape::tiny()), (Arch::Gemma3, tiny_gemma3())] {
             let file = tempfile::NamedTempFile::new().unwrap();
             std::fs::write(file.path(), random_bytes(arch, &shape, 9)).unwrap();
-            let prompts: Vec<(ChatPrompt, Decoding)> = ["salam", "marhaba bikum", "ahlan"]
-                .iter()
-                .map(|user| {
-                    let prompt = ChatPrompt {
-                        system: "Translate.".into(),
-                        user: user.to_string(),
-                        ..ChatPrompt::default()
-                    };
-                    (prompt, Decoding::greedy(12))
-                })
-                .collect();
-            let run = |batch: usize| {
-                let mut llm = GgufLlm::load(file.path(), &Device::Cpu)
-                    .unwrap()
-                    .with_batch_size(batch);
-                llm.generate_batch(&prompts, &mut |_, _| {})
-                    .into_iter()
-                    .map(|g| {
-                        let g = g.unwrap();
-                        (g.text, g.generated_tokens)
-                    })
-                    .collect::<Vec<_>>()
-            };
-            let one = run(1);
-            assert!(
-                one.iter().any(|(_, n)| *n > 0),
-                "{arch:?}: nothing generated"
-            );
-            assert!(one.iter().all(|(_, n)| *n > 0));
-            assert_eq!(one, run(4), "{arch:?}: batch size changed the generations");
+            let users = ["salam", "marhaba bikum", "ahlan"];
+            crate::model::gguf_llm::assert_file_keeps_generations(file.path(), &users, 12, 4);
         }
     }
 }

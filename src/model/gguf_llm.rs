@@ -694,15 +694,28 @@ impl ChatModel for GgufLlm {
     }
 }
 
-/// Writes a tiny random model of `arch` to a file, loads it as users' models are loaded,
-/// and checks that three requests sharing a system prompt get the same generations
-/// decoded one at a time as four at a time.
+/// Writes a tiny random model of `arch` to a file and checks
+/// [`assert_file_keeps_generations`] on it at batch size 4.
 #[cfg(test)]
 pub(crate) fn assert_batch_size_keeps_generations(arch: super::random_gguf::Arch) {
     use super::random_gguf::{self, Shape};
     let mut file = tempfile::NamedTempFile::new().unwrap();
     random_gguf::write(arch, &Shape::tiny(), 11, file.as_file_mut()).unwrap();
-    let jobs: Vec<(ChatPrompt, Decoding)> = ["one", "a longer request", "3"]
+    assert_file_keeps_generations(file.path(), &["one", "a longer request", "3"], 6, 4);
+}
+
+/// Loads the model at `path` as users' models are loaded and checks that requests
+/// sharing a system prompt, one per text of `users`, get the same generations (text,
+/// prompt and answer lengths) decoded one at a time as `batch_size` at a time, and that
+/// each generates something.
+#[cfg(test)]
+pub(crate) fn assert_file_keeps_generations(
+    path: &Path,
+    users: &[&str],
+    max_new_tokens: usize,
+    batch_size: usize,
+) {
+    let jobs: Vec<(ChatPrompt, Decoding)> = users
         .iter()
         .map(|user| {
             let prompt = ChatPrompt {
@@ -710,11 +723,11 @@ pub(crate) fn assert_batch_size_keeps_generations(arch: super::random_gguf::Arch
                 user: user.to_string(),
                 ..ChatPrompt::default()
             };
-            (prompt, Decoding::greedy(6))
+            (prompt, Decoding::greedy(max_new_tokens))
         })
         .collect();
     let generate = |batch_size: usize| {
-        let mut llm = GgufLlm::load(file.path(), &Device::Cpu)
+        let mut llm = GgufLlm::load(path, &Device::Cpu)
             .unwrap()
             .with_batch_size(batch_size);
         llm.generate_batch(&jobs, &mut |_, _| {})
@@ -729,8 +742,9 @@ pub(crate) fn assert_batch_size_keeps_generations(arch: super::random_gguf::Arch
     assert!(one_at_a_time.iter().all(|g| g.2 > 0), "{one_at_a_time:?}");
     assert_eq!(
         one_at_a_time,
-        generate(4),
-        "{arch:?}: batching changed the generations"
+        generate(batch_size),
+        "{}: batching changed the generations",
+        path.display()
     );
 }
 
@@ -813,32 +827,7 @@ mod tests {
     #[test]
     fn a_model_s_own_template_decodes_the_same_at_any_batch_size() {
         let file = tiny_llama_3_1();
-        let jobs: Vec<(ChatPrompt, Decoding)> = ["واحد", "طلب أطول قليلا", "٣"]
-            .iter()
-            .map(|user| {
-                let prompt = ChatPrompt {
-                    system: "Translate.".into(),
-                    user: user.to_string(),
-                    ..ChatPrompt::default()
-                };
-                (prompt, Decoding::greedy(5))
-            })
-            .collect();
-        let generate = |batch_size: usize| {
-            let mut llm = GgufLlm::load(file.path(), &Device::Cpu)
-                .unwrap()
-                .with_batch_size(batch_size);
-            llm.generate_batch(&jobs, &mut |_, _| {})
-                .into_iter()
-                .map(|g| {
-                    g.map(|g| (g.text, g.prompt_tokens, g.generated_tokens))
-                        .unwrap()
-                })
-                .collect::<Vec<_>>()
-        };
-        let alone = generate(1);
-        assert!(alone.iter().all(|g| g.2 > 0), "{alone:?}");
-        assert_eq!(alone, generate(3));
+        assert_file_keeps_generations(file.path(), &["واحد", "طلب أطول قليلا", "٣"], 5, 3);
     }
 
     #[test]
