@@ -1664,7 +1664,27 @@ mod tests {
         );
         assert_eq!(stop_token_ids(&llama), vec![1, 2, 3]);
         // Gemma 2: EOS <eos> and <end_of_turn>; an explicit EOT id counts too.
-        let gemma = metadata(
+        let gemma = gemma_2_metadata();
+        assert_eq!(stop_token_ids(&gemma), vec![1, 4]);
+        // Mistral 7B: EOS </s> (a control token; the template writes it as `eos_token`).
+        let mistral = metadata(
+            &[("<unk>", 2), ("<s>", 3), ("</s>", 3), ("x", 1)],
+            &[
+                ("tokenizer.ggml.eos_token_id", V::U32(2)),
+                ("tokenizer.ggml.bos_token_id", V::U32(1)),
+                (
+                    "tokenizer.chat_template",
+                    V::String(template_file("mistralai-Mistral-7B-Instruct-v0.2-v1.jinja")),
+                ),
+            ],
+        );
+        assert_eq!(stop_token_ids(&mistral), vec![2]);
+    }
+
+    /// Gemma 2's special tokens (and a user-defined `<td>`) with its template.
+    fn gemma_2_metadata() -> HashMap<String, gguf_file::Value> {
+        use gguf_file::Value as V;
+        metadata(
             &[
                 ("<pad>", 3),
                 ("<eos>", 3),
@@ -1681,21 +1701,12 @@ mod tests {
                     V::String(template_file("google-gemma-2-2b-it.jinja")),
                 ),
             ],
-        );
-        assert_eq!(stop_token_ids(&gemma), vec![1, 4]);
-        // Mistral 7B: EOS </s> (a control token; the template writes it as `eos_token`).
-        let mistral = metadata(
-            &[("<unk>", 2), ("<s>", 3), ("</s>", 3), ("x", 1)],
-            &[
-                ("tokenizer.ggml.eos_token_id", V::U32(2)),
-                ("tokenizer.ggml.bos_token_id", V::U32(1)),
-                (
-                    "tokenizer.chat_template",
-                    V::String(template_file("mistralai-Mistral-7B-Instruct-v0.2-v1.jinja")),
-                ),
-            ],
-        );
-        assert_eq!(stop_token_ids(&mistral), vec![2]);
+        )
+    }
+
+    #[test]
+    fn a_normal_end_marker_stops_only_where_the_template_writes_it() {
+        use gguf_file::Value as V;
         // A normal-type "</s>" counts only when the template writes it literally.
         let literal = metadata(
             &[("<s>", 1), ("</s>", 1)],
@@ -1710,7 +1721,11 @@ mod tests {
             &[("tokenizer.chat_template", V::String("{{ x }}".into()))],
         );
         assert!(stop_token_ids(&plain).is_empty());
+    }
 
+    #[test]
+    fn specials_and_the_template_come_from_the_metadata() {
+        let gemma = gemma_2_metadata();
         // Specials: control tokens, user-defined ones the template writes (not <td>).
         let specials = special_tokens(&gemma);
         for s in [
