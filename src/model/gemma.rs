@@ -25,12 +25,11 @@
 //!
 //! The output layer is the embedding matrix when the file has no `output.weight`.
 
-use std::sync::Arc;
-
-use candle_core::quantized::{gguf_file, QMatMul};
+use candle_core::quantized::gguf_file;
 use candle_core::{Device, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
+use super::embeddings::{embeddings_and_output, TokenEmbeddings, WeightSource};
 use super::transformer::{
     attend, Activation, AttentionShape, Batch, Chunk, Decoder, Linear, Mlp, Rope, RopeStyle,
 };
@@ -198,9 +197,7 @@ struct Layer {
 
 pub struct Gemma {
     cfg: Config,
-    /// Kept quantized: a lookup dequantizes only the rows it needs (Gemma's vocabulary
-    /// has 256k tokens).
-    embeddings: QMatMul,
+    embeddings: TokenEmbeddings,
     layers: Vec<Layer>,
     norm: RmsNorm,
     output: Linear,
@@ -210,20 +207,15 @@ pub struct Gemma {
 }
 
 impl Gemma {
-    pub fn new<R: std::io::Seek + std::io::Read>(
+    pub fn new<R: WeightSource>(
         cfg: Config,
         content: &gguf_file::Content,
         reader: &mut R,
         device: &Device,
     ) -> Result<Self> {
+        let (embeddings, output) = embeddings_and_output(content, reader, device)?;
         let mut tensor = |name: &str| content.tensor(reader, name, device);
         let eps = cfg.rms_norm_eps;
-        let token_embd = Arc::new(tensor("token_embd.weight")?);
-        let embeddings = QMatMul::from_arc(token_embd.clone())?;
-        let output = match tensor("output.weight") {
-            Ok(w) => Linear::new(w)?,
-            Err(_) => Linear::shared(token_embd)?,
-        };
         let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, eps)?;
         let rope = |base: f32, scale: f32| {
             Rope::new(
@@ -357,7 +349,7 @@ impl Decoder for Gemma {
             .map(|rope| rope.at(&batch.positions))
             .collect::<Result<Vec<_>>>()?;
         let mut xs =
-            (self.embeddings.embedding(&batch.ids)? * (self.cfg.embedding_length as f64).sqrt())?;
+            (self.embeddings.forward(&batch.ids)? * (self.cfg.embedding_length as f64).sqrt())?;
         for (i, layer) in self.layers.iter().enumerate() {
             let normed = layer.attn_norm.forward(&xs)?;
             let attn = self.attention(i, &normed, &tables, chunks, &batch.spans)?;
@@ -960,7 +952,7 @@ mod tests {
         let prefix = [11u32, 12, 13, 14, 15, 16];
         let mut shared = KvCache::new(model.block_count(), 8);
         model.forward(&prefix, &mut shared).unwrap();
-        let shared = Arc::new(shared);
+        let shared = std::sync::Arc::new(shared);
         // (prompt, the pass it joins at)
         let requests: [(&[u32], usize); 4] = [
             (&[20, 21, 22], 0),

@@ -9,12 +9,12 @@
 //! converter permutes the query and key rows of these models into that order. The
 //! key/value cache lives outside the model (see [`super::transformer`]).
 
-use candle_core::quantized::{gguf_file, QMatMul};
-use std::sync::Arc;
+use candle_core::quantized::gguf_file;
 
 use candle_core::{Device, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
+use super::embeddings::{embeddings_and_output, TokenEmbeddings, WeightSource};
 use super::transformer::{
     attend, Activation, AttentionShape, Batch, Chunk, Decoder, Linear, Mlp, Rope, RopeStyle,
 };
@@ -106,8 +106,7 @@ struct Layer {
 
 pub struct Llama {
     cfg: Config,
-    /// Kept quantized: a lookup dequantizes only the rows it needs.
-    embeddings: QMatMul,
+    embeddings: TokenEmbeddings,
     layers: Vec<Layer>,
     norm: RmsNorm,
     output: Linear,
@@ -116,21 +115,15 @@ pub struct Llama {
 }
 
 impl Llama {
-    pub fn new<R: std::io::Seek + std::io::Read>(
+    pub fn new<R: WeightSource>(
         cfg: Config,
         content: &gguf_file::Content,
         reader: &mut R,
         device: &Device,
     ) -> Result<Self> {
+        // Llama 3.2 1B and 3B tie the output projection to the embeddings.
+        let (embeddings, output) = embeddings_and_output(content, reader, device)?;
         let mut tensor = |name: &str| content.tensor(reader, name, device);
-        let token_embd = Arc::new(tensor("token_embd.weight")?);
-        let embeddings = QMatMul::from_arc(token_embd.clone())?;
-        let output = if content.tensor_infos.contains_key("output.weight") {
-            Linear::new(tensor("output.weight")?)?
-        } else {
-            // Llama 3.2 1B and 3B tie the output projection to the embeddings.
-            Linear::shared(token_embd)?
-        };
         let freq_factors = if content.tensor_infos.contains_key("rope_freqs.weight") {
             let factors: Vec<f32> = tensor("rope_freqs.weight")?
                 .dequantize(&Device::Cpu)?
@@ -253,7 +246,7 @@ impl Decoder for Llama {
     fn forward_batch(&self, chunks: &mut [Chunk]) -> Result<Tensor> {
         let batch = Batch::new(chunks, self.cfg.context_length, &self.device)?;
         let (cos, sin) = self.rope.at(&batch.positions)?;
-        let mut xs = self.embeddings.embedding(&batch.ids)?;
+        let mut xs = self.embeddings.forward(&batch.ids)?;
         for (i, layer) in self.layers.iter().enumerate() {
             let normed = layer.attention_norm.forward(&xs)?;
             let attn = self.attention(i, &normed, (&cos, &sin), chunks, &batch.spans)?;

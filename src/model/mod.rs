@@ -2,6 +2,7 @@
 //! a chat LLM implements [`ChatModel`], which the LLM translator and the summarizer share.
 
 pub mod chat_template;
+pub mod embeddings;
 pub mod gemma;
 pub mod gguf_llm;
 pub mod gguf_tokenizer;

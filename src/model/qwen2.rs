@@ -5,12 +5,12 @@
 //! the model, in a [`KvCache`] the caller owns, so prompt prefixes are shared and sequences
 //! are batched (see [`super::transformer`]).
 
-use candle_core::quantized::{gguf_file, QMatMul};
-use std::sync::Arc;
+use candle_core::quantized::gguf_file;
 
 use candle_core::{Device, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
+use super::embeddings::{embeddings_and_output, TokenEmbeddings, WeightSource};
 use super::transformer::{
     attend, Activation, AttentionShape, Batch, Chunk, Decoder, Linear, Mlp, Rope, RopeStyle,
 };
@@ -66,9 +66,7 @@ struct Layer {
 
 pub struct Qwen2 {
     cfg: Config,
-    /// Kept quantized: a lookup dequantizes only the rows it needs (the f32 table of a
-    /// 150k-token vocabulary alone would take about 0.9 GB).
-    embeddings: QMatMul,
+    embeddings: TokenEmbeddings,
     layers: Vec<Layer>,
     norm: RmsNorm,
     output: Linear,
@@ -77,20 +75,15 @@ pub struct Qwen2 {
 }
 
 impl Qwen2 {
-    pub fn new<R: std::io::Seek + std::io::Read>(
+    pub fn new<R: WeightSource>(
         cfg: Config,
         content: &gguf_file::Content,
         reader: &mut R,
         device: &Device,
     ) -> Result<Self> {
+        // Small Qwen2 models tie the output projection to the embeddings.
+        let (embeddings, output) = embeddings_and_output(content, reader, device)?;
         let mut tensor = |name: &str| content.tensor(reader, name, device);
-        let token_embd = Arc::new(tensor("token_embd.weight")?);
-        let embeddings = QMatMul::from_arc(token_embd.clone())?;
-        let output = match tensor("output.weight") {
-            Ok(w) => Linear::new(w)?,
-            // Small Qwen2 models tie the output projection to the embeddings.
-            Err(_) => Linear::shared(token_embd)?,
-        };
         let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, cfg.rms_norm_eps)?;
         let mut layers = Vec::with_capacity(cfg.block_count);
         for i in 0..cfg.block_count {
@@ -193,7 +186,7 @@ impl Decoder for Qwen2 {
     fn forward_batch(&self, chunks: &mut [Chunk]) -> Result<Tensor> {
         let batch = Batch::new(chunks, self.cfg.context_length, &self.device)?;
         let (cos, sin) = self.rope.at(&batch.positions)?;
-        let mut xs = self.embeddings.embedding(&batch.ids)?;
+        let mut xs = self.embeddings.forward(&batch.ids)?;
         for (i, layer) in self.layers.iter().enumerate() {
             let normed = layer.attention_norm.forward(&xs)?;
             let attn = self.attention(i, &normed, (&cos, &sin), chunks, &batch.spans)?;
@@ -321,7 +314,7 @@ mod tests {
         // each other identical logits, and leave the prefix alone.
         let mut prefix = KvCache::new(model.block_count(), 4);
         model.forward(&prompt[..4], &mut prefix).unwrap();
-        let prefix = Arc::new(prefix);
+        let prefix = std::sync::Arc::new(prefix);
         let mut first = KvCache::after(prefix.clone(), 8).unwrap();
         let from_prefix = values(&model.forward(&prompt[4..], &mut first).unwrap());
         let diff = reference
@@ -338,7 +331,7 @@ mod tests {
         );
         assert_eq!(prefix.len(), 4);
         assert!(
-            KvCache::after(Arc::new(first), 4).is_err(),
+            KvCache::after(std::sync::Arc::new(first), 4).is_err(),
             "one level of sharing only"
         );
         assert!(KvCache::new(model.block_count(), 1).is_empty());

@@ -6,12 +6,12 @@
 //! `quantized_qwen3`, with the key/value cache outside the model (see
 //! [`super::transformer`]).
 
-use candle_core::quantized::{gguf_file, QMatMul};
-use std::sync::Arc;
+use candle_core::quantized::gguf_file;
 
 use candle_core::{Device, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
+use super::embeddings::{embeddings_and_output, TokenEmbeddings, WeightSource};
 use super::transformer::{
     attend, Activation, AttentionShape, Batch, Chunk, Decoder, Linear, Mlp, Rope, RopeStyle,
 };
@@ -84,9 +84,7 @@ struct Layer {
 
 pub struct Qwen3 {
     cfg: Config,
-    /// Kept quantized: a lookup dequantizes only the rows it needs (the f32 table of a
-    /// 150k-token vocabulary alone would take about 1.2 GB).
-    embeddings: QMatMul,
+    embeddings: TokenEmbeddings,
     layers: Vec<Layer>,
     norm: RmsNorm,
     output: Linear,
@@ -95,21 +93,14 @@ pub struct Qwen3 {
 }
 
 impl Qwen3 {
-    pub fn new<R: std::io::Seek + std::io::Read>(
+    pub fn new<R: WeightSource>(
         cfg: Config,
         content: &gguf_file::Content,
         reader: &mut R,
         device: &Device,
     ) -> Result<Self> {
+        let (embeddings, output) = embeddings_and_output(content, reader, device)?;
         let mut tensor = |name: &str| content.tensor(reader, name, device);
-        let token_embd = Arc::new(tensor("token_embd.weight")?);
-        let embeddings = QMatMul::from_arc(token_embd.clone())?;
-        let output = if content.tensor_infos.contains_key("output.weight") {
-            Linear::new(tensor("output.weight")?)?
-        } else {
-            // Qwen3 up to 4B ties the output projection to the embeddings.
-            Linear::shared(token_embd)?
-        };
         let eps = cfg.rms_norm_eps;
         let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, eps)?;
         let mut layers = Vec::with_capacity(cfg.block_count);
@@ -206,7 +197,7 @@ impl Decoder for Qwen3 {
     fn forward_batch(&self, chunks: &mut [Chunk]) -> Result<Tensor> {
         let batch = Batch::new(chunks, self.cfg.context_length, &self.device)?;
         let (cos, sin) = self.rope.at(&batch.positions)?;
-        let mut xs = self.embeddings.embedding(&batch.ids)?;
+        let mut xs = self.embeddings.forward(&batch.ids)?;
         for (i, layer) in self.layers.iter().enumerate() {
             let normed = layer.attention_norm.forward(&xs)?;
             let attn = self.attention(i, &normed, (&cos, &sin), chunks, &batch.spans)?;

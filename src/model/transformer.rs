@@ -285,23 +285,28 @@ impl Rope {
 
 /// A quantized weight matrix, applied to `(tokens, features)` rows.
 ///
-/// candle multiplies a single row by Q6_K weights with another kernel than several rows,
-/// and the two round differently in the last bits; through 28 layers that is enough to
-/// change a greedy token now and then. A single row is therefore multiplied as two, so a
-/// sequence gets the same numbers whether it is decoded alone or in a batch (it costs
-/// about 1 % of a decoding step).
+/// On x86-64 a weight the linear layer owns alone is packed into candle's tiled layout at
+/// load and its GGUF blocks are freed (our candle-core patch), so it is held once; every
+/// product, whatever its row count, then runs on the same tiled kernel.
+///
+/// Where the blocks are kept (other CPUs, a weight shared with the embeddings), candle
+/// multiplies a single row by Q6_K weights with another kernel than several rows, and the
+/// two round differently in the last bits; through 28 layers that is enough to change a
+/// greedy token now and then. A single row is then multiplied as two, so a sequence gets
+/// the same numbers whether it is decoded alone or in a batch.
 pub struct Linear {
     weights: QMatMul,
     pad_single_row: bool,
 }
 
 impl Linear {
-    pub fn new(weights: QTensor) -> Result<Self> {
+    pub fn new(mut weights: QTensor) -> Result<Self> {
+        weights.pack_and_release_blocks()?;
         Self::shared(Arc::new(weights))
     }
 
     pub fn shared(weights: Arc<QTensor>) -> Result<Self> {
-        let pad_single_row = weights.dtype() == GgmlDType::Q6K;
+        let pad_single_row = weights.dtype() == GgmlDType::Q6K && !weights.blocks_released();
         Ok(Self {
             weights: QMatMul::from_arc(weights)?,
             pad_single_row,
