@@ -506,6 +506,7 @@ fn translate(args: TranslateArgs, progress: bool) -> anyhow::Result<ExitCode> {
         force: args.force,
         shard: args.shard,
         progress_bar: progress,
+        progress_every: job::LOG_EVERY,
     };
     let report = job::run(&job, engine::load)?;
     println!("{}", report.render());

@@ -62,7 +62,7 @@ fn translate_in_order(
             &requests,
             strategy,
             &stage.checker,
-            &mut |_, _| stage.bar.inc(1),
+            &mut |j, _| stage.progress.segment_done(&refs[wave[j]].source),
         );
         for (&i, result) in wave.iter().zip(out) {
             let doc = refs[i].doc;
@@ -92,7 +92,7 @@ fn translate_with_memory(
 ) -> Results {
     let mut results: Results = refs.iter().map(|_| None).collect();
     if let Some(memory) = stage.memory {
-        memory.look_up(refs, &mut results, stage.bar);
+        memory.look_up(refs, &mut results, stage.progress);
     }
     let todo: Vec<usize> = (0..refs.len()).filter(|&i| results[i].is_none()).collect();
     let matches = memory_examples(stage, translator, refs, &todo);
@@ -112,9 +112,9 @@ fn translate_with_memory(
         &stage.job.run.strategy,
         &stage.checker,
         &mut |j, result| {
-            stage.bar.inc(1);
+            stage.progress.segment_done(&refs[todo[j]].source);
             if let (Some(memory), Ok(t)) = (stage.memory, result) {
-                memory.store(stage.model, &refs[todo[j]].source, t, stage.bar);
+                memory.store(stage.model, &refs[todo[j]].source, t, stage.progress);
             }
         },
     );

@@ -3,11 +3,10 @@
 
 use std::time::Instant;
 
-use indicatif::ProgressBar;
-
 use super::batches::translate_segments;
 use super::memory::RunMemory;
 use super::plan::Pending;
+use super::progress::Progress;
 use super::segments::{assemble, collect, segment_refs, Segmented};
 use super::{JobSettings, Outcome};
 use crate::check::{Checker, Warning};
@@ -25,13 +24,15 @@ pub(super) struct Stage<'a> {
     pub(super) model: &'a ModelRecord,
     pub(super) memory: Option<&'a RunMemory>,
     pub(super) checker: Checker,
-    pub(super) bar: &'a ProgressBar,
+    pub(super) progress: &'a Progress,
 }
 
 /// A translated document, not yet summarized or written.
 struct Draft {
     /// Its place in the group.
     doc: usize,
+    /// The segments it was translated in.
+    segments: usize,
     paragraphs: Vec<TranslatedParagraph>,
     /// Its share of the group's translation time.
     translate_seconds: f64,
@@ -96,7 +97,7 @@ fn drafts(
 ) -> Vec<Draft> {
     let all_generated: usize = collected.iter().map(|c| c.generated).sum();
     let mut drafts = Vec::new();
-    for (d, ((pending, _), c)) in group.iter().zip(collected).enumerate() {
+    for (d, ((pending, segmented), c)) in group.iter().zip(collected).enumerate() {
         if let Some(error) = &c.error {
             outcomes[d] = Some(Outcome::Failed {
                 error: format!("{}: {error}", pending.input.display),
@@ -112,6 +113,7 @@ fn drafts(
         let (title, title_warnings) = summarize::title_with_warnings(&paragraphs);
         drafts.push(Draft {
             doc: d,
+            segments: segmented.count(),
             paragraphs,
             translate_seconds: share * translate_seconds,
             title,
@@ -169,10 +171,11 @@ fn finish_document(
         (false, _) => (None, Vec::new()),
     };
     for w in &summary_warnings {
-        stage.bar.suspend(|| {
+        stage.progress.suspend(|| {
             tracing::warn!("{}: summary flagged: {}", pending.input.display, w.message)
         });
     }
+    let segments = draft.segments;
     let doc = record(
         stage,
         pending,
@@ -181,7 +184,7 @@ fn finish_document(
         summary_warnings,
         summarize_seconds,
     );
-    write_document(stage, pending, &doc)
+    write_document(stage, pending, &doc, segments)
 }
 
 /// The document as every output shows it and its JSON record keeps it.
@@ -218,27 +221,29 @@ fn record(
     }
 }
 
-/// Writes every format of `doc` (each atomically) and logs it.
-fn write_document(stage: &Stage, pending: &Pending, doc: &TranslatedDocument) -> Outcome {
+/// Writes every format of `doc` (each atomically), translated in `segments`, and logs
+/// it.
+fn write_document(
+    stage: &Stage,
+    pending: &Pending,
+    doc: &TranslatedDocument,
+    segments: usize,
+) -> Outcome {
     let out_dir = &stage.job.out_dir;
     match write::write_document(out_dir, doc, &stage.job.formats) {
         Ok(_) => {
-            let line = format!(
-                "{}: done ({} Arabic words, {:.1} s of the batch) → {}",
+            let flagged = doc.flagged_sentences();
+            stage.progress.note(format!(
+                "{}: done ({segments} segments, {} Arabic words, {flagged} flagged, {:.1} s of the batch) → {}",
                 pending.input.display,
                 doc.arabic_words,
                 doc.timings.total_seconds,
                 out_dir.join(&doc.name).display()
-            );
-            if stage.bar.is_hidden() {
-                tracing::info!("{line}");
-            } else {
-                stage.bar.println(line);
-            }
+            ));
             Outcome::Translated {
                 arabic_words: doc.arabic_words,
                 seconds: doc.timings.total_seconds,
-                flagged: doc.flagged_sentences(),
+                flagged,
             }
         }
         Err(e) => Outcome::Failed {

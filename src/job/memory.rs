@@ -3,8 +3,7 @@
 
 use std::cell::Cell;
 
-use indicatif::ProgressBar;
-
+use super::progress::Progress;
 use super::segments::{Results, SegmentRef};
 use crate::document::{ModelRecord, Settings};
 use crate::memory::fuzzy::MemoryExamples;
@@ -57,16 +56,16 @@ impl RunMemory {
     }
 
     /// Fills the slots of the segments the memory already holds.
-    pub(super) fn look_up(&self, refs: &[SegmentRef], results: &mut Results, bar: &ProgressBar) {
+    pub(super) fn look_up(&self, refs: &[SegmentRef], results: &mut Results, progress: &Progress) {
         for (slot, r) in results.iter_mut().zip(refs) {
             match self.store.lookup(&self.key, &r.source) {
                 Ok(Some(hit)) => {
                     *slot = Some(Ok(hit));
                     self.hits.set(self.hits.get() + 1);
-                    bar.inc(1);
+                    progress.segment_done(&r.source);
                 }
                 Ok(None) => {}
-                Err(e) => bar.suspend(|| tracing::warn!("{e}")),
+                Err(e) => progress.suspend(|| tracing::warn!("{e}")),
             }
         }
     }
@@ -77,13 +76,13 @@ impl RunMemory {
         model: &ModelRecord,
         source: &str,
         translation: &CheckedTranslation,
-        bar: &ProgressBar,
+        progress: &Progress,
     ) {
         if let Err(e) = self
             .store
             .store(&self.key, &model.name, source, translation)
         {
-            bar.suspend(|| tracing::warn!("{e}"));
+            progress.suspend(|| tracing::warn!("{e}"));
         }
     }
 

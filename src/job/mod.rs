@@ -24,6 +24,7 @@ mod batches;
 mod group;
 mod memory;
 mod plan;
+mod progress;
 mod report;
 mod segments;
 #[cfg(test)]
@@ -32,9 +33,8 @@ mod tests;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-
 pub use plan::{plan, Plan};
+pub use progress::LOG_EVERY;
 pub use report::{Outcome, Report};
 pub(crate) use segments::{segment_document, Segmented};
 
@@ -47,6 +47,7 @@ use crate::write::{self, Format};
 use group::{translate_group, Stage};
 use memory::RunMemory;
 use plan::Pending;
+use progress::Progress;
 
 /// Everything `tarjama translate` was asked to do.
 #[derive(Debug, Clone)]
@@ -62,6 +63,8 @@ pub struct JobSettings {
     pub shard: Option<(usize, usize)>,
     /// Draw a progress bar (stderr is a terminal and not `-q`).
     pub progress_bar: bool,
+    /// Without a bar, how often a progress line is logged (normally [`LOG_EVERY`]).
+    pub progress_every: Duration,
 }
 
 /// Fewest segments translated together before a group's documents are written.
@@ -102,7 +105,7 @@ pub fn execute(job: &JobSettings, plan: &mut Plan, engine: &mut Engine) {
         })
         .collect();
     let total: usize = segmented.iter().map(Segmented::count).sum();
-    let bar = progress_bar(job.progress_bar, total as u64);
+    let progress = Progress::new(job.progress_bar, total, job.progress_every);
     let model = engine.model.clone();
     let stage = Stage {
         job,
@@ -110,7 +113,7 @@ pub fn execute(job: &JobSettings, plan: &mut Plan, engine: &mut Engine) {
         model: &model,
         memory: memory.as_ref(),
         checker: Checker::new(job.run.lexicon.clone()),
-        bar: &bar,
+        progress: &progress,
     };
     let mut documents: Vec<(Pending, Segmented)> = pending.into_iter().zip(segmented).collect();
     let count = documents.len();
@@ -118,16 +121,17 @@ pub fn execute(job: &JobSettings, plan: &mut Plan, engine: &mut Engine) {
     let mut outcomes = Vec::new();
     while !documents.is_empty() {
         let group = next_group(&mut documents);
-        announce(&bar, &group, done, count);
+        announce(&progress, &group, done, count);
         done += group.len();
         for (name, outcome) in translate_group(&stage, engine, group) {
             if let Outcome::Failed { error } = &outcome {
-                bar.suspend(|| tracing::error!("{error}"));
+                progress.suspend(|| tracing::error!("{error}"));
             }
             outcomes.push((name, outcome));
         }
     }
-    bar.finish_and_clear();
+    // Stops the progress lines before the run's report.
+    drop(progress);
     plan.report.outcomes.extend(outcomes);
     if let Some(memory) = &memory {
         plan.report.memory_hits = Some(memory.hits());
@@ -168,10 +172,10 @@ fn next_group(documents: &mut Vec<(Pending, Segmented)>) -> Vec<(Pending, Segmen
     documents.drain(..take).collect()
 }
 
-fn announce(bar: &ProgressBar, group: &[(Pending, Segmented)], done: usize, count: usize) {
+fn announce(progress: &Progress, group: &[(Pending, Segmented)], done: usize, count: usize) {
     let take = group.len();
     let segments: usize = group.iter().map(|(_, s)| s.count()).sum();
-    bar.set_message(format!(
+    progress.set_message(format!(
         "documents {}-{} of {count}: {}",
         done + 1,
         done + take,
@@ -182,21 +186,6 @@ fn announce(bar: &ProgressBar, group: &[(Pending, Segmented)], done: usize, coun
         done + 1,
         done + take
     );
-}
-
-fn progress_bar(enabled: bool, total: u64) -> ProgressBar {
-    if !enabled {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} segments, ETA {eta}\n  {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
 }
 
 /// Rebuilds `index.html` and `digest.md` from every document's record, in input order.

@@ -2,8 +2,10 @@
 //! documents, with a scripted translator and summarizer instead of a model.
 
 use std::cell::{Cell, RefCell};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use super::*;
 use crate::document::{ModelRecord, TranslatedDocument};
@@ -39,7 +41,13 @@ struct Scripts {
 }
 
 fn scripted() -> (Engine, Scripts) {
+    scripted_taking(Duration::ZERO)
+}
+
+/// A scripted engine that takes `delay` over each translation.
+fn scripted_taking(delay: Duration) -> (Engine, Scripts) {
     let mut translator = Scripted::with_table(PAIRS);
+    translator.delay = delay;
     let summarizer = ScriptedChat::new(SUMMARY);
     let scripts = Scripts {
         asked: translator.asked.clone(),
@@ -99,6 +107,7 @@ impl Fixture {
             force: false,
             shard: None,
             progress_bar: false,
+            progress_every: LOG_EVERY,
         }
     }
 
@@ -353,4 +362,95 @@ fn a_segment_the_translator_fails_fails_its_document_only() {
     );
     assert!(!fx.out.join("z.json").exists());
     assert!(Path::new(&fx.out.join("a.json")).is_file());
+}
+
+/// A subscriber that hears nothing, alive for good. tracing caches, per call site and
+/// for the whole process, whether anyone listens; while only one subscriber is alive, a
+/// call site first reached on another test's thread (which has none) is cached as heard
+/// by no one, and `logged` would miss it. With two alive, the cache asks both.
+static SILENT: OnceLock<tracing::Dispatch> = OnceLock::new();
+
+/// What `f` logs at info level, from this thread and from the threads that take this
+/// thread's subscriber (as the progress timer does).
+fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
+    SILENT.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
+    let buffer: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || Captured(writer.clone()))
+        .with_ansi(false)
+        .with_target(false)
+        .without_time()
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8_lossy(&buffer.lock().unwrap()).into_owned();
+    (out, text)
+}
+
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `(done, total)` of a line `progress: DONE/TOTAL segments (…), … words/s, ETA …`.
+fn progress_of(line: &str) -> Option<(usize, usize)> {
+    let (_, rest) = line.split_once("progress: ")?;
+    let (counts, rest) = rest.split_once(" segments (")?;
+    assert!(rest.contains("Arabic words/s, ETA "), "{line}");
+    let (done, total) = counts.split_once('/')?;
+    Some((done.parse().ok()?, total.parse().ok()?))
+}
+
+#[test]
+fn a_run_without_a_terminal_logs_its_progress_and_each_finished_document() {
+    let fx = Fixture::new(&[("a.txt", &text(&[A1, A2])), ("b.txt", &text(&[B1, B2, C1]))]);
+    let mut job = fx.job(DEFAULT_FORMATS);
+    job.progress_every = Duration::from_millis(20);
+    // Five segments of 100 ms each: the run takes half a second, all in one batch.
+    let (engine, _) = scripted_taking(Duration::from_millis(100));
+    let (report, log) = logged(|| run(&job, |_| Ok(engine)).unwrap());
+    assert_eq!(report.done(), 2);
+
+    let progress: Vec<(usize, usize)> = log.lines().filter_map(progress_of).collect();
+    assert!(progress.len() >= 3, "{log}");
+    assert!(progress.iter().all(|&(_, total)| total == 5), "{log}");
+    assert!(progress.windows(2).all(|w| w[0].0 <= w[1].0), "{log}");
+    // A line while the batch was part-way, with an estimate of the time left.
+    assert!(
+        log.lines()
+            .any(|l| matches!(progress_of(l), Some((1..=4, _))) && !l.ends_with("ETA unknown")),
+        "{log}"
+    );
+
+    for (name, segments) in [("a.txt", 2), ("b.txt", 3)] {
+        let done = format!("{name}: done ({segments} segments, ");
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains(&done)).collect();
+        assert_eq!(lines.len(), 1, "{done} in\n{log}");
+        assert!(lines[0].contains(" Arabic words, ") && lines[0].contains(" flagged, "));
+    }
+}
+
+#[test]
+fn a_progress_line_gives_segments_done_words_per_second_and_the_time_left() {
+    assert_eq!(
+        progress::line(57, 126, 1000, Duration::from_secs(256)),
+        "progress: 57/126 segments (45%), 3.9 Arabic words/s, ETA 5m 10s"
+    );
+    assert_eq!(
+        progress::line(0, 10, 0, Duration::from_secs(5)),
+        "progress: 0/10 segments (0%), 0.0 Arabic words/s, ETA unknown"
+    );
+    assert_eq!(
+        progress::line(1, 100, 12, Duration::from_secs(100)),
+        "progress: 1/100 segments (1%), 0.1 Arabic words/s, ETA 2h 45m"
+    );
+    assert!(progress::line(10, 10, 5, Duration::from_secs(2))
+        .ends_with("(100%), 2.5 Arabic words/s, ETA 0s"));
 }

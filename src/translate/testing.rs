@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::Duration;
 
 use super::{notes, Request, Translation, Translator};
 use crate::model::{ChatModel, ChatPrompt, Decoding, Generation, ModelError};
@@ -25,6 +26,8 @@ pub(crate) struct Scripted {
     pub(crate) asked: Rc<RefCell<Vec<String>>>,
     /// The summarizer behind it, if any.
     pub(crate) summarizer: Option<ScriptedChat>,
+    /// How long each translation takes, so a test can watch a run at work.
+    pub(crate) delay: Duration,
 }
 
 impl Scripted {
@@ -50,6 +53,7 @@ impl Scripted {
 
 impl Translator for Scripted {
     fn translate(&mut self, request: &Request) -> Result<Translation, ModelError> {
+        std::thread::sleep(self.delay);
         self.notes.push(notes(request, &[]));
         self.asked.borrow_mut().push(request.source.to_string());
         let text = if self.answers.is_empty() {
