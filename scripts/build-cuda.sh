@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Build tarjama with `--features cuda` on a machine that has no GPU and no CUDA install.
+#
+#   bash scripts/build-cuda.sh            # -> target/cuda/release/tarjama
+#   CUDA_COMPUTE_CAP=89 bash scripts/build-cuda.sh
+#
+# What it does, and why:
+#
+# * CUDA toolkit: NVIDIA's wheels from PyPI, pinned through the `cuda-toolkit` meta-package
+#   at CUDA 13.0 update 2 (nvcc/nvrtc/crt/nvvm 13.0.88, cudart 13.0.96, cccl 13.0.85,
+#   cuBLAS 13.1.0.3, cuRAND 10.4.0.35), installed with `pip install --target` under
+#   ${TARJAMA_HOME:-$HOME/.cache/tarjama}/cuda-toolkit/13.0.2 (about 1.2 GiB, once).
+#   Why 13.0 and not 12.x or a newer 13.x: candle-core 0.11.1 turns on cudarc's
+#   `dynamic-linking`, so the binary names libcuda.so.1, libcudart.so.13, libcublas.so.13,
+#   libcublasLt.so.13, libcurand.so.10 and libnvrtc.so.13 as needed libraries, and its
+#   kernels are PTX that the driver compiles at start. The GPU machines this project
+#   borrows run driver 580 (CUDA 13.0) with CUDA 13 libraries, so a 12.x build would not
+#   find libcublas.so.12 there and PTX from nvcc 13.1+ would be too new for that driver.
+#   cudarc 0.19.10 knows CUDA 11.4 to 13.4.
+# * Host compiler: Debian 12's gcc 12 is within what nvcc 13.0 accepts (gcc 6 to 15), so
+#   no other g++ and no `-allow-unsupported-compiler`.
+# * GPU: CUDA_COMPUTE_CAP=90 by default (H100/H200; candle's build turns 90 into sm_90a).
+#   Set CUDA_COMPUTE_CAP to build for another GPU (80 for A100, 89 for L4/L40, ...).
+# * Driver library: no wheel ships libcuda, and the link needs one, so this script makes a
+#   stub libcuda.so (SONAME libcuda.so.1) from the function names in cudarc's bindings;
+#   every function returns CUDA_ERROR_STUB_LIBRARY. It lives in the toolkit folder's
+#   stubs/ and is only for linking (and for the smoke test below): at run time the real
+#   driver's libcuda.so.1 is used.
+# * CPU code: .cargo/config.toml builds for `target-cpu=native`; a binary meant for a GPU
+#   server must not assume this machine's CPU (AVX-512/AMX here), so this build uses
+#   RUSTFLAGS="-C target-cpu=x86-64-v3" (AVX2/FMA/F16C: every x86 server of the last
+#   decade, and candle's AVX2 quantized kernels still apply). TARJAMA_CUDA_TARGET_CPU
+#   overrides it (e.g. native when building on the GPU server itself).
+# * Target dir: target/cuda (CARGO_TARGET_DIR), so the CPU build in target/release is
+#   never touched. `--locked`: Cargo.lock already lists the CUDA crates.
+# * The build runs under `nice -n 10`. From scratch it is long (candle's CUDA kernels
+#   through nvcc, then the whole crate): see docs/performance.md's GPU section.
+#
+# Running the binary: it needs the NVIDIA driver (libcuda.so.1) and the CUDA 13 libraries
+# named above on the library path, even for `--device cpu`, because they are linked, not
+# loaded on demand. Without them it stops at start with the loader's one-line message
+# ("error while loading shared libraries: libcuda.so.1: ..."). scripts/gpu-check.sh finds
+# the libraries on a GPU machine. On a machine without a driver, putting this toolkit's
+# lib/ and stubs/ on LD_LIBRARY_PATH lets it start: --device cpu works, --device auto
+# falls back to the CPU and --device cuda fails with a one-line error (shown at the end).
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+cuda_pin=13.0.2 # the cuda-toolkit meta-package version: one CUDA release, all parts
+components="nvcc,crt,nvvm,cudart,cccl,cublas,curand,nvrtc"
+home=${TARJAMA_HOME:-$HOME/.cache/tarjama}
+tk=$home/cuda-toolkit/$cuda_pin
+cuda_root=$tk/pkgs/nvidia/cu13 # the wheels' shared prefix: bin/ include/ lib/ nvvm/
+export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90}
+target_cpu=${TARJAMA_CUDA_TARGET_CPU:-x86-64-v3}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$repo/target/cuda}
+
+say() { printf '[build-cuda] %s\n' "$*"; }
+
+# 1. The toolkit, once.
+if [[ ! -f $tk/.installed ]]; then
+    say "installing CUDA $cuda_pin ($components) from NVIDIA's wheels into $tk"
+    python3 -m pip --version >/dev/null 2>&1 || {
+        echo "build-cuda: python3 -m pip is needed to fetch the CUDA toolkit wheels" >&2
+        exit 1
+    }
+    rm -rf "$tk.partial"
+    mkdir -p "$tk.partial"
+    PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check --no-compile \
+        --target "$tk.partial/pkgs" "cuda-toolkit[$components]==$cuda_pin"
+    rm -rf "$tk"
+    mv "$tk.partial" "$tk"
+    touch "$tk/.installed"
+fi
+[[ -x $cuda_root/bin/nvcc ]] || { echo "build-cuda: no nvcc in $cuda_root/bin" >&2; exit 1; }
+
+# 2. The names a linker looks for: wheels hold only versioned libraries (libcublas.so.13),
+#    `-lcublas` wants libcublas.so; the toolkit's usual lib64/ is lib/ here.
+for lib in cudart cublas cublasLt curand nvrtc; do
+    real=$(cd "$cuda_root/lib" && ls "lib$lib.so."* 2>/dev/null | grep -E "^lib$lib\.so\.[0-9]+$" | head -1 || true)
+    [[ -n $real ]] || { echo "build-cuda: lib$lib.so.* missing from $cuda_root/lib" >&2; exit 1; }
+    ln -sfn "$real" "$cuda_root/lib/lib$lib.so"
+done
+ln -sfn lib "$cuda_root/lib64"
+
+# 3. A stub libcuda for the link, from the driver functions cudarc binds.
+cargo fetch --locked --quiet
+cudarc_version=$(awk '/^name = "cudarc"$/ {getline; gsub(/[^0-9.]/, ""); print; exit}' Cargo.lock)
+cudarc_src=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"cudarc-$cudarc_version" 2>/dev/null | head -1)
+[[ -n $cudarc_src ]] || { echo "build-cuda: cudarc $cudarc_version sources not found after cargo fetch" >&2; exit 1; }
+stubs=$tk/stubs
+if [[ ! -f $stubs/libcuda.so || "$(cat "$stubs/.from" 2>/dev/null)" != "$cudarc_src" ]]; then
+    say "making the stub libcuda.so from $cudarc_src"
+    mkdir -p "$stubs"
+    {
+        echo '/* Generated by scripts/build-cuda.sh: a link-time stand-in for the driver. */'
+        echo 'static const char *stub_msg = "CUDA driver is a stub library";'
+        echo 'int cuGetErrorString(int e, const char **s) { (void)e; *s = stub_msg; return 0; }'
+        echo 'int cuGetErrorName(int e, const char **s) { (void)e; *s = "CUDA_ERROR_STUB_LIBRARY"; return 0; }'
+        grep -ohE '^pub unsafe fn cu[A-Za-z0-9_]+' "$cudarc_src/src/driver/sys/mod.rs" \
+            | awk '{print $4}' | sort -u | grep -vx -e cuGetErrorString -e cuGetErrorName \
+            | sed 's/.*/int &(void) { return 34; }/'
+    } >"$stubs/libcuda_stub.c"
+    cc -shared -fPIC -O1 -Wl,-soname,libcuda.so.1 -o "$stubs/libcuda.so" "$stubs/libcuda_stub.c"
+    ln -sfn libcuda.so "$stubs/libcuda.so.1"
+    mkdir -p "$cuda_root/lib/stubs"
+    ln -sfn "$stubs/libcuda.so" "$cuda_root/lib/stubs/libcuda.so"
+    echo "$cudarc_src" >"$stubs/.from"
+fi
+
+# 4. The build.
+export CUDA_HOME=$cuda_root NVCC=$cuda_root/bin/nvcc PATH=$cuda_root/bin:$PATH
+export RUSTFLAGS="-C target-cpu=$target_cpu"
+say "nvcc: $("$NVCC" --version | grep -o 'release [0-9.]*, V[0-9.]*'); host $(cc --version | head -1)"
+say "cargo build --release --locked --features cuda (sm_$CUDA_COMPUTE_CAP, target-cpu=$target_cpu) into $CARGO_TARGET_DIR"
+start=$(date +%s)
+nice -n 10 cargo build --release --locked --features cuda --bin tarjama
+bin=$CARGO_TARGET_DIR/release/tarjama
+say "built in $(($(date +%s) - start)) s"
+
+# 5. Where it is, what it needs, and that it starts.
+say "binary: $bin ($(du -h "$bin" | cut -f1), $(stat -c %s "$bin") bytes)"
+gzip -6 -c "$bin" >"$bin.gz.partial" && mv "$bin.gz.partial" "$bin.gz"
+say "compressed copy: $bin.gz ($(du -h "$bin.gz" | cut -f1)), what to carry to a GPU machine (scripts/gpu-check.sh unpacks it)"
+say "needs: $(readelf -d "$bin" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p' | tr '\n' ' ')"
+if ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1 '; then
+    say "a driver is installed here: run it with LD_LIBRARY_PATH=$cuda_root/lib"
+    LD_LIBRARY_PATH=$cuda_root/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} "$bin" --version
+else
+    say "no driver here; smoke test with the stub driver (LD_LIBRARY_PATH=$cuda_root/lib:$stubs):"
+    smoke=$(mktemp -d)
+    run() { env -u RUST_BACKTRACE TARJAMA_HOME="$smoke/home" LD_LIBRARY_PATH="$cuda_root/lib:$stubs" "$bin" "$@"; }
+    run --version
+    run models random tiny-qwen2 "$smoke/tiny.gguf" >/dev/null
+    printf 'مرحبا بالعالم\n' >"$smoke/in.txt"
+    run -q translate "$smoke/in.txt" --out "$smoke/out" --model "$smoke/tiny.gguf" --device cuda \
+        --no-summary --no-memory --no-lexicon --offline 2>&1 | grep -m1 -- '--device cuda' || true
+    rm -rf "$smoke"
+fi
