@@ -314,6 +314,41 @@ impl Linear {
     }
 }
 
+impl Linear {
+    /// Several products of the same rows (gate and up, or q and k): one quantization of
+    /// the rows and one parallel region where candle has a fused kernel for them (same
+    /// weight type, blocks released, 512-bit CPUs); one by one otherwise. The numbers are
+    /// the same either way: released weights always run the tile code the fused kernel
+    /// runs.
+    pub fn forward_shared<const N: usize>(
+        layers: [&Linear; N],
+        xs: &Tensor,
+    ) -> Result<[Tensor; N]> {
+        if let Some(outs) = Self::fused(&layers, xs)? {
+            if let Ok(outs) = <[Tensor; N]>::try_from(outs) {
+                return Ok(outs);
+            }
+        }
+        let outs = layers
+            .iter()
+            .map(|layer| layer.forward(xs))
+            .collect::<Result<Vec<_>>>()?;
+        <[Tensor; N]>::try_from(outs)
+            .map_err(|_| candle_core::Error::Msg("one product per layer".to_string()))
+    }
+
+    fn fused(layers: &[&Linear], xs: &Tensor) -> Result<Option<Vec<Tensor>>> {
+        let mut weights = Vec::with_capacity(layers.len());
+        for layer in layers {
+            match &layer.weights {
+                QMatMul::QTensor(w) if w.blocks_released() => weights.push(w.as_ref()),
+                _ => return Ok(None),
+            }
+        }
+        QTensor::gemv_fused_shared_lhs(&weights, xs)
+    }
+}
+
 impl Module for Linear {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         if self.pad_single_row && xs.dim(0)? == 1 {
@@ -342,12 +377,12 @@ pub struct Mlp {
 
 impl Mlp {
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let gate = self.gate.forward(xs)?;
+        let [gate, up] = Linear::forward_shared([&self.gate, &self.up], xs)?;
         let gate = match self.activation {
             Activation::Silu => candle_nn::ops::silu(&gate)?,
             Activation::GeluTanh => gate.gelu()?,
         };
-        self.down.forward(&(gate * self.up.forward(xs)?)?)
+        self.down.forward(&(gate * up)?)
     }
 }
 
