@@ -58,6 +58,15 @@ sys.exit(0 if llama_cpp.__version__ == sys.argv[1] else 1)
 EOF
 }
 
+# ggml's AMX kernels die with SIGILL (`tilezero` in libggml-cpu) on this project's
+# virtual machines, which advertise AMX; there llama.cpp is built without them and runs
+# its AVX-512 VNNI kernels. (candle asks the kernel for AMX permission and works.)
+no_amx_flags() {
+    if grep -qw amx_tile /proc/cpuinfo 2>/dev/null; then
+        echo "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+    fi
+}
+
 build_venv() {
     echo "bench-llamacpp: building llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION from source into $venv (takes several minutes; log: $tarjama_home/llamacpp-build.log)" >&2
     mkdir -p "$tarjama_home"
@@ -66,6 +75,7 @@ build_venv() {
     if ! {
         { [[ -x "$py" ]] || python3 -m venv "$venv"; } &&
         "$py" -m pip install --upgrade pip &&
+        CFLAGS="$(no_amx_flags)" CXXFLAGS="$(no_amx_flags)" \
         CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_BLAS=OFF -DGGML_CUDA=OFF -DGGML_HIP=OFF -DGGML_VULKAN=OFF -DGGML_METAL=OFF -DGGML_OPENCL=OFF -DGGML_SYCL=OFF -DLLAVA_BUILD=OFF" \
         FORCE_CMAKE=1 \
         CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
