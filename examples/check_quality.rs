@@ -113,7 +113,7 @@ fn score_labelled(path: &str) -> anyhow::Result<()> {
             let found = check.run(&subject);
             let error = field(at) == "1";
             tally.add(error, !found.is_empty());
-            if error != !found.is_empty() {
+            if error == found.is_empty() {
                 let why: Vec<String> = found.iter().map(|f| f.warning.message.clone()).collect();
                 eprintln!(
                     "row {}: {} label {} flag {}: {}",

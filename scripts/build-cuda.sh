@@ -36,13 +36,12 @@
 # * The build runs under `nice -n 10`. From scratch it is long (candle's CUDA kernels
 #   through nvcc, then the whole crate): see docs/performance.md's GPU section.
 #
-# Running the binary: it needs the NVIDIA driver (libcuda.so.1) and the CUDA 13 libraries
-# named above on the library path, even for `--device cpu`, because they are linked, not
-# loaded on demand. Without them it stops at start with the loader's one-line message
-# ("error while loading shared libraries: libcuda.so.1: ..."). scripts/gpu-check.sh finds
-# the libraries on a GPU machine. On a machine without a driver, putting this toolkit's
-# lib/ and stubs/ on LD_LIBRARY_PATH lets it start: --device cpu works, --device auto
-# falls back to the CPU and --device cuda fails with a one-line error (shown at the end).
+# Running the binary: it links only libcudart (copied beside it, found through an $ORIGIN
+# rpath) and opens the driver (libcuda.so.1) and the CUDA 13 libraries named above when a
+# GPU is first asked for, after checking they are there. So it starts anywhere: on a
+# machine without a driver --device cpu works, --device auto falls back to the CPU and
+# --device cuda fails with a one-line error naming what is missing (shown at the end).
+# scripts/gpu-check.sh finds the libraries on a GPU machine.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -112,7 +111,8 @@ fi
 
 # 4. The build.
 export CUDA_HOME=$cuda_root NVCC=$cuda_root/bin/nvcc PATH=$cuda_root/bin:$PATH
-export RUSTFLAGS="-C target-cpu=$target_cpu"
+# $ORIGIN: the binary finds the libcudart copied beside it (step 5).
+export RUSTFLAGS="-C target-cpu=$target_cpu -C link-arg=-Wl,-rpath,\$ORIGIN"
 say "nvcc: $("$NVCC" --version | grep -o 'release [0-9.]*, V[0-9.]*'); host $(cc --version | head -1)"
 say "cargo build --release --locked --features cuda (sm_$CUDA_COMPUTE_CAP, target-cpu=$target_cpu) into $CARGO_TARGET_DIR"
 start=$(date +%s)
@@ -122,20 +122,27 @@ say "built in $(($(date +%s) - start)) s"
 
 # 5. Where it is, what it needs, and that it starts.
 say "binary: $bin ($(du -h "$bin" | cut -f1), $(stat -c %s "$bin") bytes)"
+# candle-kernels links libcudart (for MoE kernels tarjama never calls); a copy beside the
+# binary lets it start where no CUDA is installed. The other CUDA libraries are opened
+# only when a GPU is used.
+cp -L "$cuda_root/lib/libcudart.so.13" "$(dirname "$bin")/libcudart.so.13"
 gzip -6 -c "$bin" >"$bin.gz.partial" && mv "$bin.gz.partial" "$bin.gz"
-say "compressed copy: $bin.gz ($(du -h "$bin.gz" | cut -f1)), what to carry to a GPU machine (scripts/gpu-check.sh unpacks it)"
+say "compressed copy: $bin.gz ($(du -h "$bin.gz" | cut -f1)): carry it and libcudart.so.13 beside it to a GPU machine (scripts/gpu-check.sh unpacks it)"
 say "needs: $(readelf -d "$bin" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p' | tr '\n' ' ')"
 if ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1 '; then
     say "a driver is installed here: run it with LD_LIBRARY_PATH=$cuda_root/lib"
     LD_LIBRARY_PATH=$cuda_root/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} "$bin" --version
 else
-    say "no driver here; smoke test with the stub driver (LD_LIBRARY_PATH=$cuda_root/lib:$stubs):"
+    say "no driver here; smoke test with no CUDA library on the path:"
     smoke=$(mktemp -d)
-    run() { env -u RUST_BACKTRACE TARJAMA_HOME="$smoke/home" LD_LIBRARY_PATH="$cuda_root/lib:$stubs" "$bin" "$@"; }
+    run() { env -u RUST_BACKTRACE -u LD_LIBRARY_PATH TARJAMA_HOME="$smoke/home" "$bin" "$@"; }
     run --version
     run models random tiny-qwen2 "$smoke/tiny.gguf" >/dev/null
     printf 'مرحبا بالعالم\n' >"$smoke/in.txt"
     run -q translate "$smoke/in.txt" --out "$smoke/out" --model "$smoke/tiny.gguf" --device cuda \
         --no-summary --no-memory --no-lexicon --offline 2>&1 | grep -m1 -- '--device cuda' || true
+    run -q translate "$smoke/in.txt" --out "$smoke/out" --model "$smoke/tiny.gguf" --device auto \
+        --no-summary --no-memory --no-lexicon --offline >/dev/null 2>&1 \
+        && say "--device auto fell back to the CPU: $(ls "$smoke/out" | tr '\n' ' ')"
     rm -rf "$smoke"
 fi

@@ -101,6 +101,8 @@ if [[ -z $bin ]]; then
     [[ $gpu == 0 && ! -e $bin ]] && bin=target/release/tarjama
 fi
 if [[ $bin == *.gz && -f $bin ]]; then # the compressed copy build-cuda.sh writes to carry
+    # libcudart, if build-cuda.sh put it beside, goes along: the binary looks beside itself.
+    [[ -f $(dirname "$bin")/libcudart.so.13 ]] && cp "$(dirname "$bin")/libcudart.so.13" "$work/"
     gunzip -c "$bin" >"$work/tarjama" && chmod +x "$work/tarjama" && bin=$work/tarjama
 fi
 [[ -x $bin ]] || { echo "gpu-check: no binary at $bin (build it with scripts/build-cuda.sh)" >&2; exit 2; }
@@ -113,7 +115,20 @@ for sp in $(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>
     for d in "$sp"/nvidia/*/lib; do [[ -d $d ]] && lib_dirs+=("$d"); done
 done
 for d in "$toolkit_home"/cuda-toolkit/*/pkgs/nvidia/*/lib; do [[ -d $d ]] && lib_dirs+=("$d"); done
-missing_libs() { ldd "$bin" 2>/dev/null | awk '/=> not found/ {print $1}' | sort -u; }
+# The libraries the binary links, and on a GPU the ones it opens when CUDA is first used.
+opened_libs="libcuda.so.1 libcublas.so.13 libcublasLt.so.13 libcurand.so.10 libnvrtc.so.13"
+findable() {
+    ldconfig -p 2>/dev/null | grep -q " $1 " && return 0
+    local d
+    for d in ${LD_LIBRARY_PATH//:/ }; do [[ -e $d/$1 ]] && return 0; done
+    return 1
+}
+missing_libs() {
+    {
+        ldd "$bin" 2>/dev/null | awk '/=> not found/ {print $1}'
+        if [[ $gpu == 1 ]]; then for lib in $opened_libs; do findable "$lib" || echo "$lib"; done; fi
+    } | sort -u
+}
 for pass in 1 2; do # twice: a library found shows the ones it needs in turn (cuBLAS: cuBLASLt)
     for lib in $(missing_libs); do
         for d in "${lib_dirs[@]}"; do

@@ -35,16 +35,12 @@ fn sample(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Translates `doc` into `out` with `--model model`: for the model-failure tests.
-fn translate_with_model(doc: &Path, out: &Path, model: &str) -> Output {
-    tarjama(&[
-        "translate",
-        doc.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--model",
-        model,
-    ])
+/// `tarjama translate input --out out`, then the `extra` arguments.
+fn translate(input: &Path, out: &Path, extra: &[&str]) -> Output {
+    let (input, out) = (input.to_str().unwrap(), out.to_str().unwrap());
+    let mut args = vec!["translate", input, "--out", out];
+    args.extend_from_slice(extra);
+    tarjama(&args)
 }
 
 fn latin_share(s: &str) -> f64 {
@@ -57,12 +53,7 @@ fn latin_share(s: &str) -> f64 {
 fn translates_a_real_sample_end_to_end_then_skips_it() {
     let out = tempfile::tempdir().unwrap();
     let input = sample("001_16cb7a662e3fa037.txt");
-    let o = tarjama(&[
-        "translate",
-        input.to_str().unwrap(),
-        "--out",
-        out.path().to_str().unwrap(),
-    ]);
+    let o = translate(&input, out.path(), &[]);
     let log = text(&o);
     assert!(o.status.success(), "{log}");
     assert!(log.contains("1 translated"), "{log}");
@@ -148,13 +139,7 @@ fn translates_a_real_sample_end_to_end_then_skips_it() {
     assert!(!doc.title.is_empty());
     assert!(doc.arabic_words > 300);
 
-    let again = tarjama(&[
-        "translate",
-        input.to_str().unwrap(),
-        "--out",
-        out.path().to_str().unwrap(),
-        "--offline",
-    ]);
+    let again = translate(&input, out.path(), &["--offline"]);
     let log = text(&again);
     assert!(again.status.success(), "{log}");
     assert!(log.contains("0 translated, 1 skipped"), "{log}");
@@ -173,13 +158,7 @@ fn bad_documents_fail_alone_and_good_ones_complete() {
     let empty = dir.path().join("empty.txt");
     std::fs::write(&empty, "  \n\n").unwrap();
 
-    let o = tarjama(&[
-        "translate",
-        dir.path().to_str().unwrap(),
-        "--out",
-        out.path().to_str().unwrap(),
-        "--no-summary",
-    ]);
+    let o = translate(dir.path(), out.path(), &["--no-summary"]);
     let log = text(&o);
     assert_eq!(o.status.code(), Some(1), "{log}");
     assert!(log.contains("bad.txt") && log.contains("UTF-8"), "{log}");
@@ -249,7 +228,7 @@ fn corrupt_and_truncated_models_are_clear_errors() {
     std::fs::write(&doc, "انعقد الاجتماع في الرياض.\n").unwrap();
     let junk = dir.path().join("junk.gguf");
     std::fs::write(&junk, b"this is not a model").unwrap();
-    let o = translate_with_model(&doc, out.path(), junk.to_str().unwrap());
+    let o = translate(&doc, out.path(), &["--model", junk.to_str().unwrap()]);
     let log = text(&o);
     assert_eq!(o.status.code(), Some(1), "{log}");
     assert!(
@@ -271,7 +250,7 @@ fn corrupt_and_truncated_models_are_clear_errors() {
         .read_exact(&mut bytes)
         .unwrap();
     std::fs::write(&truncated, &bytes).unwrap();
-    let o = translate_with_model(&doc, out.path(), truncated.to_str().unwrap());
+    let o = translate(&doc, out.path(), &["--model", truncated.to_str().unwrap()]);
     let log = text(&o);
     assert_eq!(o.status.code(), Some(1), "{log}");
     assert!(log.contains("truncated"), "{log}");
@@ -285,11 +264,8 @@ fn hub_references_fail_fast_with_one_line() {
     std::fs::write(&doc, "انعقد الاجتماع في الرياض.\n").unwrap();
     let started = std::time::Instant::now();
     // A repository that does not exist: fails with or without network access.
-    let o = translate_with_model(
-        &doc,
-        out.path(),
-        "hf:tarjama-tests/no-such-model:model.gguf",
-    );
+    let model = "hf:tarjama-tests/no-such-model:model.gguf";
+    let o = translate(&doc, out.path(), &["--model", model]);
     let log = text(&o);
     assert_eq!(o.status.code(), Some(1), "{log}");
     assert!(
@@ -306,14 +282,7 @@ fn a_gpu_asked_of_a_cpu_build_is_a_clear_error() {
     }
     let out = tempfile::tempdir().unwrap();
     let doc = sample("000_e0e78c066911b3fb.txt");
-    let o = tarjama(&[
-        "translate",
-        doc.to_str().unwrap(),
-        "--out",
-        out.path().to_str().unwrap(),
-        "--device",
-        "cuda",
-    ]);
+    let o = translate(&doc, out.path(), &["--device", "cuda"]);
     let log = text(&o);
     assert_eq!(o.status.code(), Some(1), "{log}");
     assert!(log.contains("built without CUDA"), "{log}");
@@ -457,15 +426,11 @@ fn a_local_gguf_file_skips_unchanged_documents() {
     std::fs::write(&doc, "عقد المجلس اجتماعه الأول في الرياض.\n").unwrap();
     let out = dir.path().join("out");
     let run = || {
-        tarjama(&[
-            "translate",
-            doc.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--model",
-            model.path.to_str().unwrap(),
-            "--no-summary",
-        ])
+        translate(
+            &doc,
+            &out,
+            &["--model", model.path.to_str().unwrap(), "--no-summary"],
+        )
     };
     let first = run();
     assert!(first.status.success(), "{}", text(&first));
@@ -513,13 +478,7 @@ fn translations_match_the_pinned_outputs() {
     }
     let out = tempfile::tempdir().unwrap();
     let input = sample("001_16cb7a662e3fa037.txt");
-    let o = tarjama(&[
-        "translate",
-        input.to_str().unwrap(),
-        "--out",
-        out.path().to_str().unwrap(),
-        "--no-memory",
-    ]);
+    let o = translate(&input, out.path(), &["--no-memory"]);
     assert!(o.status.success(), "{}", text(&o));
     let json = std::fs::read_to_string(out.path().join("001_16cb7a662e3fa037.json")).unwrap();
     let doc: TranslatedDocument = serde_json::from_str(&json).unwrap();

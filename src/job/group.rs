@@ -61,7 +61,15 @@ pub(super) fn translate_group(
         &mut outcomes,
     );
     let summarize_started = Instant::now();
+    if stage.job.run.summary() && !drafts.is_empty() {
+        let n = drafts.len();
+        let documents = if n == 1 { "document" } else { "documents" };
+        stage
+            .progress
+            .set_stage(Some(format!("summarizing {n} {documents}")));
+    }
     let summaries = summarize(stage, engine, &group, &drafts);
+    stage.progress.set_stage(None);
     let summarize_seconds = summarize_started.elapsed().as_secs_f64() / drafts.len().max(1) as f64;
     for (draft, summary) in drafts.into_iter().zip(summaries) {
         let pending = &group[draft.doc].0;

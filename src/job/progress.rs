@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,8 @@ struct Counts {
     segments: AtomicUsize,
     arabic_words: AtomicUsize,
     started: Instant,
+    /// Work after the segments that the lines name (summaries), while it runs.
+    stage: Mutex<Option<String>>,
 }
 
 /// The timer thread; it stops when its sender is dropped.
@@ -46,6 +48,7 @@ impl Progress {
             segments: AtomicUsize::new(0),
             arabic_words: AtomicUsize::new(0),
             started: Instant::now(),
+            stage: Mutex::new(None),
         });
         if bar {
             return Progress {
@@ -68,6 +71,19 @@ impl Progress {
         self.counts
             .arabic_words
             .fetch_add(count_arabic_words(source), Ordering::Relaxed);
+    }
+
+    /// Names the work running past the segments (`summarizing 5 documents`) in the bar
+    /// and the log lines, until `None`: a run whose segments are all done is not stuck.
+    pub(super) fn set_stage(&self, stage: Option<String>) {
+        if let Some(stage) = &stage {
+            self.bar.set_message(stage.clone());
+        }
+        *self
+            .counts
+            .stage
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = stage;
     }
 
     /// What the bar says it is working on.
@@ -131,12 +147,21 @@ impl Ticker {
 
 impl Counts {
     fn line(&self) -> String {
-        line(
+        let line = line(
             self.segments.load(Ordering::Relaxed),
             self.total,
             self.arabic_words.load(Ordering::Relaxed),
             self.started.elapsed(),
-        )
+        );
+        match self
+            .stage
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_deref()
+        {
+            Some(stage) => format!("{line}; now {stage}"),
+            None => line,
+        }
     }
 }
 

@@ -438,6 +438,31 @@ fn a_run_without_a_terminal_logs_its_progress_and_each_finished_document() {
 }
 
 #[test]
+fn progress_lines_name_the_work_running_after_the_segments() {
+    let (_, log) = logged(|| {
+        let progress = progress::Progress::new(false, 2, Duration::from_millis(10));
+        progress.segment_done("جملة");
+        progress.segment_done("جملة");
+        progress.set_stage(Some("summarizing 2 documents".into()));
+        std::thread::sleep(Duration::from_millis(60));
+        progress.set_stage(None);
+        std::thread::sleep(Duration::from_millis(60));
+    });
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("progress: 2/2"))
+        .collect();
+    let named = lines
+        .iter()
+        .position(|l| l.ends_with("; now summarizing 2 documents"));
+    let cleared = lines.iter().rposition(|l| l.ends_with("ETA 0s"));
+    assert!(
+        matches!((named, cleared), (Some(a), Some(b)) if a < b),
+        "{log}"
+    );
+}
+
+#[test]
 fn a_progress_line_gives_segments_done_words_per_second_and_the_time_left() {
     assert_eq!(
         progress::line(57, 126, 1000, Duration::from_secs(256)),

@@ -295,7 +295,7 @@ impl Gemma {
         xs: &Tensor,
         tables: &[(Tensor, Tensor)],
         chunks: &mut [Chunk],
-        spans: &[(usize, usize)],
+        batch: &Batch,
     ) -> Result<Tensor> {
         let layer = &self.layers[index];
         let tokens = xs.dim(0)?;
@@ -318,7 +318,7 @@ impl Gemma {
             .wv
             .forward(xs)?
             .reshape((1, tokens, shape.kv_heads, shape.head_dim))?;
-        let out = attend(index, shape, (&q, &k, &v), chunks, spans)?;
+        let out = attend(index, shape, (&q, &k, &v), chunks, batch)?;
         layer.wo.forward(&out)
     }
 
@@ -352,7 +352,7 @@ impl Decoder for Gemma {
             (self.embeddings.forward(&batch.ids)? * (self.cfg.embedding_length as f64).sqrt())?;
         for (i, layer) in self.layers.iter().enumerate() {
             let normed = layer.attn_norm.forward(&xs)?;
-            let attn = self.attention(i, &normed, &tables, chunks, &batch.spans)?;
+            let attn = self.attention(i, &normed, &tables, chunks, &batch)?;
             let xs_attn = (layer.post_attn_norm.forward(&attn)? + &xs)?;
             let mlp = layer.mlp.forward(&layer.ffn_norm.forward(&xs_attn)?)?;
             xs = (layer.post_ffn_norm.forward(&mlp)? + xs_attn)?;

@@ -29,7 +29,7 @@ use super::gguf_tokenizer;
 use super::llama::{self, Llama};
 use super::qwen2::{self, Qwen2};
 use super::qwen3::{self, Qwen3};
-use super::transformer::{Chunk, Decoder, KvCache};
+use super::transformer::{Chunk, Decoder, KvCache, KvSlab};
 use super::{ChatModel, ChatPrompt, Decoding, Generation, ModelError, OnDone, Throughput};
 
 /// Prompt tokens fed in one pass, roughly: enough rows per weight read, without the
@@ -407,8 +407,14 @@ impl GgufLlm {
         })
     }
 
-    /// A fresh cache for `prepared` holding its prefix, computed now unless cached.
-    fn start_row(&mut self, job: usize, prepared: &Prepared) -> Result<Row, ModelError> {
+    /// A fresh cache for `prepared` holding its prefix, computed now unless cached, in a
+    /// slot of `slab` when it has one free.
+    fn start_row(
+        &mut self,
+        job: usize,
+        prepared: &Prepared,
+        slab: Option<&Arc<KvSlab>>,
+    ) -> Result<Row, ModelError> {
         let (model, prefixes) = (&self.decoder, &mut self.prefixes);
         let capacity = prepared.ids.len() + prepared.max_new_tokens;
         let prefix = &prepared.ids[..prepared.prefix_len];
@@ -433,6 +439,10 @@ impl GgufLlm {
                 prefixes.remove(0);
             }
             cache
+        };
+        let cache = match slab {
+            Some(slab) => cache.placed_in(slab),
+            None => cache,
         };
         Ok(Row {
             job,
@@ -495,8 +505,17 @@ impl GgufLlm {
         on_done: OnDone<Generation>,
     ) -> Vec<Option<Result<Generation, ModelError>>> {
         let mut schedule = Schedule::new(prepared, on_done);
+        // Sequences decoding together keep their caches side by side, so each decoding
+        // step attends over all of them at once.
+        let own_capacity = prepared
+            .iter()
+            .map(|p| p.ids.len() - p.prefix_len + p.max_new_tokens)
+            .max()
+            .unwrap_or(1);
+        let slab = (self.batch_size > 1)
+            .then(|| KvSlab::new(self.decoder.block_count(), self.batch_size, own_capacity));
         loop {
-            self.admit(&mut schedule, prepared);
+            self.admit(&mut schedule, prepared, slab.as_ref());
             // Prompts are fed in passes of their own, so prompt and decoding time are told
             // apart (on a CPU a mixed pass costs the same), and at most about
             // PREFILL_TOKENS at a time: a long prompt goes on in the next pass.
@@ -516,7 +535,12 @@ impl GgufLlm {
 
     /// Starts waiting requests while the batch has room and the next prefill pass has
     /// fewer than about PREFILL_TOKENS prompt tokens.
-    fn admit(&mut self, schedule: &mut Schedule, prepared: &[Prepared]) {
+    fn admit(
+        &mut self,
+        schedule: &mut Schedule,
+        prepared: &[Prepared],
+        slab: Option<&Arc<KvSlab>>,
+    ) {
         let mut tokens: usize = schedule
             .prefilling
             .iter()
@@ -533,7 +557,7 @@ impl GgufLlm {
                 schedule.done(job, g);
                 continue;
             }
-            match self.start_row(job, &prepared[job]) {
+            match self.start_row(job, &prepared[job], slab) {
                 Ok(row) => {
                     tokens += row.feed.len().min(PREFILL_TOKENS);
                     schedule.prefilling.push(row);

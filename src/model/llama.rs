@@ -224,10 +224,10 @@ impl Llama {
         xs: &Tensor,
         rope: (&Tensor, &Tensor),
         chunks: &mut [Chunk],
-        spans: &[(usize, usize)],
+        batch: &Batch,
     ) -> Result<Tensor> {
         let (q, k, v) = self.qkv(index, xs, rope)?;
-        let out = attend(index, &self.attention_shape(), (&q, &k, &v), chunks, spans)?;
+        let out = attend(index, &self.attention_shape(), (&q, &k, &v), chunks, batch)?;
         self.layers[index].wo.forward(&out)
     }
 }
@@ -249,7 +249,7 @@ impl Decoder for Llama {
         let mut xs = self.embeddings.forward(&batch.ids)?;
         for (i, layer) in self.layers.iter().enumerate() {
             let normed = layer.attention_norm.forward(&xs)?;
-            let attn = self.attention(i, &normed, (&cos, &sin), chunks, &batch.spans)?;
+            let attn = self.attention(i, &normed, (&cos, &sin), chunks, &batch)?;
             let xs_attn = (attn + &xs)?;
             let mlp = layer.mlp.forward(&layer.ffn_norm.forward(&xs_attn)?)?;
             xs = (mlp + xs_attn)?;

@@ -71,8 +71,8 @@ impl Config {
         if self.normalize_before || self.normalize_embedding || self.add_final_layer_norm {
             return Some("pre-norm Marian variants are not supported".into());
         }
-        if self.d_model % self.encoder_attention_heads != 0
-            || self.d_model % self.decoder_attention_heads != 0
+        if !self.d_model.is_multiple_of(self.encoder_attention_heads)
+            || !self.d_model.is_multiple_of(self.decoder_attention_heads)
         {
             return Some("d_model is not a multiple of the attention heads".into());
         }

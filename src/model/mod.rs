@@ -1,11 +1,14 @@
 //! Model backends. A translation backend implements [`crate::translate::Translator`];
 //! a chat LLM implements [`ChatModel`], which the LLM translator and the summarizer share.
 
+pub mod attention;
+pub mod batch;
 pub mod chat_template;
 pub mod embeddings;
 pub mod gemma;
 pub mod gguf_llm;
 pub mod gguf_tokenizer;
+pub mod kv_cache;
 pub mod llama;
 pub mod marian;
 pub mod opus_mt;
@@ -63,6 +66,9 @@ impl DeviceChoice {
         match self {
             DeviceChoice::Cpu => Ok(candle_core::Device::Cpu),
             DeviceChoice::Auto if candle_core::utils::cuda_is_available() => {
+                if missing_cuda_library().is_some() {
+                    return Ok(candle_core::Device::Cpu);
+                }
                 candle_core::Device::new_cuda(0).or(Ok(candle_core::Device::Cpu))
             }
             DeviceChoice::Auto => Ok(candle_core::Device::Cpu),
@@ -74,13 +80,66 @@ impl DeviceChoice {
                         .into(),
                 ))
             }
-            DeviceChoice::Cuda => candle_core::Device::new_cuda(0).map_err(|e| {
-                ModelError::Device(format!(
-                    "--device cuda: no usable GPU ({e}); check the driver with nvidia-smi, or use --device cpu"
-                ))
-            }),
+            DeviceChoice::Cuda => {
+                if let Some(library) = missing_cuda_library() {
+                    return Err(ModelError::Device(format!(
+                        "--device cuda: {library} was not found on the library path; install the \
+                         NVIDIA driver and the CUDA 13 libraries (scripts/build-cuda.sh says which), \
+                         or use --device cpu"
+                    )));
+                }
+                Self::open_gpu()
+            }
         }
     }
+
+    fn open_gpu() -> Result<candle_core::Device, ModelError> {
+        candle_core::Device::new_cuda(0).map_err(|e| {
+                ModelError::Device(format!(
+                "--device cuda: no usable GPU ({e}); check the driver with nvidia-smi, or use --device cpu"
+            ))
+        })
+    }
+}
+
+/// The first CUDA library a CUDA build loads at run time that this machine lacks. A
+/// CUDA build loads the driver and libraries only when a GPU is asked for (so it starts
+/// anywhere), and cudarc aborts on a missing one: check them all first.
+#[cfg(feature = "cuda")]
+fn missing_cuda_library() -> Option<&'static str> {
+    use candle_core::cuda_backend::cudarc;
+    // SAFETY: each check only tries to open the library by name.
+    let present: [(&str, unsafe fn() -> bool); 5] = [
+        (
+            "the NVIDIA driver (libcuda.so.1)",
+            cudarc::driver::sys::is_culib_present,
+        ),
+        (
+            "cuBLAS (libcublas.so.13)",
+            cudarc::cublas::sys::is_culib_present,
+        ),
+        (
+            "cuBLASLt (libcublasLt.so.13)",
+            cudarc::cublaslt::sys::is_culib_present,
+        ),
+        (
+            "cuRAND (libcurand.so.10)",
+            cudarc::curand::sys::is_culib_present,
+        ),
+        (
+            "NVRTC (libnvrtc.so.13)",
+            cudarc::nvrtc::sys::is_culib_present,
+        ),
+    ];
+    present
+        .into_iter()
+        .find(|(_, check)| !unsafe { check() })
+        .map(|(name, _)| name)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn missing_cuda_library() -> Option<&'static str> {
+    None
 }
 
 /// One chat request: a system prompt, optional example exchanges, notes, then the user

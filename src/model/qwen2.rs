@@ -149,7 +149,7 @@ impl Qwen2 {
         xs: &Tensor,
         (cos, sin): (&Tensor, &Tensor),
         chunks: &mut [Chunk],
-        spans: &[(usize, usize)],
+        batch: &Batch,
     ) -> Result<Tensor> {
         let layer = &self.layers[index];
         let tokens = xs.dim(0)?;
@@ -167,7 +167,7 @@ impl Qwen2 {
             .rope
             .apply(&project(&layer.wk, &layer.bk, shape.kv_heads)?, cos, sin)?;
         let v = project(&layer.wv, &layer.bv, shape.kv_heads)?;
-        let out = attend(index, &shape, (&q, &k, &v), chunks, spans)?;
+        let out = attend(index, &shape, (&q, &k, &v), chunks, batch)?;
         layer.wo.forward(&out)
     }
 }
@@ -189,7 +189,7 @@ impl Decoder for Qwen2 {
         let mut xs = self.embeddings.forward(&batch.ids)?;
         for (i, layer) in self.layers.iter().enumerate() {
             let normed = layer.attention_norm.forward(&xs)?;
-            let attn = self.attention(i, &normed, (&cos, &sin), chunks, &batch.spans)?;
+            let attn = self.attention(i, &normed, (&cos, &sin), chunks, &batch)?;
             let xs_attn = (attn + &xs)?;
             let mlp = layer.mlp.forward(&layer.ffn_norm.forward(&xs_attn)?)?;
             xs = (mlp + xs_attn)?;

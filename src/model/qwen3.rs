@@ -166,7 +166,7 @@ impl Qwen3 {
         xs: &Tensor,
         (cos, sin): (&Tensor, &Tensor),
         chunks: &mut [Chunk],
-        spans: &[(usize, usize)],
+        batch: &Batch,
     ) -> Result<Tensor> {
         let layer = &self.layers[index];
         let tokens = xs.dim(0)?;
@@ -178,7 +178,7 @@ impl Qwen3 {
         let q = self.rope.apply(&q, cos, sin)?;
         let k = self.rope.apply(&k, cos, sin)?;
         let v = project(&layer.wv, shape.kv_heads)?;
-        let out = attend(index, &shape, (&q, &k, &v), chunks, spans)?;
+        let out = attend(index, &shape, (&q, &k, &v), chunks, batch)?;
         layer.wo.forward(&out)
     }
 }
@@ -200,7 +200,7 @@ impl Decoder for Qwen3 {
         let mut xs = self.embeddings.forward(&batch.ids)?;
         for (i, layer) in self.layers.iter().enumerate() {
             let normed = layer.attention_norm.forward(&xs)?;
-            let attn = self.attention(i, &normed, (&cos, &sin), chunks, &batch.spans)?;
+            let attn = self.attention(i, &normed, (&cos, &sin), chunks, &batch)?;
             let xs_attn = (attn + &xs)?;
             let mlp = layer.mlp.forward(&layer.ffn_norm.forward(&xs_attn)?)?;
             xs = (mlp + xs_attn)?;

@@ -11,6 +11,10 @@ use std::sync::Arc;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Result, Tensor};
 
+pub use super::attention::{attend, AttentionShape};
+pub use super::batch::{Batch, Chunk};
+pub use super::kv_cache::{KvCache, KvSlab};
+
 /// A decoder-only transformer that feeds several sequences in one forward pass.
 pub trait Decoder {
     /// Layers, each with its own keys and values in a [`KvCache`].
@@ -26,190 +30,6 @@ pub trait Decoder {
     fn forward(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Tensor> {
         self.forward_batch(&mut [Chunk { tokens, cache }])?
             .squeeze(0)
-    }
-}
-
-/// One sequence's part of a batched forward pass: its next tokens and its cache.
-pub struct Chunk<'a> {
-    pub tokens: &'a [u32],
-    pub cache: &'a mut KvCache,
-}
-
-/// Keys and values of every token one sequence has fed so far, per layer, in buffers
-/// allocated once with room to grow: appending a token writes in place instead of copying
-/// the whole history. A cache can start after a shared, read-only `base` (the cached
-/// prompt prefix), whose keys and values every request reads and none copies. Positions
-/// are implicit: the next token fed sits at [`KvCache::len`].
-#[derive(Debug, Clone)]
-pub struct KvCache {
-    base: Option<Arc<KvCache>>,
-    /// Per layer, this cache's own keys and values, shaped `(kv_heads, capacity, head_dim)`.
-    layers: Vec<Option<(Tensor, Tensor)>>,
-    /// Own positions written.
-    own: usize,
-    capacity: usize,
-}
-
-/// One layer's cached keys and values: the shared base's, if any, and the sequence's own.
-type LayerKv = (Option<(Tensor, Tensor)>, (Tensor, Tensor));
-
-impl KvCache {
-    /// An empty cache for a model of `layers` layers that holds `capacity` positions
-    /// before it has to grow.
-    pub fn new(layers: usize, capacity: usize) -> Self {
-        Self {
-            base: None,
-            layers: vec![None; layers],
-            own: 0,
-            capacity: capacity.max(1),
-        }
-    }
-
-    /// An empty cache whose positions continue those of `base`, with room for
-    /// `capacity` positions of its own.
-    pub fn after(base: Arc<KvCache>, capacity: usize) -> Result<Self> {
-        if base.base.is_some() {
-            candle_core::bail!("a cache can only continue a cache without a base");
-        }
-        Ok(Self {
-            layers: vec![None; base.layers.len()],
-            base: Some(base),
-            own: 0,
-            capacity: capacity.max(1),
-        })
-    }
-
-    pub fn len(&self) -> usize {
-        self.base.as_ref().map_or(0, |b| b.len()) + self.own
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Makes room for `additional` more positions, before a forward pass writes any
-    /// layer (growing mid-pass would lose the positions already written).
-    fn reserve(&mut self, additional: usize) -> Result<()> {
-        let needed = self.own + additional;
-        if needed <= self.capacity {
-            return Ok(());
-        }
-        let capacity = needed.max(self.capacity * 2);
-        for slot in self.layers.iter_mut() {
-            if let Some((k, v)) = slot.take() {
-                *slot = Some((
-                    copy_into_new(&k, self.own, capacity)?,
-                    copy_into_new(&v, self.own, capacity)?,
-                ));
-            }
-        }
-        self.capacity = capacity;
-        Ok(())
-    }
-
-    /// Writes the keys and values of `new` positions (each `(kv_heads, new, head_dim)`)
-    /// of one layer after the cached ones, and returns every position of that layer.
-    /// [`KvCache::advance`] moves the length once all layers are written.
-    fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<LayerKv> {
-        let needed = self.own + k.dim(1)?;
-        if needed > self.capacity {
-            candle_core::bail!("key/value cache used without reserving room first");
-        }
-        let Some(slot) = self.layers.get_mut(layer) else {
-            candle_core::bail!("key/value cache has no layer {layer}")
-        };
-        if slot.is_none() {
-            let (kv_heads, _, head_dim) = k.dims3()?;
-            let buffer =
-                || Tensor::zeros((kv_heads, self.capacity, head_dim), k.dtype(), k.device());
-            *slot = Some((buffer()?, buffer()?));
-        }
-        let Some((k_buf, v_buf)) = slot.as_ref() else {
-            candle_core::bail!("key/value cache layer {layer} has no buffer")
-        };
-        k_buf.slice_set(k, 1, self.own)?;
-        v_buf.slice_set(v, 1, self.own)?;
-        let base = match &self.base {
-            Some(base) if base.own > 0 => match &base.layers[layer] {
-                Some((k, v)) => Some((k.narrow(1, 0, base.own)?, v.narrow(1, 0, base.own)?)),
-                None => candle_core::bail!("the shared prefix cache has no layer {layer}"),
-            },
-            _ => None,
-        };
-        Ok((
-            base,
-            (k_buf.narrow(1, 0, needed)?, v_buf.narrow(1, 0, needed)?),
-        ))
-    }
-
-    fn advance(&mut self, new: usize) {
-        self.own += new;
-    }
-}
-
-/// A `(kv_heads, capacity, head_dim)` buffer holding the first `len` positions of `src`.
-fn copy_into_new(src: &Tensor, len: usize, capacity: usize) -> Result<Tensor> {
-    let (kv_heads, _, head_dim) = src.dims3()?;
-    let dst = Tensor::zeros((kv_heads, capacity, head_dim), src.dtype(), src.device())?;
-    if len > 0 {
-        dst.slice_set(&src.narrow(1, 0, len)?.contiguous()?, 1, 0)?;
-    }
-    Ok(dst)
-}
-
-/// The tokens of a batched pass stacked into one matrix, with where each chunk's rows are.
-pub struct Batch {
-    /// Every chunk's tokens, one after another.
-    pub ids: Tensor,
-    /// Each token's position in its own sequence.
-    pub positions: Tensor,
-    /// `(first row, rows)` of each chunk.
-    pub spans: Vec<(usize, usize)>,
-}
-
-impl Batch {
-    /// Lays out `chunks` and reserves room in their caches, checking each fits in
-    /// `context_length`.
-    pub fn new(chunks: &mut [Chunk], context_length: usize, device: &Device) -> Result<Self> {
-        let mut ids = Vec::new();
-        let mut positions = Vec::new();
-        let mut spans = Vec::with_capacity(chunks.len());
-        for chunk in chunks.iter_mut() {
-            let start = chunk.cache.len();
-            let end = start + chunk.tokens.len();
-            if chunk.tokens.is_empty() {
-                candle_core::bail!("a sequence in the batch has no token to feed");
-            }
-            if end > context_length {
-                candle_core::bail!("{end} tokens exceed the model's context of {context_length}");
-            }
-            chunk.cache.reserve(chunk.tokens.len())?;
-            spans.push((ids.len(), chunk.tokens.len()));
-            ids.extend_from_slice(chunk.tokens);
-            positions.extend((start..end).map(|p| p as u32));
-        }
-        Ok(Self {
-            ids: Tensor::new(ids.as_slice(), device)?,
-            positions: Tensor::new(positions.as_slice(), device)?,
-            spans,
-        })
-    }
-
-    /// Moves every chunk's cache past the tokens it fed, once all layers are written.
-    pub fn advance(&self, chunks: &mut [Chunk]) {
-        for (chunk, &(_, len)) in chunks.iter_mut().zip(&self.spans) {
-            chunk.cache.advance(len);
-        }
-    }
-
-    /// The rows of `xs` (one per token) that are each chunk's last token.
-    pub fn last_rows(&self, xs: &Tensor) -> Result<Tensor> {
-        let last: Vec<u32> = self
-            .spans
-            .iter()
-            .map(|&(start, len)| (start + len - 1) as u32)
-            .collect();
-        xs.index_select(&Tensor::new(last.as_slice(), xs.device())?, 0)
     }
 }
 
@@ -386,116 +206,6 @@ impl Mlp {
     }
 }
 
-/// The shape and options of one layer's attention.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct AttentionShape {
-    pub heads: usize,
-    pub kv_heads: usize,
-    pub head_dim: usize,
-    /// Scores are multiplied by this (usually `1 / sqrt(head_dim)`).
-    pub scale: f64,
-    /// Scores become `cap * tanh(scores / cap)` (Gemma 2).
-    pub softcap: Option<f64>,
-    /// A query sees only this many positions, itself included (sliding-window layers).
-    pub window: Option<usize>,
-}
-
-/// Self-attention of layer `layer` for every chunk against its own cache. `q` is
-/// `(1, tokens, heads, head_dim)`, `k` and `v` `(1, tokens, kv_heads, head_dim)`, already
-/// rotated; returns `(tokens, heads * head_dim)`, before the output projection.
-///
-/// Attention is done per sequence, so no row is ever padded or masked for another's sake.
-pub fn attend(
-    layer: usize,
-    shape: &AttentionShape,
-    (q, k, v): (&Tensor, &Tensor, &Tensor),
-    chunks: &mut [Chunk],
-    spans: &[(usize, usize)],
-) -> Result<Tensor> {
-    let AttentionShape {
-        heads,
-        kv_heads,
-        head_dim,
-        ..
-    } = *shape;
-    let groups = heads / kv_heads;
-    let mut outs = Vec::with_capacity(chunks.len());
-    for (chunk, &(start, len)) in chunks.iter_mut().zip(spans) {
-        let own = |t: &Tensor| {
-            t.squeeze(0)?
-                .narrow(0, start, len)?
-                .transpose(0, 1)?
-                .contiguous()
-        };
-        // Query heads that share a key/value head are stacked, so grouped-query
-        // attention needs no copy of the keys and values per query head.
-        let q = own(q)?.reshape((kv_heads, groups * len, head_dim))?;
-        let pos = chunk.cache.len();
-        let (base, (k, v)) = chunk.cache.append(layer, &own(k)?, &own(v)?)?;
-        let kv_len = pos + len;
-        // Scores against the shared prefix and the sequence's own positions sit side by
-        // side, in position order, exactly as one cache's would.
-        let own_scores = q.matmul(&k.t()?)?;
-        let scores = match &base {
-            Some((base_k, _)) => Tensor::cat(&[&q.matmul(&base_k.t()?)?, &own_scores], 2)?,
-            None => own_scores,
-        };
-        let mut scores = (scores * shape.scale)?;
-        if let Some(cap) = shape.softcap {
-            scores = ((scores / cap)?.tanh()? * cap)?;
-        }
-        if let Some(mask) = mask(len, pos, shape.window, q.device())? {
-            let full = (kv_heads, groups, len, kv_len);
-            let neg_inf = Tensor::new(f32::NEG_INFINITY, q.device())?.broadcast_as(full)?;
-            scores = mask
-                .broadcast_as(full)?
-                .where_cond(&neg_inf, &scores.reshape(full)?)?
-                .reshape((kv_heads, groups * len, kv_len))?;
-        }
-        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = match &base {
-            Some((_, base_v)) => {
-                let base_len = base_v.dim(1)?;
-                let on_base = weights.narrow(2, 0, base_len)?.matmul(base_v)?;
-                let on_own = weights.narrow(2, base_len, kv_len - base_len)?.matmul(&v)?;
-                (on_base + on_own)?
-            }
-            None => weights.matmul(&v)?,
-        };
-        outs.push(
-            out.reshape((heads, len, head_dim))?
-                .transpose(0, 1)?
-                .reshape((len, heads * head_dim))?,
-        );
-    }
-    if outs.len() == 1 {
-        Ok(outs.swap_remove(0))
-    } else {
-        Tensor::cat(&outs, 0)
-    }
-}
-
-/// Which of `len` new queries (at positions `pos..pos + len`) may not see which of the
-/// `pos + len` positions: 1 for hidden. `None` when every query sees everything.
-fn mask(len: usize, pos: usize, window: Option<usize>, device: &Device) -> Result<Option<Tensor>> {
-    let kv_len = pos + len;
-    let window = window.filter(|&w| w < kv_len);
-    if len == 1 && window.is_none() {
-        return Ok(None);
-    }
-    let hidden: Vec<u8> = (0..len)
-        .flat_map(|i| {
-            let query = pos + i;
-            (0..kv_len).map(move |key| {
-                let future = key > query;
-                let too_far = window.is_some_and(|w| query - key.min(query) >= w);
-                u8::from(future || too_far)
-            })
-        })
-        .collect();
-    Ok(Some(Tensor::from_vec(hidden, (len, kv_len), device)?))
-}
-
 /// Checks a decoder the way every family is checked: sequences continuing one shared
 /// prefix, decoded together with different prompt lengths and one joining a step late,
 /// get exactly the logits each gets decoded alone.
@@ -527,9 +237,17 @@ pub(crate) fn assert_batched_equals_alone(model: &dyn Decoder) {
         &[(0, &[98]), (1, &[99]), (2, &[98])],
         &[(1, &[98])],
     ];
+    // Their caches share a slab, so the decoding steps attend over all three at once
+    // (the last step, with two slots held by sequences outside it, cannot). The slots
+    // run opposite to the sequences and slot 0 is left free, so rows are reordered and a
+    // free row is computed and dropped.
+    let slab = KvSlab::new(model.block_count(), 4, 16);
+    let hole = KvCache::new(model.block_count(), 16).placed_in(&slab);
     let mut caches: Vec<KvCache> = (0..3)
-        .map(|_| KvCache::after(shared.clone(), 16).unwrap())
+        .map(|_| KvCache::after(shared.clone(), 16).unwrap().placed_in(&slab))
         .collect();
+    caches.reverse();
+    drop(hole);
     let mut together: Vec<Vec<Vec<f32>>> = vec![Vec::new(); 3];
     for step in steps {
         let mut chunks: Vec<Chunk> = caches
@@ -633,24 +351,6 @@ pub(crate) fn greedy_parity(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn rows(t: &Tensor) -> Vec<Vec<u8>> {
-        t.to_vec2().unwrap()
-    }
-
-    #[test]
-    fn masks_hide_the_future_and_what_lies_beyond_the_window() {
-        let device = Device::Cpu;
-        assert!(mask(1, 7, None, &device).unwrap().is_none());
-        assert!(mask(1, 3, Some(4), &device).unwrap().is_none());
-        let causal = mask(2, 1, None, &device).unwrap().unwrap();
-        assert_eq!(rows(&causal), vec![vec![0, 0, 1], vec![0, 0, 0]]);
-        // A window of 2: the query at position 3 sees positions 2 and 3 only.
-        let windowed = mask(1, 3, Some(2), &device).unwrap().unwrap();
-        assert_eq!(rows(&windowed), vec![vec![1, 1, 0, 0]]);
-        let both = mask(2, 1, Some(2), &device).unwrap().unwrap();
-        assert_eq!(rows(&both), vec![vec![0, 0, 1], vec![1, 0, 0]]);
-    }
 
     #[test]
     fn interleaved_and_halves_rotations_agree_once_dimensions_are_paired_alike() {
