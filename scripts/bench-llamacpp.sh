@@ -27,6 +27,9 @@
 #                          [--json FILE] [--outputs FILE] [--n-ctx N] [--n-batch N]
 #                          [--compare BATCH1.outputs.jsonl] [--no-mmap] [--quiet]
 #        bench-llamacpp.sh --build-only
+# LLAMACPP_CPU=avx2 builds and uses a second venv (llamacpp-venv-avx2) with llama.cpp
+# compiled for AVX2/FMA/F16C only (x86-64-v3, no AVX-512): the peer for a tarjama built
+# with RUSTFLAGS="-C target-cpu=x86-64-v3", to measure the AVX2 path on any x86 machine.
 # Default model: ${TARJAMA_HOME:-$HOME/.cache/tarjama}/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
 # Default threads: the number of cores (nproc).
 # The benchmark itself runs under `nice -n 10` too; set BENCH_NICE=0 to run it
@@ -42,7 +45,18 @@ LLAMA_CPP_PYTHON_VERSION="0.3.36"
 
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 tarjama_home="${TARJAMA_HOME:-$HOME/.cache/tarjama}"
-venv="$tarjama_home/llamacpp-venv"
+cpu_level="${LLAMACPP_CPU:-native}"
+case "$cpu_level" in
+    native)
+        venv="$tarjama_home/llamacpp-venv"
+        cpu_cmake="-DGGML_NATIVE=ON" ;;
+    avx2)
+        venv="$tarjama_home/llamacpp-venv-avx2"
+        cpu_cmake="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AVX512_VNNI=OFF -DGGML_AVX_VNNI=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF" ;;
+    *)
+        echo "bench-llamacpp: error: LLAMACPP_CPU must be native or avx2, not $cpu_level" >&2
+        exit 2 ;;
+esac
 py="$venv/bin/python"
 
 usage() {
@@ -68,15 +82,15 @@ no_amx_flags() {
 }
 
 build_venv() {
-    echo "bench-llamacpp: building llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION from source into $venv (takes several minutes; log: $tarjama_home/llamacpp-build.log)" >&2
+    echo "bench-llamacpp: building llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION ($cpu_level CPU code) from source into $venv (takes several minutes; log: $venv.build.log)" >&2
     mkdir -p "$tarjama_home"
-    local log="$tarjama_home/llamacpp-build.log"
+    local log="$venv.build.log"
     local start=$SECONDS
     if ! {
         { [[ -x "$py" ]] || python3 -m venv "$venv"; } &&
         "$py" -m pip install --upgrade pip &&
         CFLAGS="$(no_amx_flags)" CXXFLAGS="$(no_amx_flags)" \
-        CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_BLAS=OFF -DGGML_CUDA=OFF -DGGML_HIP=OFF -DGGML_VULKAN=OFF -DGGML_METAL=OFF -DGGML_OPENCL=OFF -DGGML_SYCL=OFF -DLLAVA_BUILD=OFF" \
+        CMAKE_ARGS="$cpu_cmake -DGGML_BLAS=OFF -DGGML_CUDA=OFF -DGGML_HIP=OFF -DGGML_VULKAN=OFF -DGGML_METAL=OFF -DGGML_OPENCL=OFF -DGGML_SYCL=OFF -DLLAVA_BUILD=OFF" \
         FORCE_CMAKE=1 \
         CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
         nice -n 10 "$py" -m pip install --verbose --no-cache-dir \

@@ -406,6 +406,10 @@ enum ModelsCommand {
         out: PathBuf,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Positions the model says it can attend to (the tiny shapes default to 128,
+        /// shorter than a real translation prompt).
+        #[arg(long)]
+        context: Option<usize>,
     },
 }
 
@@ -511,8 +515,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", models::fetch(&name, progress)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Models(ModelsCommand::Random { shape, out, seed }) => {
-            println!("{}", models::write_random(&shape, &out, seed)?);
+        Command::Models(ModelsCommand::Random {
+            shape,
+            out,
+            seed,
+            context,
+        }) => {
+            println!("{}", models::write_random(&shape, &out, seed, context)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Digest { dirs, out, format } => digest(&dirs, out, &format),

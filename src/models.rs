@@ -71,8 +71,13 @@ pub fn fetch(name: &str, show_progress: bool) -> anyhow::Result<String> {
 /// Writes a GGUF with random weights in the shape `shape` names (see
 /// [`random_gguf::Shape::real`], or `tiny-ARCH`) to `out`; returns the line saying what
 /// was written.
-pub fn write_random(shape: &str, out: &Path, seed: u64) -> anyhow::Result<String> {
-    let (arch, dims) = match shape.strip_prefix("tiny-") {
+pub fn write_random(
+    shape: &str,
+    out: &Path,
+    seed: u64,
+    context: Option<usize>,
+) -> anyhow::Result<String> {
+    let (arch, mut dims) = match shape.strip_prefix("tiny-") {
         Some(arch) => (Arch::from_name(arch), Shape::tiny()),
         None => match Shape::real(shape) {
             Some((arch, dims)) => (Some(arch), dims),
@@ -90,18 +95,23 @@ pub fn write_random(shape: &str, out: &Path, seed: u64) -> anyhow::Result<String
             tiny.join(", ")
         );
     };
+    if let Some(context) = context {
+        anyhow::ensure!(context > 0, "--context must be at least 1");
+        dims.context = context;
+    }
     let started = Instant::now();
     let mut bytes = std::io::Cursor::new(Vec::new());
     random_gguf::write(arch, &dims, seed, &mut bytes)?;
     crate::write::write_atomic(out, bytes.get_ref())
         .with_context(|| format!("{}: cannot write the model", out.display()))?;
     Ok(format!(
-        "{}: random {} model, {} layers, hidden {}, vocabulary {}, {:.0} MB ({:.1} s)",
+        "{}: random {} model, {} layers, hidden {}, vocabulary {}, context {}, {:.0} MB ({:.1} s)",
         out.display(),
         arch.name(),
         dims.layers,
         dims.hidden,
         dims.vocab,
+        dims.context,
         bytes.get_ref().len() as f64 / 1e6,
         started.elapsed().as_secs_f64()
     ))
@@ -109,6 +119,19 @@ pub fn write_random(shape: &str, out: &Path, seed: u64) -> anyhow::Result<String
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_random_model_takes_the_context_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny.gguf");
+        let line = super::write_random("tiny-qwen2", &path, 1, Some(4096)).unwrap();
+        assert!(line.contains("context 4096"), "{line}");
+        let mut file = std::fs::File::open(&path).unwrap();
+        let content = candle_core::quantized::gguf_file::Content::read(&mut file).unwrap();
+        let context = content.metadata["qwen2.context_length"].to_u32().unwrap();
+        assert_eq!(context, 4096);
+        assert!(super::write_random("tiny-qwen2", &path, 1, Some(0)).is_err());
+    }
+
     #[test]
     fn the_list_names_the_default_model_and_the_cache() {
         let list = super::list();
