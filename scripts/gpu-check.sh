@@ -139,12 +139,6 @@ for pass in 1 2; do # twice: a library found shows the ones it needs in turn (cu
         done
     done
 done
-if [[ $gpu == 0 ]] && missing_libs | grep -q '^libcuda\.so\.1$'; then
-    # No driver here: build-cuda.sh's stub driver lets the binary start (CUDA then fails).
-    for d in "$toolkit_home"/cuda-toolkit/*/stubs; do
-        [[ -e $d/libcuda.so.1 ]] && export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$d && break
-    done
-fi
 if [[ -n $(missing_libs) ]]; then
     if [[ $gpu == 0 && -x target/release/tarjama ]]; then
         echo "gpu-check: $bin cannot start here (missing: $(missing_libs | tr '\n' ' ')); using target/release/tarjama"
