@@ -281,6 +281,7 @@ fn softmax_row(src: &[f32], dst: &mut [f32]) {
         *d = (*s - max).exp();
     }
     let mut sum = 0f32;
+    // SAFETY: as above; `dst` has the length of `src`.
     unsafe {
         <f32 as candle_core::cpu::kernels::VecOps>::vec_reduce_sum(dst.as_ptr(), &mut sum, n)
     };

@@ -3,8 +3,9 @@
 //!
 //! A family file (`qwen2.rs`, `llama.rs`, …) reads its `Config` from the GGUF metadata,
 //! loads its weights in `new`, and implements [`Decoder::forward_batch`] with the pieces
-//! here: the caller-owned [`KvCache`], the [`Batch`] layout of several sequences' tokens,
-//! rotary tables, quantized [`Linear`] layers and per-sequence [`attend`].
+//! here and re-exported from their own files: the caller-owned [`KvCache`] (and the
+//! [`KvSlab`] that sequences decoded together share), the [`Batch`] layout of several
+//! sequences' tokens, rotary tables, quantized [`Linear`] layers and [`attend`].
 
 use std::sync::Arc;
 
