@@ -6,7 +6,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, Device, Layout, Result, Shape, Tensor, WithDType};
 
-use super::batch::{Batch, Chunk, DecodePlan};
+use super::batch::{hidden_from, Batch, Chunk, DecodePlan};
 
 /// The shape and options of one layer's attention.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -124,11 +124,7 @@ fn mask(len: usize, pos: usize, window: Option<usize>, device: &Device) -> Resul
     let hidden: Vec<u8> = (0..len)
         .flat_map(|i| {
             let query = pos + i;
-            (0..kv_len).map(move |key| {
-                let future = key > query;
-                let too_far = window.is_some_and(|w| query - key.min(query) >= w);
-                u8::from(future || too_far)
-            })
+            (0..kv_len).map(move |key| u8::from(hidden_from(query, key, window)))
         })
         .collect();
     Ok(Some(Tensor::from_vec(hidden, (len, kv_len), device)?))

@@ -202,9 +202,7 @@ impl DecodePlan {
             .flat_map(|&len| {
                 let query = base_len + len - 1;
                 (0..width).map(move |key| {
-                    let future = key > query;
-                    let too_far = window.is_some_and(|w| query - key.min(query) >= w);
-                    if future || too_far {
+                    if hidden_from(query, key, window) {
                         f32::NEG_INFINITY
                     } else {
                         0.0
@@ -216,4 +214,11 @@ impl DecodePlan {
         self.masks.borrow_mut().push((window, mask.clone()));
         Ok(mask)
     }
+}
+
+/// Whether the query at position `query` may not see position `key`: a later one, or,
+/// with a sliding `window`, one that many positions back or more. The one rule for
+/// prompt and decoding masks alike.
+pub(crate) fn hidden_from(query: usize, key: usize, window: Option<usize>) -> bool {
+    key > query || window.is_some_and(|w| query - key.min(query) >= w)
 }
