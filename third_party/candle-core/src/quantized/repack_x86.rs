@@ -11,18 +11,27 @@ use half::f16;
 pub(crate) const TILE_N: usize = 16;
 
 // One k-superblock (256 values) for 16 output rows.
+//
+// tarjama: the per-sub-block scales and mins are kept as the GGUF's 6-bit integers beside
+// each row's f32 `d`/`dmin`, not as pre-multiplied f32s (which made a tile 1.33x its GGUF
+// blocks). The kernels multiply `d * sc` themselves; the product of an f16 value and a
+// 6-bit integer is exact in f32, so it is the same number the packer used to store.
 #[repr(C)]
 pub(crate) struct TileQ4K {
-    // per-subblock (8) per-row (16) effective scales/mins, pre-unpacked from the 6-bit fields
-    pub(crate) scales: [[f32; TILE_N]; 8],
-    pub(crate) mins: [[f32; TILE_N]; 8],
+    pub(crate) d: [f32; TILE_N],
+    pub(crate) dmin: [f32; TILE_N],
+    // per-subblock (8) per-row (16) 6-bit scales and mins, unpacked to one byte each
+    pub(crate) sc: [[u8; TILE_N]; 8],
+    pub(crate) mn: [[u8; TILE_N]; 8],
     // nibble-packed: [k8-group (32)][row (16)][4 bytes]; byte j = q[8g+j] | q[8g+j+4] << 4
     pub(crate) qs: [u8; QK_K / 8 * TILE_N * 4],
 }
 
+// tarjama: likewise the Q6_K scales stay i8 beside each row's `d` (f16 x i8 is exact in f32).
 #[repr(C)]
 pub(crate) struct TileQ6K {
-    pub(crate) scales: [[f32; TILE_N]; 16],
+    pub(crate) d: [f32; TILE_N],
+    pub(crate) sc: [[i8; TILE_N]; 16],
     // raw 6-bit values as u8 (0..63; real value is v - 32): [k4-group (64)][row (16)][4 bytes]
     pub(crate) qs: [u8; QK_K / 4 * TILE_N * 4],
 }
@@ -95,18 +104,20 @@ pub(crate) fn pack_q4k(storage: &dyn QuantizedType, n: usize, k: usize) -> Packe
     for t in 0..n_tiles {
         for b in 0..kb {
             let mut tile = TileQ4K {
-                scales: [[0.0; TILE_N]; 8],
-                mins: [[0.0; TILE_N]; 8],
+                d: [0.0; TILE_N],
+                dmin: [0.0; TILE_N],
+                sc: [[0; TILE_N]; 8],
+                mn: [[0; TILE_N]; 8],
                 qs: [0; QK_K / 8 * TILE_N * 4],
             };
             for r in 0..TILE_N {
                 let blk = &blocks[(t * TILE_N + r) * kb + b];
-                let d = blk.d.to_f32();
-                let dmin = blk.dmin.to_f32();
+                tile.d[r] = blk.d.to_f32();
+                tile.dmin[r] = blk.dmin.to_f32();
                 for sub in 0..8 {
                     let (sc, mn) = get_scale_min_k4(sub, &blk.scales);
-                    tile.scales[sub][r] = d * sc as f32;
-                    tile.mins[sub][r] = dmin * mn as f32;
+                    tile.sc[sub][r] = sc;
+                    tile.mn[sub][r] = mn;
                 }
                 // q4k qs: 32-byte chunks c hold values [c*64, c*64+32) in the low nibbles
                 // and [c*64+32, c*64+64) in the high nibbles
@@ -139,14 +150,15 @@ pub(crate) fn pack_q6k(storage: &dyn QuantizedType, n: usize, k: usize) -> Packe
     for t in 0..n_tiles {
         for b in 0..kb {
             let mut tile = TileQ6K {
-                scales: [[0.0; TILE_N]; 16],
+                d: [0.0; TILE_N],
+                sc: [[0; TILE_N]; 16],
                 qs: [0; QK_K / 4 * TILE_N * 4],
             };
             for r in 0..TILE_N {
                 let blk = &blocks[(t * TILE_N + r) * kb + b];
-                let d = blk.d.to_f32();
+                tile.d[r] = blk.d.to_f32();
                 for sub in 0..16 {
-                    tile.scales[sub][r] = d * blk.scales[sub] as f32;
+                    tile.sc[sub][r] = blk.scales[sub];
                 }
                 // q6k: ql 128 bytes (low 4 bits), qh 64 bytes (high 2 bits), in 128-value halves
                 let mut vals = [0u8; QK_K];
@@ -211,12 +223,27 @@ mod kernels {
         _mm512_set1_epi32(std::ptr::read_unaligned(act.as_ptr().add(off) as *const i32))
     }
 
+    // tarjama: a row's effective sub-block scale, `d * sc` (exact in f32, see TileQ4K).
+    #[inline(always)]
+    unsafe fn scaled_u8(d: __m512, sc: &[u8; TILE_N]) -> __m512 {
+        let wide = _mm512_cvtepu8_epi32(_mm_loadu_si128(sc.as_ptr() as *const _));
+        _mm512_mul_ps(d, _mm512_cvtepi32_ps(wide))
+    }
+
+    #[inline(always)]
+    unsafe fn scaled_i8(d: __m512, sc: &[i8; TILE_N]) -> __m512 {
+        let wide = _mm512_cvtepi8_epi32(_mm_loadu_si128(sc.as_ptr() as *const _));
+        _mm512_mul_ps(d, _mm512_cvtepi32_ps(wide))
+    }
+
     // q4k: one superblock tile against `mt` q8k activation blocks. Subblocks are
     // processed in pairs with independent integer accumulators to break the dpbusd
     // latency chain when mt is small (decode gemv).
     #[target_feature(enable = "avx512f,avx512vnni,avx512bw")]
     pub(crate) unsafe fn q4k_tile(tile: &TileQ4K, acts: &[&BlockQ8K], acc: &mut [[__m512; 1]]) {
         let mask = _mm512_set1_epi8(0x0F_u8 as i8);
+        let d = _mm512_loadu_ps(tile.d.as_ptr());
+        let dmin = _mm512_loadu_ps(tile.dmin.as_ptr());
         for sub2 in 0..4 {
             let sa = sub2 * 2;
             let sb = sa + 1;
@@ -243,8 +270,8 @@ mod kernels {
                 }
             }
             for (sub, isum) in [(sa, &isum_a), (sb, &isum_b)] {
-                let scale = _mm512_loadu_ps(tile.scales[sub].as_ptr());
-                let min = _mm512_loadu_ps(tile.mins[sub].as_ptr());
+                let scale = scaled_u8(d, &tile.sc[sub]);
+                let min = scaled_u8(dmin, &tile.mn[sub]);
                 for (m, act) in acts.iter().enumerate() {
                     let dall = act.d;
                     let f = _mm512_cvtepi32_ps(isum[m]);
@@ -260,6 +287,7 @@ mod kernels {
     // q6k: values are v-32; vpdpbusd on raw u6 then subtract 32 * bsum per 16-value subblock.
     #[target_feature(enable = "avx512f,avx512vnni,avx512bw")]
     pub(crate) unsafe fn q6k_tile(tile: &TileQ6K, acts: &[&BlockQ8K], acc: &mut [[__m512; 1]]) {
+        let d = _mm512_loadu_ps(tile.d.as_ptr());
         for sub in 0..16 {
             let mut isum = [_mm512_setzero_si512(); MAX_MT];
             // subblock = 16 k-values = 4 k4-groups
@@ -271,7 +299,7 @@ mod kernels {
                     isum[m] = _mm512_dpbusd_epi32(isum[m], w, a);
                 }
             }
-            let scale = _mm512_loadu_ps(tile.scales[sub].as_ptr());
+            let scale = scaled_i8(d, &tile.sc[sub]);
             for (m, act) in acts.iter().enumerate() {
                 let dall = act.d;
                 let bsum = act.bsums[sub] as f32;
@@ -939,16 +967,49 @@ mod kernels256 {
         _mm256_set1_epi32(std::ptr::read_unaligned(act.as_ptr().add(off) as *const i32))
     }
 
+    // tarjama: eight rows' effective scales `d * sc` (exact in f32, see TileQ4K).
+    #[inline(always)]
+    unsafe fn scaled_u8_256(d: __m256, sc: *const u8) -> __m256 {
+        let wide = _mm256_cvtepu8_epi32(_mm_loadl_epi64(sc as *const _));
+        _mm256_mul_ps(d, _mm256_cvtepi32_ps(wide))
+    }
+
+    #[inline(always)]
+    unsafe fn scaled_i8_256(d: __m256, sc: *const i8) -> __m256 {
+        let wide = _mm256_cvtepi8_epi32(_mm_loadl_epi64(sc as *const _));
+        _mm256_mul_ps(d, _mm256_cvtepi32_ps(wide))
+    }
+
     #[target_feature(enable = "avx2,avxvnni")]
     unsafe fn dp_vnni(acc: __m256i, w_u8: __m256i, a_i8: __m256i) -> __m256i {
         _mm256_dpbusd_avx_epi32(acc, w_u8, a_i8)
     }
 
-    // dpbusd stand-in for pure AVX2: maddubs (u8 x i8 -> i16 pairs) then madd against ones.
+    // tarjama: two groups' products for the Q6_K tiles, whose weights are u6 (0..=63).
+    #[target_feature(enable = "avx2,avxvnni")]
+    unsafe fn dp2_vnni(
+        acc: __m256i,
+        w0: __m256i,
+        a0: __m256i,
+        w1: __m256i,
+        a1: __m256i,
+    ) -> __m256i {
+        _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(acc, w0, a0), w1, a1)
+    }
+
+    // dpbusd stand-in for pure AVX2. A maddubs pair of u6 weights and i8 activations lies
+    // in [-16128, 16002], so two groups' pairs add exactly in i16 and are widened by one
+    // madd instead of two (tarjama: the sum is the same integer as widening each).
     #[target_feature(enable = "avx2")]
-    unsafe fn dp_avx2(acc: __m256i, w_u8: __m256i, a_i8: __m256i) -> __m256i {
-        let prod16 = _mm256_maddubs_epi16(w_u8, a_i8);
-        _mm256_add_epi32(acc, _mm256_madd_epi16(prod16, _mm256_set1_epi16(1)))
+    unsafe fn dp2_avx2_u6(
+        acc: __m256i,
+        w0: __m256i,
+        a0: __m256i,
+        w1: __m256i,
+        a1: __m256i,
+    ) -> __m256i {
+        let pairs = _mm256_add_epi16(_mm256_maddubs_epi16(w0, a0), _mm256_maddubs_epi16(w1, a1));
+        _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
     }
 
     macro_rules! q4k_tile_256 {
@@ -960,6 +1021,14 @@ mod kernels256 {
                 acc: &mut [[__m256; 2]],
             ) {
                 let mask = _mm256_set1_epi8(0x0F_u8 as i8);
+                let d = [
+                    _mm256_loadu_ps(tile.d.as_ptr()),
+                    _mm256_loadu_ps(tile.d.as_ptr().add(8)),
+                ];
+                let dmin = [
+                    _mm256_loadu_ps(tile.dmin.as_ptr()),
+                    _mm256_loadu_ps(tile.dmin.as_ptr().add(8)),
+                ];
                 for sub in 0..8 {
                     let mut isum = [[_mm256_setzero_si256(); 2]; MAX_MT];
                     for g4 in 0..4 {
@@ -979,8 +1048,8 @@ mod kernels256 {
                         }
                     }
                     for h in 0..2 {
-                        let scale = _mm256_loadu_ps(tile.scales[sub].as_ptr().add(h * 8));
-                        let min = _mm256_loadu_ps(tile.mins[sub].as_ptr().add(h * 8));
+                        let scale = scaled_u8_256(d[h], tile.sc[sub].as_ptr().add(h * 8));
+                        let min = scaled_u8_256(dmin[h], tile.mn[sub].as_ptr().add(h * 8));
                         for (m, act) in acts.iter().enumerate() {
                             let dall = act.d;
                             let f = _mm256_cvtepi32_ps(isum[m][h]);
@@ -1006,8 +1075,8 @@ mod kernels256 {
     // sub-block adds per row and half (4 groups x low/high nibbles) stay within
     // [-30720, 30480], so they are summed as i16 and widened once per sub-block, as
     // llama.cpp's AVX2 Q4_K kernel does. Integer sums are exact either way: the result is
-    // bit-identical to `q4k_tile_256!(_, dp_avx2, _)` with a third fewer instructions in
-    // its inner loop.
+    // bit-identical to widening every product, with a third fewer instructions in its
+    // inner loop.
     #[target_feature(enable = "avx2,fma")]
     pub(crate) unsafe fn q4k_tile_avx2(
         tile: &TileQ4K,
@@ -1016,13 +1085,21 @@ mod kernels256 {
     ) {
         let mask = _mm256_set1_epi8(0x0F_u8 as i8);
         let ones = _mm256_set1_epi16(1);
+        let d = [
+            _mm256_loadu_ps(tile.d.as_ptr()),
+            _mm256_loadu_ps(tile.d.as_ptr().add(8)),
+        ];
+        let dmin = [
+            _mm256_loadu_ps(tile.dmin.as_ptr()),
+            _mm256_loadu_ps(tile.dmin.as_ptr().add(8)),
+        ];
         for sub in 0..8 {
             let mut isum16 = [[_mm256_setzero_si256(); 2]; MAX_MT];
             for g4 in 0..4 {
                 let g = sub * 4 + g4;
                 for h in 0..2 {
                     let w = _mm256_loadu_si256(
-                        tile.qs.as_ptr().add(g * TILE_N * 4 + h * 32) as *const _,
+                        tile.qs.as_ptr().add(g * TILE_N * 4 + h * 32) as *const _
                     );
                     let lo = _mm256_and_si256(w, mask);
                     let hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), mask);
@@ -1038,17 +1115,14 @@ mod kernels256 {
                 }
             }
             for h in 0..2 {
-                let scale = _mm256_loadu_ps(tile.scales[sub].as_ptr().add(h * 8));
-                let min = _mm256_loadu_ps(tile.mins[sub].as_ptr().add(h * 8));
+                let scale = scaled_u8_256(d[h], tile.sc[sub].as_ptr().add(h * 8));
+                let min = scaled_u8_256(dmin[h], tile.mn[sub].as_ptr().add(h * 8));
                 for (m, act) in acts.iter().enumerate() {
                     let dall = act.d;
                     let isum = _mm256_madd_epi16(isum16[m][h], ones);
                     let f = _mm256_cvtepi32_ps(isum);
-                    acc[m][h] = _mm256_fmadd_ps(
-                        f,
-                        _mm256_mul_ps(scale, _mm256_set1_ps(dall)),
-                        acc[m][h],
-                    );
+                    acc[m][h] =
+                        _mm256_fmadd_ps(f, _mm256_mul_ps(scale, _mm256_set1_ps(dall)), acc[m][h]);
                     let bsum = (act.bsums[sub * 2] as i32 + act.bsums[sub * 2 + 1] as i32) as f32;
                     acc[m][h] = _mm256_fnmadd_ps(min, _mm256_set1_ps(dall * bsum), acc[m][h]);
                 }
@@ -1057,29 +1131,37 @@ mod kernels256 {
     }
 
     macro_rules! q6k_tile_256 {
-        ($fname:ident, $dp:path, $feat:literal) => {
+        ($fname:ident, $dp2:path, $feat:literal) => {
             #[target_feature(enable = $feat)]
             pub(crate) unsafe fn $fname(
                 tile: &TileQ6K,
                 acts: &[&BlockQ8K],
                 acc: &mut [[__m256; 2]],
             ) {
+                let d = [
+                    _mm256_loadu_ps(tile.d.as_ptr()),
+                    _mm256_loadu_ps(tile.d.as_ptr().add(8)),
+                ];
                 for sub in 0..16 {
                     let mut isum = [[_mm256_setzero_si256(); 2]; MAX_MT];
-                    for g4 in 0..4 {
+                    for g4 in (0..4).step_by(2) {
                         let g = sub * 4 + g4;
                         for h in 0..2 {
-                            let w = _mm256_loadu_si256(
+                            let w0 = _mm256_loadu_si256(
                                 tile.qs.as_ptr().add(g * TILE_N * 4 + h * 32) as *const _,
                             );
+                            let w1 = _mm256_loadu_si256(
+                                tile.qs.as_ptr().add((g + 1) * TILE_N * 4 + h * 32) as *const _,
+                            );
                             for (m, act) in acts.iter().enumerate() {
-                                let a = bcast4_256(&act.qs, sub * 16 + g4 * 4);
-                                isum[m][h] = $dp(isum[m][h], w, a);
+                                let a0 = bcast4_256(&act.qs, sub * 16 + g4 * 4);
+                                let a1 = bcast4_256(&act.qs, sub * 16 + g4 * 4 + 4);
+                                isum[m][h] = $dp2(isum[m][h], w0, a0, w1, a1);
                             }
                         }
                     }
                     for h in 0..2 {
-                        let scale = _mm256_loadu_ps(tile.scales[sub].as_ptr().add(h * 8));
+                        let scale = scaled_i8_256(d[h], tile.sc[sub].as_ptr().add(h * 8));
                         for (m, act) in acts.iter().enumerate() {
                             let dall = act.d;
                             let bsum = act.bsums[sub] as f32;
@@ -1098,8 +1180,8 @@ mod kernels256 {
             }
         };
     }
-    q6k_tile_256!(q6k_tile_avxvnni, dp_vnni, "avx2,avxvnni,fma");
-    q6k_tile_256!(q6k_tile_avx2, dp_avx2, "avx2,fma");
+    q6k_tile_256!(q6k_tile_avxvnni, dp2_vnni, "avx2,avxvnni,fma");
+    q6k_tile_256!(q6k_tile_avx2, dp2_avx2_u6, "avx2,fma");
 
     // q8_0 needs true dpbusd (u8 range overflows maddubs' i16 pairs), so vnni only.
     #[target_feature(enable = "avx2,avxvnni,fma")]
