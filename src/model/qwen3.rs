@@ -277,10 +277,20 @@ mod tests {
                 let parity = parity_with_candle(&tiny_gguf(quantization, tied_output));
                 // candle attends on the CPU with its own fused kernels (and multiplies a
                 // single row by Q6_K weights as one, tarjama as two; see `Linear`).
-                // Measured: max |diff| at most 1e-5 on logits spanning at least 38 (Q8_0 and
-                // Q4_K_M, tied or not).
+                // Measured with AVX-512: max |diff| at most 1e-5 on logits spanning at least
+                // 38 (Q8_0 and Q4_K_M, tied or not). Without it, the f32 attention products
+                // run gemm's AVX2 kernels, whose summation order follows the matrix shapes
+                // (not the same in the two models), and a last-bit difference can move an
+                // activation a whole step when it is re-quantized to 8 bits for the next
+                // Q8_0 product: measured on an AVX2-only EPYC, 0.27 on a range of 39.8 (Q8_0,
+                // tied), the greedy tokens still identical.
+                #[cfg(target_arch = "x86_64")]
+                let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+                #[cfg(not(target_arch = "x86_64"))]
+                let avx512 = false;
+                let tolerance = if avx512 { 1e-4 } else { 1e-2 };
                 assert!(
-                    parity.max_diff / parity.min_range < 1e-4,
+                    parity.max_diff / parity.min_range < tolerance,
                     "{quantization:?}, tied {tied_output}: {parity:?}"
                 );
             }
