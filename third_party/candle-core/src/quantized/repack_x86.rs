@@ -967,6 +967,15 @@ mod kernels256 {
         _mm256_set1_epi32(std::ptr::read_unaligned(act.as_ptr().add(off) as *const i32))
     }
 
+    // tarjama: a tile's 16 per-row values (`d`, `dmin`) as two 8-row halves.
+    #[inline(always)]
+    unsafe fn rows_256(v: &[f32; TILE_N]) -> [__m256; 2] {
+        [
+            _mm256_loadu_ps(v.as_ptr()),
+            _mm256_loadu_ps(v.as_ptr().add(8)),
+        ]
+    }
+
     // tarjama: eight rows' effective scales `d * sc` (exact in f32, see TileQ4K).
     #[inline(always)]
     unsafe fn scaled_u8_256(d: __m256, sc: *const u8) -> __m256 {
@@ -994,7 +1003,7 @@ mod kernels256 {
         w1: __m256i,
         a1: __m256i,
     ) -> __m256i {
-        _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(acc, w0, a0), w1, a1)
+        dp_vnni(dp_vnni(acc, w0, a0), w1, a1)
     }
 
     // dpbusd stand-in for pure AVX2. A maddubs pair of u6 weights and i8 activations lies
@@ -1021,14 +1030,8 @@ mod kernels256 {
                 acc: &mut [[__m256; 2]],
             ) {
                 let mask = _mm256_set1_epi8(0x0F_u8 as i8);
-                let d = [
-                    _mm256_loadu_ps(tile.d.as_ptr()),
-                    _mm256_loadu_ps(tile.d.as_ptr().add(8)),
-                ];
-                let dmin = [
-                    _mm256_loadu_ps(tile.dmin.as_ptr()),
-                    _mm256_loadu_ps(tile.dmin.as_ptr().add(8)),
-                ];
+                let d = rows_256(&tile.d);
+                let dmin = rows_256(&tile.dmin);
                 for sub in 0..8 {
                     let mut isum = [[_mm256_setzero_si256(); 2]; MAX_MT];
                     for g4 in 0..4 {
@@ -1085,14 +1088,8 @@ mod kernels256 {
     ) {
         let mask = _mm256_set1_epi8(0x0F_u8 as i8);
         let ones = _mm256_set1_epi16(1);
-        let d = [
-            _mm256_loadu_ps(tile.d.as_ptr()),
-            _mm256_loadu_ps(tile.d.as_ptr().add(8)),
-        ];
-        let dmin = [
-            _mm256_loadu_ps(tile.dmin.as_ptr()),
-            _mm256_loadu_ps(tile.dmin.as_ptr().add(8)),
-        ];
+        let d = rows_256(&tile.d);
+        let dmin = rows_256(&tile.dmin);
         for sub in 0..8 {
             let mut isum16 = [[_mm256_setzero_si256(); 2]; MAX_MT];
             for g4 in 0..4 {
@@ -1138,10 +1135,7 @@ mod kernels256 {
                 acts: &[&BlockQ8K],
                 acc: &mut [[__m256; 2]],
             ) {
-                let d = [
-                    _mm256_loadu_ps(tile.d.as_ptr()),
-                    _mm256_loadu_ps(tile.d.as_ptr().add(8)),
-                ];
+                let d = rows_256(&tile.d);
                 for sub in 0..16 {
                     let mut isum = [[_mm256_setzero_si256(); 2]; MAX_MT];
                     for g4 in (0..4).step_by(2) {
