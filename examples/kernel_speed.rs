@@ -1,0 +1,62 @@
+//! Throughput of the quantized weight products alone, in multiply-adds per second, for
+//! the default model's matrix shapes and several row counts (1 = a decoding step of one
+//! sequence, 8 = a batch-8 step, 64+ = prompts). Random weights, packed at load exactly
+//! as `transformer::Linear` packs them.
+//!
+//!     cargo run --release --example kernel_speed -- [--rows 1,8,64,256] [--secs 2]
+
+use std::time::Instant;
+
+use anyhow::Context;
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{Device, Module, Tensor};
+
+fn main() -> anyhow::Result<()> {
+    let mut rows = vec![1usize, 4, 8, 16, 64, 256];
+    let mut secs = 2.0f64;
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--rows" => {
+                rows = value
+                    .split(',')
+                    .map(|r| r.trim().parse())
+                    .collect::<Result<_, _>>()
+                    .context("--rows takes numbers separated by commas")?
+            }
+            "--secs" => secs = value.parse().context("--secs takes seconds")?,
+            other => anyhow::bail!("unknown flag {other} (try --rows 1,8,64 --secs 2)"),
+        }
+    }
+    let device = Device::Cpu;
+    // Qwen2.5-1.5B: the MLP's gate/up (Q4_K) and down (Q6_K in Q4_K_M) products.
+    let shapes = [
+        ("gate/up Q4_K", GgmlDType::Q4K, 8960, 1536),
+        ("down Q6_K", GgmlDType::Q6K, 1536, 8960),
+    ];
+    println!("| matrix | rows | GMAC/s | ms per product |");
+    println!("|---|---|---|---|");
+    for (name, dtype, n, k) in shapes {
+        let w = Tensor::randn(0f32, 0.02, (n, k), &device)?;
+        let mut q = QTensor::quantize(&w, dtype)?;
+        q.pack_and_release_blocks()?;
+        let mm = QMatMul::from_qtensor(q)?;
+        for &m in &rows {
+            let x = Tensor::randn(0f32, 1.0, (m, k), &device)?;
+            mm.forward(&x)?;
+            let start = Instant::now();
+            let mut runs = 0u32;
+            while start.elapsed().as_secs_f64() < secs {
+                mm.forward(&x)?;
+                runs += 1;
+            }
+            let each = start.elapsed().as_secs_f64() / runs as f64;
+            let gmacs = (m * n * k) as f64 / each / 1e9;
+            println!("| {name} | {m} | {gmacs:.1} | {:.3} |", each * 1e3);
+        }
+    }
+    Ok(())
+}
