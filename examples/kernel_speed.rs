@@ -10,6 +10,7 @@ use std::time::Instant;
 use anyhow::Context;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
+use tarjama::model::random_gguf::Shape;
 
 fn main() -> anyhow::Result<()> {
     let mut rows = vec![1usize, 4, 8, 16, 64, 256];
@@ -32,10 +33,11 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let device = Device::Cpu;
-    // Qwen2.5-1.5B: the MLP's gate/up (Q4_K) and down (Q6_K in Q4_K_M) products.
+    // The default model's MLP: gate/up (Q4_K) and down (Q6_K in a Q4_K_M file).
+    let (_, model) = Shape::real("qwen2.5-1.5b").context("the default model's shape")?;
     let shapes = [
-        ("gate/up Q4_K", GgmlDType::Q4K, 8960, 1536),
-        ("down Q6_K", GgmlDType::Q6K, 1536, 8960),
+        ("gate/up Q4_K", GgmlDType::Q4K, model.ffn, model.hidden),
+        ("down Q6_K", GgmlDType::Q6K, model.hidden, model.ffn),
     ];
     println!("| matrix | rows | GMAC/s | ms per product |");
     println!("|---|---|---|---|");
