@@ -1,8 +1,11 @@
 //! Self-attention over the key/value caches: per sequence for prompts, and for a
 //! decoding step over every sequence of a [`KvSlab`] at once, with a softmax that stops
-//! at each row's own length so padding never changes a number.
+//! at each row's own length so padding never changes a number. On the CPU both split
+//! their work by key/value head over candle's worker threads ([`on_every_core`]).
 //!
 //! [`KvSlab`]: super::kv_cache::KvSlab
+
+use std::sync::OnceLock;
 
 use candle_core::{CpuStorage, CustomOp1, Device, Layout, Result, Shape, Tensor, WithDType};
 
@@ -42,7 +45,10 @@ pub fn attend(
     }
 }
 
-/// Attention per sequence, so no row is ever padded or masked for another's sake.
+/// Attention per sequence, so no row is ever padded or masked for another's sake. On
+/// the CPU each key/value head of each sequence is one item of work, spread over candle's
+/// worker threads, which would otherwise wait at their barrier while one thread did all
+/// of a prompt's attention; elsewhere a sequence's heads go together, one set of kernels.
 fn attend_each(
     layer: usize,
     shape: &AttentionShape,
@@ -56,8 +62,7 @@ fn attend_each(
         head_dim,
         ..
     } = *shape;
-    let groups = heads / kv_heads;
-    let mut outs = Vec::with_capacity(chunks.len());
+    let mut sequences = Vec::with_capacity(chunks.len());
     for (chunk, &(start, len)) in chunks.iter_mut().zip(spans) {
         let own = |t: &Tensor| {
             t.squeeze(0)?
@@ -65,12 +70,65 @@ fn attend_each(
                 .transpose(0, 1)?
                 .contiguous()
         };
-        // Query heads that share a key/value head are stacked, so grouped-query
-        // attention needs no copy of the keys and values per query head.
-        let q = own(q)?.reshape((kv_heads, groups * len, head_dim))?;
         let pos = chunk.cache.len();
-        let (base, (k, v)) = chunk.cache.append(layer, &own(k)?, &own(v)?)?;
-        let kv_len = pos + len;
+        let (base, own_kv) = chunk.cache.append(layer, &own(k)?, &own(v)?)?;
+        sequences.push(SequenceAttention {
+            // Query heads that share a key/value head are stacked, so grouped-query
+            // attention needs no copy of the keys and values per query head.
+            q: own(q)?.reshape((kv_heads, (heads / kv_heads) * len, head_dim))?,
+            base,
+            own: own_kv,
+            mask: mask(len, pos, shape.window, q.device())?,
+            len,
+        });
+    }
+    let parts = if q.device().is_cpu() { kv_heads } else { 1 };
+    let per_part = kv_heads / parts;
+    let outs = on_every_core(q.device(), sequences.len() * parts, |item| {
+        let heads = (item % parts) * per_part..(item % parts + 1) * per_part;
+        sequences[item / parts].attend(heads, shape)
+    })?;
+    let mut rows = Vec::with_capacity(sequences.len());
+    for (sequence, outs) in sequences.iter().zip(outs.chunks(parts)) {
+        rows.push(
+            Tensor::cat(outs, 0)?
+                .reshape((heads, sequence.len, head_dim))?
+                .transpose(0, 1)?
+                .reshape((sequence.len, heads * head_dim))?,
+        );
+    }
+    if rows.len() == 1 {
+        Ok(rows.swap_remove(0))
+    } else {
+        Tensor::cat(&rows, 0)
+    }
+}
+
+/// One sequence's prompt attention, its cache already appended to.
+struct SequenceAttention {
+    /// `(kv_heads, groups * len, head_dim)`.
+    q: Tensor,
+    /// The shared prefix's keys and values, `(kv_heads, base_len, head_dim)` each.
+    base: Option<(Tensor, Tensor)>,
+    /// The sequence's own keys and values, new positions included.
+    own: (Tensor, Tensor),
+    /// `(len, kv_len)`, 1 where a query may not see a key.
+    mask: Option<Tensor>,
+    len: usize,
+}
+
+impl SequenceAttention {
+    /// The output of the key/value heads `kv_heads`, `(kv_heads.len(), groups * len,
+    /// head_dim)`: every head's numbers are the same whichever others it is computed with.
+    fn attend(&self, kv_heads: std::ops::Range<usize>, shape: &AttentionShape) -> Result<Tensor> {
+        let count = kv_heads.len();
+        let of_heads = |t: &Tensor| t.narrow(0, kv_heads.start, count);
+        let q = of_heads(&self.q)?;
+        let (k, v) = (of_heads(&self.own.0)?, of_heads(&self.own.1)?);
+        let base = match &self.base {
+            Some((base_k, base_v)) => Some((of_heads(base_k)?, of_heads(base_v)?)),
+            None => None,
+        };
         // Scores against the shared prefix and the sequence's own positions sit side by
         // side, in position order, exactly as one cache's would.
         let own_scores = q.matmul(&k.t()?)?;
@@ -82,35 +140,54 @@ fn attend_each(
         if let Some(cap) = shape.softcap {
             scores = ((scores / cap)?.tanh()? * cap)?;
         }
-        if let Some(mask) = mask(len, pos, shape.window, q.device())? {
-            let full = (kv_heads, groups, len, kv_len);
+        let kv_len = scores.dim(2)?;
+        if let Some(mask) = &self.mask {
+            let groups = shape.heads / shape.kv_heads;
+            let full = (count, groups, self.len, kv_len);
             let neg_inf = Tensor::new(f32::NEG_INFINITY, q.device())?.broadcast_as(full)?;
             scores = mask
                 .broadcast_as(full)?
                 .where_cond(&neg_inf, &scores.reshape(full)?)?
-                .reshape((kv_heads, groups * len, kv_len))?;
+                .reshape((count, groups * self.len, kv_len))?;
         }
-        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = match &base {
+        // Every row whole: candle's softmax, without handing the rows to rayon's pool
+        // (one thread, which every core would queue on).
+        let weights = softmax_within(&scores, &vec![kv_len; count])?;
+        match &base {
             Some((_, base_v)) => {
                 let base_len = base_v.dim(1)?;
                 let on_base = weights.narrow(2, 0, base_len)?.matmul(base_v)?;
                 let on_own = weights.narrow(2, base_len, kv_len - base_len)?.matmul(&v)?;
-                (on_base + on_own)?
+                on_base + on_own
             }
-            None => weights.matmul(&v)?,
-        };
-        outs.push(
-            out.reshape((heads, len, head_dim))?
-                .transpose(0, 1)?
-                .reshape((len, heads * head_dim))?,
-        );
+            None => weights.matmul(&v),
+        }
     }
-    if outs.len() == 1 {
-        Ok(outs.swap_remove(0))
-    } else {
-        Tensor::cat(&outs, 0)
+}
+
+/// `work(0..items)`, in order, spread over candle's CPU worker threads (the calling thread
+/// among them), or one after the other on any other device. Each item must use no candle
+/// operation that itself runs on those workers (quantized products do).
+fn on_every_core<T: Send + Sync>(
+    device: &Device,
+    items: usize,
+    work: impl Fn(usize) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    if !device.is_cpu() || items < 2 {
+        return (0..items).map(work).collect();
     }
+    let done: Vec<OnceLock<Result<T>>> = (0..items).map(|_| OnceLock::new()).collect();
+    candle_core::utils::barrier_pool().execute_chunked(items, |range| {
+        for item in range {
+            let _ = done[item].set(work(item));
+        }
+    });
+    done.into_iter()
+        .map(|slot| match slot.into_inner() {
+            Some(result) => result,
+            None => candle_core::bail!("an attention item was never computed"),
+        })
+        .collect()
 }
 
 /// Which of `len` new queries (at positions `pos..pos + len`) may not see which of the
@@ -132,7 +209,8 @@ fn mask(len: usize, pos: usize, window: Option<usize>, device: &Device) -> Resul
 
 /// One decoding step of every sequence in `plan`'s slab: this step's keys and values are
 /// scattered into the slab, then scores, softmax and weighted sums run once over slab
-/// rows `0..plan.rows`, a row's positions past its length masked out.
+/// rows `0..plan.rows`, a row's positions past its length masked out. On the CPU each
+/// key/value head is one item of work for candle's worker threads, as in [`attend_each`].
 fn attend_together(
     layer: usize,
     shape: &AttentionShape,
@@ -163,51 +241,93 @@ fn attend_together(
     slab_rows(&k_slab)?.scatter_set(&at, &in_rows(k)?.unsqueeze(2)?, 2)?;
     slab_rows(&v_slab)?.scatter_set(&at, &in_rows(v)?.unsqueeze(2)?, 2)?;
 
-    // Query heads that share a key/value head sit together, as in `attend_each`.
-    let q = in_rows(q)?.reshape((rows, kv_heads, groups, head_dim))?;
     let own_len = plan.max_len();
-    let keys = slab_rows(&k_slab)?.narrow(2, 0, own_len)?;
-    let values = slab_rows(&v_slab)?.narrow(2, 0, own_len)?;
-    let own_scores = q.matmul(&keys.t()?)?;
-    let base = match &plan.base {
-        Some(base) if base.own_len() > 0 => Some(base.written(layer)?),
-        _ => None,
-    };
-    // Every row's queries of one key/value head stacked, to meet the shared base at once.
-    let by_head = |t: &Tensor, width: usize| {
-        t.transpose(0, 1)?
-            .contiguous()?
-            .reshape((kv_heads, rows * groups, width))
-    };
-    let from_heads =
-        |t: Tensor, width: usize| t.reshape((kv_heads, rows, groups, width))?.transpose(0, 1);
     let base_len = plan.base_len();
-    let scores = match &base {
-        Some((base_k, _)) => {
-            let on_base = from_heads(by_head(&q, head_dim)?.matmul(&base_k.t()?)?, base_len)?;
-            Tensor::cat(&[&on_base, &own_scores], 3)?
-        }
-        None => own_scores,
+    let step = DecodeStep {
+        // Query heads that share a key/value head sit together, as in `attend_each`.
+        q: in_rows(q)?.reshape((rows, kv_heads, groups, head_dim))?,
+        keys: slab_rows(&k_slab)?.narrow(2, 0, own_len)?,
+        values: slab_rows(&v_slab)?.narrow(2, 0, own_len)?,
+        base: match &plan.base {
+            Some(base) if base.own_len() > 0 => Some(base.written(layer)?),
+            _ => None,
+        },
+        mask: plan.mask(shape.window)?,
+        visible: plan.lengths.iter().map(|&len| base_len + len).collect(),
+        base_len,
     };
-    let mut scores = (scores * shape.scale)?;
-    if let Some(cap) = shape.softcap {
-        scores = ((scores / cap)?.tanh()? * cap)?;
-    }
-    let scores = scores.broadcast_add(&plan.mask(shape.window)?)?;
-    let visible: Vec<usize> = plan.lengths.iter().map(|&len| base_len + len).collect();
-    let weights = softmax_within(&scores, &visible)?;
-    let on_own = weights.narrow(3, base_len, own_len)?.matmul(&values)?;
-    let out = match &base {
-        Some((_, base_v)) => {
-            let weights = by_head(&weights.narrow(3, 0, base_len)?, base_len)?;
-            (from_heads(weights.matmul(base_v)?, head_dim)? + on_own)?
-        }
-        None => on_own,
-    };
-    let out = out.reshape((rows, heads * head_dim))?;
+    let parts = if q.device().is_cpu() { kv_heads } else { 1 };
+    let per_part = kv_heads / parts;
+    let outs = on_every_core(q.device(), parts, |part| {
+        step.attend(part * per_part..(part + 1) * per_part, shape)
+    })?;
+    let out = Tensor::cat(&outs, 1)?.reshape((rows, heads * head_dim))?;
     match &plan.give {
         Some(give) => out.index_select(give, 0),
         None => Ok(out),
+    }
+}
+
+/// One decoding step's attention over slab rows, their keys and values already written.
+struct DecodeStep {
+    /// `(rows, kv_heads, groups, head_dim)`.
+    q: Tensor,
+    /// `(rows, kv_heads, own_len, head_dim)` each.
+    keys: Tensor,
+    values: Tensor,
+    /// The shared prefix's keys and values, `(kv_heads, base_len, head_dim)` each.
+    base: Option<(Tensor, Tensor)>,
+    /// Added to the scores: minus infinity past a row's length or outside its window.
+    mask: Tensor,
+    /// Per row, how many scores the softmax reduces: the base and the row's own length.
+    visible: Vec<usize>,
+    base_len: usize,
+}
+
+impl DecodeStep {
+    /// The output of the key/value heads `kv_heads`, `(rows, kv_heads.len(), groups,
+    /// head_dim)`: every head's numbers are the same whichever others it is computed with.
+    fn attend(&self, kv_heads: std::ops::Range<usize>, shape: &AttentionShape) -> Result<Tensor> {
+        let (count, base_len) = (kv_heads.len(), self.base_len);
+        let (rows, _, groups, head_dim) = self.q.dims4()?;
+        let of_heads = |t: &Tensor, dim: usize| t.narrow(dim, kv_heads.start, count);
+        let q = of_heads(&self.q, 1)?;
+        let values = of_heads(&self.values, 1)?;
+        let own_len = values.dim(2)?;
+        let own_scores = q.matmul(&of_heads(&self.keys, 1)?.t()?)?;
+        // Every row's queries of one key/value head stacked, to meet the shared base at once.
+        let by_head = |t: &Tensor, width: usize| {
+            t.transpose(0, 1)?
+                .contiguous()?
+                .reshape((count, rows * groups, width))
+        };
+        let from_heads =
+            |t: Tensor, width: usize| t.reshape((count, rows, groups, width))?.transpose(0, 1);
+        let base = match &self.base {
+            Some((base_k, base_v)) => Some((of_heads(base_k, 0)?, of_heads(base_v, 0)?)),
+            None => None,
+        };
+        let scores = match &base {
+            Some((base_k, _)) => {
+                let on_base = from_heads(by_head(&q, head_dim)?.matmul(&base_k.t()?)?, base_len)?;
+                Tensor::cat(&[&on_base, &own_scores], 3)?
+            }
+            None => own_scores,
+        };
+        let mut scores = (scores * shape.scale)?;
+        if let Some(cap) = shape.softcap {
+            scores = ((scores / cap)?.tanh()? * cap)?;
+        }
+        let scores = scores.broadcast_add(&self.mask)?;
+        let weights = softmax_within(&scores, &self.visible)?;
+        let on_own = weights.narrow(3, base_len, own_len)?.matmul(&values)?;
+        match &base {
+            Some((_, base_v)) => {
+                let weights = by_head(&weights.narrow(3, 0, base_len)?, base_len)?;
+                from_heads(weights.matmul(base_v)?, head_dim)? + on_own
+            }
+            None => Ok(on_own),
+        }
     }
 }
 

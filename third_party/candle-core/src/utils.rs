@@ -231,6 +231,22 @@ impl BarrierPool {
     }
 }
 
+/// Marks the calling thread as in the barrier pool until dropped (panics included), then
+/// restores what it was.
+struct InPoolForNow(bool);
+
+impl InPoolForNow {
+    fn enter() -> Self {
+        Self(IN_BARRIER_POOL.with(|f| f.replace(true)))
+    }
+}
+
+impl Drop for InPoolForNow {
+    fn drop(&mut self) {
+        IN_BARRIER_POOL.with(|f| f.set(self.0));
+    }
+}
+
 /// RAII guard that blocks until all root workers have finished.
 struct BarrierGuard<'a> {
     inner: &'a BarrierPoolInner,
@@ -286,9 +302,12 @@ impl BarrierPool {
             gen: new_gen,
         };
 
-        // Main thread participates as worker n (workers are 0..n-1).
+        // Main thread participates as worker n (workers are 0..n-1). tarjama patch: it
+        // counts as in the pool for its share, so a parallel op nested in `f` runs inline
+        // there, as it does on the workers, instead of waiting forever on `call_lock`.
+        let _in_pool = InPoolForNow::enter();
         f(n);
-        // _guard drops here, waiting for root workers.
+        // _in_pool, then _guard, drop here; _guard waits for the root workers.
     }
 
     // Uniform, short work units can avoid shared-cursor contention by assigning

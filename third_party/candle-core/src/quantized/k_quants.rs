@@ -2365,35 +2365,36 @@ impl GgmlType for BlockQ8K {
             k.is_multiple_of(QK_K),
             "quantize_row_q8k: {k} is not divisible by {QK_K}"
         );
-        for (i, y) in ys.iter_mut().enumerate() {
-            let mut max = 0f32;
-            let mut amax = 0f32;
-            let xs = &xs[i * QK_K..(i + 1) * QK_K];
-            for &x in xs.iter() {
-                if amax < x.abs() {
-                    amax = x.abs();
-                    max = x;
+        // tarjama patch: the same numbers as before, in loops the compiler vectorizes (the
+        // sequential search for the largest magnitude was one long dependency chain, and
+        // the saturating cast to i8 kept the rounding loop scalar).
+        for (xs, y) in xs.chunks_exact(QK_K).zip(ys.iter_mut()) {
+            // Eight independent running maxima; `f32::max` skips NaN, as `amax < x.abs()`
+            // did.
+            let mut lanes = [0f32; 8];
+            for chunk in xs.chunks_exact(lanes.len()) {
+                for (lane, &x) in lanes.iter_mut().zip(chunk) {
+                    *lane = lane.max(x.abs());
                 }
             }
+            let amax = lanes.iter().fold(0f32, |a, &l| a.max(l));
             if amax == 0f32 {
                 y.d = 0f32;
                 y.qs.fill(0);
-                y.bsums.fill(0)
-            } else {
-                let iscale = -127f32 / max;
-                for (j, q) in y.qs.iter_mut().enumerate() {
-                    let v = (iscale * xs[j]).round();
-                    *q = v.clamp(-128., 127.) as i8
-                }
-                for j in 0..QK_K / 16 {
-                    let mut sum = 0i32;
-                    for ii in 0..16 {
-                        sum += y.qs[j * 16 + ii] as i32
-                    }
-                    y.bsums[j] = sum as i16
-                }
-                y.d = 1.0 / iscale
+                y.bsums.fill(0);
+                continue;
             }
+            // The first value of that magnitude, which the sequential search kept.
+            let max = xs.iter().copied().find(|x| x.abs() == amax).unwrap_or(amax);
+            let iscale = -127f32 / max;
+            for (q, &x) in y.qs.iter_mut().zip(xs) {
+                // Clamped first, so the i32 cast saturates nothing; NaN becomes 0 either way.
+                *q = (iscale * x).round().clamp(-128., 127.) as i32 as i8
+            }
+            for (sum, qs) in y.bsums.iter_mut().zip(y.qs.chunks_exact(16)) {
+                *sum = qs.iter().map(|&q| q as i16).sum();
+            }
+            y.d = 1.0 / iscale
         }
     }
 

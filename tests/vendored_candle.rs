@@ -1,0 +1,119 @@
+//! The changes tarjama carries in `third_party/candle-core` keep candle's numbers and do
+//! what they say (see its `TARJAMA.md`).
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+
+const QK_K: usize = 256;
+
+/// candle 0.11.1's Q8K quantization of one block, as published: d, 256 values, 16 sums.
+fn published_q8k(xs: &[f32]) -> (f32, Vec<i8>, Vec<i16>) {
+    let mut max = 0f32;
+    let mut amax = 0f32;
+    for &x in xs {
+        if amax < x.abs() {
+            amax = x.abs();
+            max = x;
+        }
+    }
+    if amax == 0f32 {
+        return (0.0, vec![0; QK_K], vec![0; QK_K / 16]);
+    }
+    let iscale = -127f32 / max;
+    let qs: Vec<i8> = xs
+        .iter()
+        .map(|&x| (iscale * x).round().clamp(-128., 127.) as i8)
+        .collect();
+    let sums = qs
+        .chunks(16)
+        .map(|c| c.iter().map(|&q| q as i32).sum::<i32>() as i16)
+        .collect();
+    (1.0 / iscale, qs, sums)
+}
+
+/// The vendored crate's Q8K blocks of `xs`, read back from their bytes.
+fn vendored_q8k(xs: &[f32]) -> Vec<(f32, Vec<i8>, Vec<i16>)> {
+    let t = Tensor::from_slice(xs, xs.len(), &Device::Cpu).unwrap();
+    let q = QTensor::quantize(&t, GgmlDType::Q8K).unwrap();
+    let bytes = q.data().unwrap();
+    let block = 4 + QK_K + QK_K / 16 * 2;
+    assert_eq!(bytes.len(), xs.len() / QK_K * block);
+    bytes
+        .chunks(block)
+        .map(|b| {
+            let d = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            let qs = b[4..4 + QK_K].iter().map(|&v| v as i8).collect();
+            let sums = b[4 + QK_K..]
+                .chunks(2)
+                .map(|s| i16::from_le_bytes([s[0], s[1]]))
+                .collect();
+            (d, qs, sums)
+        })
+        .collect()
+}
+
+#[test]
+fn q8k_quantization_gives_the_published_crate_s_numbers_bit_for_bit() {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    };
+    let mut xs: Vec<f32> = (0..QK_K * 12).map(|_| next() * 7.5).collect();
+    // Blocks whose largest magnitude occurs twice with both signs (the first one sets
+    // the scale's sign), all zeros, negative zero, a NaN, an infinity, values that round
+    // exactly half-way, and a lone tiny value.
+    xs[10] = -9.0;
+    xs[200] = 9.0;
+    xs[QK_K + 3] = 9.0;
+    xs[QK_K + 100] = -9.0;
+    xs[2 * QK_K..3 * QK_K].fill(0.0);
+    xs[3 * QK_K..4 * QK_K].fill(-0.0);
+    xs[4 * QK_K + 17] = f32::NAN;
+    xs[5 * QK_K + 5] = f32::INFINITY;
+    for (i, x) in xs[6 * QK_K..7 * QK_K].iter_mut().enumerate() {
+        *x = (i as f32 - 128.0) * 0.5;
+    }
+    xs[7 * QK_K..8 * QK_K].fill(0.0);
+    xs[7 * QK_K + 255] = 1e-30;
+
+    let ours = vendored_q8k(&xs);
+    for (i, (block, got)) in xs.chunks(QK_K).zip(&ours).enumerate() {
+        let want = published_q8k(block);
+        assert_eq!(want.1, got.1, "block {i}: values");
+        assert_eq!(want.2, got.2, "block {i}: sums");
+        assert!(
+            want.0.to_bits() == got.0.to_bits() || (want.0.is_nan() && got.0.is_nan()),
+            "block {i}: scale {} vs {}",
+            want.0,
+            got.0
+        );
+    }
+}
+
+#[test]
+fn a_parallel_op_inside_the_calling_thread_s_share_of_pool_work_runs_inline() {
+    let (done, finished) = mpsc::channel();
+    std::thread::spawn(move || {
+        let device = Device::Cpu;
+        // Large enough for candle to spread the addition over its pool.
+        let a = Tensor::ones(1 << 20, candle_core::DType::F32, &device).unwrap();
+        let results = std::sync::Mutex::new(vec![0f32; 4]);
+        candle_core::utils::barrier_pool().execute_chunked(4, |range| {
+            for i in range {
+                let total = (&a + &a).unwrap().sum_all().unwrap();
+                results.lock().unwrap()[i] = total.to_scalar::<f32>().unwrap();
+            }
+        });
+        let _ = done.send(results.into_inner().unwrap());
+    });
+    let sums = finished
+        .recv_timeout(Duration::from_secs(60))
+        .expect("a nested parallel op waited forever on the pool");
+    assert_eq!(sums, vec![2.0 * (1 << 20) as f32; 4]);
+}
