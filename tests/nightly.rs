@@ -98,8 +98,11 @@ fn records(out: &Path) -> Vec<PathBuf> {
     docs
 }
 
+/// A sentence as a reader gets it: source, translation, number of warnings.
+type ReadSentence = (String, String, usize);
+
 /// Every document's sentences and warnings, by output name: what a reader gets.
-fn translations(out: &Path) -> Vec<(String, Vec<(String, String, usize)>)> {
+fn translations(out: &Path) -> Vec<(String, Vec<ReadSentence>)> {
     records(out)
         .iter()
         .map(|p| {
