@@ -2388,8 +2388,11 @@ impl GgmlType for BlockQ8K {
             let max = xs.iter().copied().find(|x| x.abs() == amax).unwrap_or(amax);
             let iscale = -127f32 / max;
             for (q, &x) in y.qs.iter_mut().zip(xs) {
-                // Clamped first, so the i32 cast saturates nothing; NaN becomes 0 either way.
-                *q = (iscale * x).round().clamp(-128., 127.) as i32 as i8
+                let v = (iscale * x).round().clamp(-128., 127.);
+                // NaN became 0 in the saturating `as i8`; anything else is a whole number
+                // in i8's range here, so the unchecked conversion is exact (and vectorizes).
+                let v = if v.is_nan() { 0. } else { v };
+                *q = unsafe { v.to_int_unchecked::<i32>() } as i8
             }
             for (sum, qs) in y.bsums.iter_mut().zip(y.qs.chunks_exact(16)) {
                 *sum = qs.iter().map(|&q| q as i16).sum();
