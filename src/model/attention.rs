@@ -82,14 +82,12 @@ fn attend_each(
             len,
         });
     }
-    let parts = if q.device().is_cpu() { kv_heads } else { 1 };
-    let per_part = kv_heads / parts;
-    let outs = on_every_core(q.device(), sequences.len() * parts, |item| {
-        let heads = (item % parts) * per_part..(item % parts + 1) * per_part;
-        sequences[item / parts].attend(heads, shape)
+    let parts = head_parts(q.device(), kv_heads);
+    let outs = on_every_core(q.device(), sequences.len() * parts.len(), |item| {
+        sequences[item / parts.len()].attend(parts[item % parts.len()].clone(), shape)
     })?;
     let mut rows = Vec::with_capacity(sequences.len());
-    for (sequence, outs) in sequences.iter().zip(outs.chunks(parts)) {
+    for (sequence, outs) in sequences.iter().zip(outs.chunks(parts.len())) {
         rows.push(
             Tensor::cat(outs, 0)?
                 .reshape((heads, sequence.len, head_dim))?
@@ -165,9 +163,21 @@ impl SequenceAttention {
     }
 }
 
+/// How a sequence's key/value heads are split into items of work: one head per item on
+/// the CPU, where [`on_every_core`] spreads them over the cores; all heads in one item
+/// elsewhere, so a GPU launches one set of kernels per sequence.
+fn head_parts(device: &Device, kv_heads: usize) -> Vec<std::ops::Range<usize>> {
+    if device.is_cpu() {
+        (0..kv_heads).map(|head| head..head + 1).collect()
+    } else {
+        std::iter::once(0..kv_heads).collect()
+    }
+}
+
 /// `work(0..items)`, in order, spread over candle's CPU worker threads (the calling thread
-/// among them), or one after the other on any other device. Each item must use no candle
-/// operation that itself runs on those workers (quantized products do).
+/// among them), or one after the other on any other device. A candle operation that
+/// itself runs on those workers (a quantized product, a large elementwise op) runs inline
+/// on whichever thread took the item (the vendored candle-core's sixth change).
 fn on_every_core<T: Send + Sync>(
     device: &Device,
     items: usize,
@@ -256,10 +266,9 @@ fn attend_together(
         visible: plan.lengths.iter().map(|&len| base_len + len).collect(),
         base_len,
     };
-    let parts = if q.device().is_cpu() { kv_heads } else { 1 };
-    let per_part = kv_heads / parts;
-    let outs = on_every_core(q.device(), parts, |part| {
-        step.attend(part * per_part..(part + 1) * per_part, shape)
+    let parts = head_parts(q.device(), kv_heads);
+    let outs = on_every_core(q.device(), parts.len(), |part| {
+        step.attend(parts[part].clone(), shape)
     })?;
     let out = Tensor::cat(&outs, 1)?.reshape((rows, heads * head_dim))?;
     match &plan.give {
