@@ -86,6 +86,7 @@ const END_OF_TURN_TEXTS: &[&str] = &[
 ];
 
 /// GGUF token types (llama.cpp's `llama_token_type`).
+const TOKEN_NORMAL: u32 = 1;
 const TOKEN_UNKNOWN: u32 = 2;
 const TOKEN_CONTROL: u32 = 3;
 const TOKEN_USER_DEFINED: u32 = 4;
@@ -962,12 +963,26 @@ fn metadata_str<'a>(metadata: &'a HashMap<String, gguf_file::Value>, key: &str) 
 }
 
 fn metadata_u32(metadata: &HashMap<String, gguf_file::Value>, key: &str) -> Option<u32> {
-    let value = metadata.get(key)?;
-    value
-        .to_u32()
-        .ok()
-        .or_else(|| value.to_i32().ok().and_then(|v| u32::try_from(v).ok()))
-        .or_else(|| value.to_u64().ok().and_then(|v| u32::try_from(v).ok()))
+    metadata.get(key).and_then(as_u32)
+}
+
+/// An integer value that fits a u32. Matched by variant rather than tried with `to_u32`
+/// and friends: each failed conversion is a candle error, which captures a backtrace when
+/// `RUST_BACKTRACE` is set, and the token types are an array of 150,000 i32s (that doubled
+/// the model's load time).
+fn as_u32(value: &gguf_file::Value) -> Option<u32> {
+    use gguf_file::Value as V;
+    match *value {
+        V::U8(v) => Some(v.into()),
+        V::U16(v) => Some(v.into()),
+        V::U32(v) => Some(v),
+        V::U64(v) => u32::try_from(v).ok(),
+        V::I8(v) => u32::try_from(v).ok(),
+        V::I16(v) => u32::try_from(v).ok(),
+        V::I32(v) => u32::try_from(v).ok(),
+        V::I64(v) => u32::try_from(v).ok(),
+        _ => None,
+    }
 }
 
 fn metadata_bool(metadata: &HashMap<String, gguf_file::Value>, key: &str) -> Option<bool> {
@@ -995,12 +1010,7 @@ fn token_types(metadata: &HashMap<String, gguf_file::Value>) -> Vec<u32> {
         .map(|types| {
             types
                 .iter()
-                .map(|t| {
-                    t.to_u32()
-                        .ok()
-                        .or_else(|| t.to_i32().ok().map(|v| v as u32))
-                        .unwrap_or(1)
-                })
+                .map(|t| as_u32(t).unwrap_or(TOKEN_NORMAL))
                 .collect()
         })
         .unwrap_or_default()
@@ -1589,6 +1599,18 @@ mod tests {
             gguf_file::Value::Bool(true),
         );
         assert!(add_bos_token(&md));
+    }
+
+    #[test]
+    fn integer_metadata_of_any_width_reads_as_u32_when_it_fits() {
+        use gguf_file::Value as V;
+        assert_eq!(as_u32(&V::I32(3)), Some(3));
+        assert_eq!(as_u32(&V::U8(5)), Some(5));
+        assert_eq!(as_u32(&V::U64(151_645)), Some(151_645));
+        assert_eq!(as_u32(&V::I32(-1)), None);
+        assert_eq!(as_u32(&V::U64(u64::from(u32::MAX) + 1)), None);
+        assert_eq!(as_u32(&V::F32(3.0)), None);
+        assert_eq!(as_u32(&V::String("3".into())), None);
     }
 
     /// A small vocabulary in GGUF metadata form: (text, token type).
