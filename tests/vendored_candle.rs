@@ -1,11 +1,11 @@
 //! The changes tarjama carries in `third_party/candle-core` keep candle's numbers and do
 //! what they say (see its `TARJAMA.md`).
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use candle_core::quantized::{GgmlDType, QTensor};
-use candle_core::{Device, Tensor};
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{Device, Module, Tensor};
 
 const QK_K: usize = 256;
 
@@ -116,4 +116,59 @@ fn a_parallel_op_inside_the_calling_thread_s_share_of_pool_work_runs_inline() {
         .recv_timeout(Duration::from_secs(60))
         .expect("a nested parallel op waited forever on the pool");
     assert_eq!(sums, vec![2.0 * (1 << 20) as f32; 4]);
+}
+
+/// Random values in [-1, 1) from a fixed seed.
+fn random_values(seed: u64, len: usize) -> Vec<f32> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        })
+        .collect()
+}
+
+#[test]
+fn fused_products_of_mixed_weight_types_give_each_product_s_own_numbers() {
+    let device = Device::Cpu;
+    let k = 2 * QK_K;
+    // q and k as Q4_K beside v as Q6_K (a Q4_K_M file's attention), and a Q8_0 where the
+    // CPU tiles it (not on the pure-AVX2 tier).
+    let shapes = [
+        (GgmlDType::Q4K, 64),
+        (GgmlDType::Q4K, 32),
+        (GgmlDType::Q6K, 32),
+        (GgmlDType::Q8_0, 16),
+    ];
+    let mut weights = Vec::new();
+    for (i, &(dtype, n)) in shapes.iter().enumerate() {
+        let w = Tensor::from_vec(random_values(i as u64 + 7, n * k), (n, k), &device).unwrap();
+        let mut q = QTensor::quantize(&w, dtype).unwrap();
+        if q.pack_and_release_blocks().unwrap() {
+            weights.push(Arc::new(q));
+        }
+    }
+    if weights.len() < 3 {
+        eprintln!("skipped: this CPU has no tiled Q4_K and Q6_K kernels");
+        return;
+    }
+    let refs: Vec<&QTensor> = weights.iter().map(Arc::as_ref).collect();
+    for rows in [1, 3, 8, 40] {
+        let xs =
+            Tensor::from_vec(random_values(rows as u64, rows * k), (rows, k), &device).unwrap();
+        let fused = QTensor::gemv_fused_shared_lhs(&refs, &xs)
+            .unwrap()
+            .expect("released tiles of any type fuse");
+        for (w, got) in weights.iter().zip(&fused) {
+            let alone = QMatMul::from_arc(w.clone()).unwrap().forward(&xs).unwrap();
+            let bits = |t: &Tensor| -> Vec<u32> {
+                let v: Vec<Vec<f32>> = t.to_vec2().unwrap();
+                v.concat().iter().map(|x| x.to_bits()).collect()
+            };
+            assert_eq!(bits(&alone), bits(got), "{:?}, {rows} rows", w.dtype());
+        }
+    }
 }

@@ -304,20 +304,18 @@ impl Gemma {
         let rope = &self.ropes[layer.rope];
         // `(1, tokens, heads, head_dim)`, normalized per head (Gemma 3) and rotated by
         // each token's own position.
-        let project = |w: &Linear, norm: &Option<RmsNorm>, n: usize| {
-            let x = w.forward(xs)?.reshape((1, tokens, n, shape.head_dim))?;
+        let [q, k, v] = Linear::forward_shared([&layer.wq, &layer.wk, &layer.wv], xs)?;
+        let project = |x: Tensor, norm: &Option<RmsNorm>, n: usize| {
+            let x = x.reshape((1, tokens, n, shape.head_dim))?;
             let x = match norm {
                 Some(norm) => norm.forward(&x)?,
                 None => x,
             };
             rope.apply(&x, cos, sin)
         };
-        let q = project(&layer.wq, &layer.q_norm, shape.heads)?;
-        let k = project(&layer.wk, &layer.k_norm, shape.kv_heads)?;
-        let v = layer
-            .wv
-            .forward(xs)?
-            .reshape((1, tokens, shape.kv_heads, shape.head_dim))?;
+        let q = project(q, &layer.q_norm, shape.heads)?;
+        let k = project(k, &layer.k_norm, shape.kv_heads)?;
+        let v = v.reshape((1, tokens, shape.kv_heads, shape.head_dim))?;
         let out = attend(index, shape, (&q, &k, &v), chunks, batch)?;
         layer.wo.forward(&out)
     }

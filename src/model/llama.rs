@@ -206,14 +206,11 @@ impl Llama {
         let layer = &self.layers[index];
         let tokens = xs.dim(0)?;
         let shape = self.attention_shape();
-        let project = |w: &Linear, n: usize| w.forward(xs)?.reshape((1, tokens, n, shape.head_dim));
-        let q = self
-            .rope
-            .apply(&project(&layer.wq, shape.heads)?, cos, sin)?;
-        let k = self
-            .rope
-            .apply(&project(&layer.wk, shape.kv_heads)?, cos, sin)?;
-        let v = project(&layer.wv, shape.kv_heads)?;
+        let [q, k, v] = Linear::forward_shared([&layer.wq, &layer.wk, &layer.wv], xs)?;
+        let shaped = |x: Tensor, n: usize| x.reshape((1, tokens, n, shape.head_dim));
+        let q = self.rope.apply(&shaped(q, shape.heads)?, cos, sin)?;
+        let k = self.rope.apply(&shaped(k, shape.kv_heads)?, cos, sin)?;
+        let v = shaped(v, shape.kv_heads)?;
         Ok((q, k, v))
     }
 

@@ -155,18 +155,17 @@ impl Qwen2 {
         let tokens = xs.dim(0)?;
         let shape = self.attention_shape();
         // `(1, tokens, heads, head_dim)`, rotated by each token's own position.
-        let project = |w: &Linear, b: &Tensor, n: usize| {
-            w.forward(xs)?
-                .broadcast_add(b)?
-                .reshape((1, tokens, n, shape.head_dim))
+        let [q, k, v] = Linear::forward_shared([&layer.wq, &layer.wk, &layer.wv], xs)?;
+        let shaped = |x: Tensor, b: &Tensor, n: usize| {
+            x.broadcast_add(b)?.reshape((1, tokens, n, shape.head_dim))
         };
         let q = self
             .rope
-            .apply(&project(&layer.wq, &layer.bq, shape.heads)?, cos, sin)?;
+            .apply(&shaped(q, &layer.bq, shape.heads)?, cos, sin)?;
         let k = self
             .rope
-            .apply(&project(&layer.wk, &layer.bk, shape.kv_heads)?, cos, sin)?;
-        let v = project(&layer.wv, &layer.bv, shape.kv_heads)?;
+            .apply(&shaped(k, &layer.bk, shape.kv_heads)?, cos, sin)?;
+        let v = shaped(v, &layer.bv, shape.kv_heads)?;
         let out = attend(index, &shape, (&q, &k, &v), chunks, batch)?;
         layer.wo.forward(&out)
     }

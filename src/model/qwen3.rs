@@ -172,12 +172,13 @@ impl Qwen3 {
         let tokens = xs.dim(0)?;
         let shape = self.attention_shape();
         // `(1, tokens, heads, head_dim)`; the norm is over the last dimension, each head.
-        let project = |w: &Linear, n: usize| w.forward(xs)?.reshape((1, tokens, n, shape.head_dim));
-        let q = layer.q_norm.forward(&project(&layer.wq, shape.heads)?)?;
-        let k = layer.k_norm.forward(&project(&layer.wk, shape.kv_heads)?)?;
+        let [q, k, v] = Linear::forward_shared([&layer.wq, &layer.wk, &layer.wv], xs)?;
+        let shaped = |x: Tensor, n: usize| x.reshape((1, tokens, n, shape.head_dim));
+        let q = layer.q_norm.forward(&shaped(q, shape.heads)?)?;
+        let k = layer.k_norm.forward(&shaped(k, shape.kv_heads)?)?;
         let q = self.rope.apply(&q, cos, sin)?;
         let k = self.rope.apply(&k, cos, sin)?;
-        let v = project(&layer.wv, shape.kv_heads)?;
+        let v = shaped(v, shape.kv_heads)?;
         let out = attend(index, &shape, (&q, &k, &v), chunks, batch)?;
         layer.wo.forward(&out)
     }

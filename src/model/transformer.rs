@@ -136,11 +136,11 @@ impl Linear {
 }
 
 impl Linear {
-    /// Several products of the same rows (gate and up, or q and k): one quantization of
-    /// the rows and one parallel region where candle has a fused kernel for them (same
-    /// weight type, blocks released, 512-bit CPUs); one by one otherwise. The numbers are
-    /// the same either way: released weights always run the tile code the fused kernel
-    /// runs.
+    /// Several products of the same rows (gate and up; q, k and v): one quantization of
+    /// the rows and one parallel region where the vendored candle has a fused kernel for
+    /// them (x86-64, blocks released, whatever their types); one by one otherwise. The
+    /// numbers are the same either way: released weights always run the tile code the
+    /// fused kernel runs.
     pub fn forward_shared<const N: usize>(
         layers: [&Linear; N],
         xs: &Tensor,

@@ -953,8 +953,9 @@ impl QMatMul {
 }
 
 impl QTensor {
-    /// Fused m==1 matmul over same-dtype tensors sharing one lhs (e.g. qkv or gate+up in
-    /// decode): one lhs quantization and one parallel region. None when unsupported.
+    /// Fused matmul over tensors sharing one lhs (e.g. qkv or gate+up): one lhs
+    /// quantization and one parallel region. None when unsupported (aarch64: one row
+    /// only; x86-64, tarjama patch: any rows, tiled weights of any type, every tier).
     pub fn gemv_fused_shared_lhs(ts: &[&Self], lhs: &Tensor) -> Result<Option<Vec<Tensor>>> {
         #[cfg(target_arch = "aarch64")]
         {
@@ -1010,9 +1011,9 @@ impl QTensor {
         }
         #[cfg(target_arch = "x86_64")]
         {
-            // the fused kernel is 512-bit only; downlevel tiers fall through to
-            // per-matmul calls which dispatch to the 256-bit kernels
-            if repack_x86::level() != Some(repack_x86::X86Level::Avx512Vnni) {
+            // tarjama patch: every tier the tiles run on, and weights of different types
+            // (q/k as Q4_K beside v as Q6_K) in one region: all of them take Q8_K rows.
+            if repack_x86::level().is_none() {
                 return Ok(None);
             }
             if ts.is_empty() || !lhs.device().is_cpu() || lhs.dtype() != crate::DType::F32 {
@@ -1029,17 +1030,14 @@ impl QTensor {
             if m == 0 {
                 return Ok(None);
             }
-            let dtype = ts[0].dtype();
             let mut shapes = Vec::with_capacity(ts.len());
             for t in ts {
                 let Ok((n, tk)) = t.shape.dims2() else {
                     return Ok(None);
                 };
-                if tk != k
-                    || t.dtype() != dtype
-                    || !matches!(&t.storage, QStorage::Cpu(_))
-                    || !repack_x86::select(dtype, m, n, k)
-                {
+                // Released blocks: the tiles serve any m, as in a product of its own.
+                let tiled = t.blocks_released() || repack_x86::select(t.dtype(), m, n, k);
+                if tk != k || !matches!(&t.storage, QStorage::Cpu(_)) || !tiled {
                     return Ok(None);
                 }
                 shapes.push(n);
@@ -1058,7 +1056,7 @@ impl QTensor {
                 .map(|(i, t)| {
                     let n = shapes[i];
                     t.repacked_qs
-                        .x86_get_or_init(|| repack_x86::pack(dtype, t.storage_ref(), n, k))
+                        .x86_get_or_init(|| repack_x86::pack(t.dtype(), t.storage_ref(), n, k))
                 })
                 .collect();
             let parts: Vec<(&repack_x86::PackedX86, usize)> = packs

@@ -536,8 +536,9 @@ pub(crate) fn quantize_lhs(lhs: &[f32], m: usize, k: usize) -> Vec<BlockQ8K> {
 }
 
 // Fused multi-projection gemv: one lhs quantization and one barrier region across
-// all projections sharing the same activations (qkv, gate/up). 512-bit only; the
-// per-unit body reuses matmul_unit_512 so intrinsics inline in portable builds.
+// all projections sharing the same activations (qkv, gate/up). The per-unit bodies are
+// matmul_tiles' own, so each output is the number a product of its own gives
+// (tarjama patch: the 256-bit tiers too, and tiles of different types in one call).
 pub(crate) fn gemv_fused(
     parts: &[(&PackedX86, usize)],
     lhs_q: &[BlockQ8K],
@@ -547,6 +548,7 @@ pub(crate) fn gemv_fused(
 ) {
     #[cfg(target_arch = "x86_64")]
     {
+        let lv = level().expect("gemv_fused_shared_lhs checked the level");
         let kb = k / QK_K;
         let mt_step = kernels::MAX_MT;
         let m_units = m.div_ceil(mt_step);
@@ -569,17 +571,14 @@ pub(crate) fn gemv_fused(
                 let nt = local / m_units;
                 let m0 = (local % m_units) * mt_step;
                 let mt = (m - m0).min(mt_step);
+                let (packed, dst_ptr) = (parts_ref[pi].0, dst_ptr as *mut f32);
                 unsafe {
-                    matmul_unit_512(
-                        parts_ref[pi].0,
-                        lhs_q,
-                        kb,
-                        nt,
-                        m0,
-                        mt,
-                        dst_ptr as *mut f32,
-                        n,
-                    );
+                    if lv == X86Level::Avx512Vnni {
+                        matmul_unit_512(packed, lhs_q, kb, nt, m0, mt, dst_ptr, n);
+                    } else {
+                        let vnni = lv == X86Level::AvxVnni;
+                        matmul_unit_256(packed, lhs_q, kb, nt, m0, mt, dst_ptr, n, vnni);
+                    }
                 }
             }
         });
