@@ -51,6 +51,7 @@ pub struct BenchRow {
     pub words_per_s: f64,
     pub peak_rss_mb: f64,
     pub load_s: f64,
+    /// Threads computing the model (candle's barrier pool and the calling thread).
     pub threads: usize,
 }
 
@@ -148,7 +149,10 @@ pub fn run_one(opts: &BenchOptions) -> anyhow::Result<(BenchRow, Vec<BenchOutput
         words_per_s: per_s(arabic_words, wall_s),
         peak_rss_mb: peak_rss_mb().unwrap_or(0.0),
         load_s,
-        threads: candle_core::utils::get_num_threads(),
+        // The threads that run the weight products and attention: candle's barrier pool
+        // and the calling thread (rayon's pool, which candle's `get_num_threads` reports,
+        // has one thread on purpose: see `size_thread_pools` in main.rs).
+        threads: candle_core::utils::barrier_pool().n_workers() + 1,
     };
     Ok((row, outputs))
 }

@@ -306,6 +306,8 @@ fn bench_prints_a_row_per_batch_size_and_exports_its_requests() {
         "1,3",
         "--max-new-tokens",
         "48",
+        "--threads",
+        "2",
         "--out",
         rows.to_str().unwrap(),
     ]);
@@ -326,6 +328,8 @@ fn bench_prints_a_row_per_batch_size_and_exports_its_requests() {
     assert_eq!(row["requests"], 3);
     assert!(row["generated_tokens_per_s"].as_f64().unwrap() > 0.0);
     assert!(row["peak_rss_mb"].as_f64().unwrap() > 100.0);
+    // The threads computing the model, not rayon's one.
+    assert_eq!(row["threads"], 2);
 
     let requests = dir.path().join("requests.jsonl");
     let o = tarjama(&[
