@@ -172,3 +172,39 @@ fn fused_products_of_mixed_weight_types_give_each_product_s_own_numbers() {
         }
     }
 }
+
+/// The tile kernels take several activation rows at once (a count fixed per kernel at
+/// compile time, up to eight); every row of a product must come out exactly as a product
+/// of that row alone, whatever share of a unit it fell in.
+#[test]
+fn each_row_of_a_many_row_product_is_that_row_s_product_alone() {
+    let device = Device::Cpu;
+    let k = 2 * QK_K;
+    for (i, dtype) in [GgmlDType::Q4K, GgmlDType::Q6K, GgmlDType::Q8_0]
+        .into_iter()
+        .enumerate()
+    {
+        let n = 48;
+        let w = Tensor::from_vec(random_values(i as u64 + 31, n * k), (n, k), &device).unwrap();
+        let mut q = QTensor::quantize(&w, dtype).unwrap();
+        if !q.pack_and_release_blocks().unwrap() {
+            eprintln!("skipped {dtype:?}: this CPU has no tiled kernel for it");
+            continue;
+        }
+        let product = QMatMul::from_arc(Arc::new(q)).unwrap();
+        for rows in [2, 5, 8, 9, 19] {
+            let xs = Tensor::from_vec(random_values(rows as u64 + 5, rows * k), (rows, k), &device)
+                .unwrap();
+            let together: Vec<Vec<f32>> = product.forward(&xs).unwrap().to_vec2().unwrap();
+            for (r, got) in together.iter().enumerate() {
+                let alone: Vec<Vec<f32>> = product
+                    .forward(&xs.narrow(0, r, 1).unwrap())
+                    .unwrap()
+                    .to_vec2()
+                    .unwrap();
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&alone[0]), bits(got), "{dtype:?}, row {r} of {rows}");
+            }
+        }
+    }
+}
