@@ -365,8 +365,8 @@ mod kernels {
 
 // tarjama: how far ahead of the tile being multiplied the next tiles are requested from
 // memory. A decoding step reads every weight once, and one row's products cannot hide
-// the wait for each tile on its own (single-stream decoding +13-28 %, measured on a
-// Sapphire Rapids Xeon; batch 8 within noise to +9 %).
+// the wait for each tile on its own (single-stream decoding +13-28 % on a 2-core
+// Sapphire Rapids class Xeon; batch 8 within noise).
 const PREFETCH_TILES_AHEAD: usize = 3;
 
 #[cfg(target_arch = "x86_64")]
@@ -537,7 +537,7 @@ unsafe fn matmul_unit_256_rows<const MT: usize>(
 
 // tarjama: activation rows per unit of work. On the AVX-512 tier a Q6_K unit takes eight
 // rows (its kernel holds them in registers; measured 7-15 % faster than four on a
-// Sapphire Rapids Xeon), a Q4_K unit four (eight left no register for its weights).
+// Sapphire Rapids Xeon), a Q4_K unit four (six or eight were no faster).
 #[cfg(target_arch = "x86_64")]
 fn rows_per_unit(lv: X86Level, packed: &PackedX86) -> usize {
     match (lv, packed) {
