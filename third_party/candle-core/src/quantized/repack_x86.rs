@@ -535,6 +535,29 @@ unsafe fn matmul_unit_256_rows<const MT: usize>(
     }
 }
 
+// One unit (up to `rows_per_unit` rows against one column of tiles) on the level's kernels;
+// `matmul_tiles` and `gemv_fused` both split their work into these.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn matmul_unit(
+    lv: X86Level,
+    packed: &PackedX86,
+    lhs_q: &[BlockQ8K],
+    kb: usize,
+    nt: usize,
+    m0: usize,
+    mt: usize,
+    dst_ptr: *mut f32,
+    n: usize,
+) {
+    if lv == X86Level::Avx512Vnni {
+        matmul_unit_512(packed, lhs_q, kb, nt, m0, mt, dst_ptr, n);
+    } else {
+        let vnni = lv == X86Level::AvxVnni;
+        matmul_unit_256(packed, lhs_q, kb, nt, m0, mt, dst_ptr, n, vnni);
+    }
+}
+
 // tarjama: activation rows per unit of work. On the AVX-512 tier a Q6_K unit takes eight
 // rows (its kernel holds them in registers; measured 7-15 % faster than four on a
 // Sapphire Rapids Xeon), a Q4_K unit four (six or eight were no faster).
@@ -569,23 +592,7 @@ pub(crate) fn matmul_tiles(
                 let nt = unit / m_units;
                 let m0 = (unit % m_units) * mt_step;
                 let mt = (m - m0).min(mt_step);
-                unsafe {
-                    if lv == X86Level::Avx512Vnni {
-                        matmul_unit_512(packed, lhs_q, kb, nt, m0, mt, dst_ptr, n);
-                    } else {
-                        matmul_unit_256(
-                            packed,
-                            lhs_q,
-                            kb,
-                            nt,
-                            m0,
-                            mt,
-                            dst_ptr,
-                            n,
-                            lv == X86Level::AvxVnni,
-                        );
-                    }
-                }
+                unsafe { matmul_unit(lv, packed, lhs_q, kb, nt, m0, mt, dst_ptr, n) }
             }
         });
     }
@@ -688,14 +695,7 @@ pub(crate) fn gemv_fused(
                 let m0 = (local % m_units) * mt_step;
                 let mt = (m - m0).min(mt_step);
                 let (packed, dst_ptr) = (parts_ref[pi].0, dst_ptr as *mut f32);
-                unsafe {
-                    if lv == X86Level::Avx512Vnni {
-                        matmul_unit_512(packed, lhs_q, kb, nt, m0, mt, dst_ptr, n);
-                    } else {
-                        let vnni = lv == X86Level::AvxVnni;
-                        matmul_unit_256(packed, lhs_q, kb, nt, m0, mt, dst_ptr, n, vnni);
-                    }
-                }
+                unsafe { matmul_unit(lv, packed, lhs_q, kb, nt, m0, mt, dst_ptr, n) }
             }
         });
     }
