@@ -3,7 +3,11 @@
 //! sequence, 8 = a batch-8 step, 64+ = prompts). Random weights, packed at load exactly
 //! as `transformer::Linear` packs them.
 //!
-//!     cargo run --release --example kernel_speed -- [--rows 1,8,64,256] [--secs 2]
+//! With `--copies N`, each product uses the next of N distinct copies of the matrix, so that
+//! with enough copies the weights come from memory, not cache, as in a real decoding step
+//! (about 60 copies of gate/up are 470 MB).
+//!
+//!     cargo run --release --example kernel_speed -- [--rows 1,8,64,256] [--secs 2] [--copies 1]
 
 use std::time::Instant;
 
@@ -15,6 +19,7 @@ use tarjama::model::random_gguf::Shape;
 fn main() -> anyhow::Result<()> {
     let mut rows = vec![1usize, 4, 8, 16, 64, 256];
     let mut secs = 2.0f64;
+    let mut copies = 1usize;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args
@@ -29,7 +34,8 @@ fn main() -> anyhow::Result<()> {
                     .context("--rows takes numbers separated by commas")?
             }
             "--secs" => secs = value.parse().context("--secs takes seconds")?,
-            other => anyhow::bail!("unknown flag {other} (try --rows 1,8,64 --secs 2)"),
+            "--copies" => copies = value.parse().context("--copies takes a count")?,
+            other => anyhow::bail!("unknown flag {other} (try --rows 1,8,64 --secs 2 --copies 60)"),
         }
     }
     let device = Device::Cpu;
@@ -39,25 +45,37 @@ fn main() -> anyhow::Result<()> {
         ("gate/up Q4_K", GgmlDType::Q4K, model.ffn, model.hidden),
         ("down Q6_K", GgmlDType::Q6K, model.hidden, model.ffn),
     ];
-    println!("| matrix | rows | GMAC/s | ms per product |");
-    println!("|---|---|---|---|");
+    println!("| matrix | copies | rows | GMAC/s | weight GB/s | ms per product |");
+    println!("|---|---|---|---|---|---|");
     for (name, dtype, n, k) in shapes {
         let w = Tensor::randn(0f32, 0.02, (n, k), &device)?;
-        let mut q = QTensor::quantize(&w, dtype)?;
-        q.pack_and_release_blocks()?;
-        let mm = QMatMul::from_qtensor(q)?;
+        let weight_bytes = (n * k) / dtype.block_size() * dtype.type_size();
+        let matrices = (0..copies.max(1))
+            .map(|_| {
+                let mut q = QTensor::quantize(&w, dtype)?;
+                q.pack_and_release_blocks()?;
+                QMatMul::from_qtensor(q)
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
         for &m in &rows {
             let x = Tensor::randn(0f32, 1.0, (m, k), &device)?;
-            mm.forward(&x)?;
-            let start = Instant::now();
-            let mut runs = 0u32;
-            while start.elapsed().as_secs_f64() < secs {
+            for mm in &matrices {
                 mm.forward(&x)?;
+            }
+            let start = Instant::now();
+            let mut runs = 0usize;
+            while start.elapsed().as_secs_f64() < secs {
+                matrices[runs % matrices.len()].forward(&x)?;
                 runs += 1;
             }
             let each = start.elapsed().as_secs_f64() / runs as f64;
             let gmacs = (m * n * k) as f64 / each / 1e9;
-            println!("| {name} | {m} | {gmacs:.1} | {:.3} |", each * 1e3);
+            let gbs = weight_bytes as f64 / each / 1e9;
+            println!(
+                "| {name} | {} | {m} | {gmacs:.1} | {gbs:.1} | {:.3} |",
+                matrices.len(),
+                each * 1e3
+            );
         }
     }
     Ok(())

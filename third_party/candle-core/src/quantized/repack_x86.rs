@@ -369,6 +369,24 @@ mod kernels {
 // Sapphire Rapids class Xeon; batch 8 within noise).
 const PREFETCH_TILES_AHEAD: usize = 3;
 
+// tarjama: AMD's hardware prefetchers already stream the tiles, and the extra requests
+// only compete with them: on a 2-core Zen 4 the products read weights from memory 20-30 %
+// faster without them at one row (Q4_K 27 against 22 GB/s) and the Q6_K products are
+// 40 % faster at eight rows (kernel_speed --copies 64).
+#[cfg(target_arch = "x86_64")]
+fn software_prefetch() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        // The vendor string is in ebx, edx, ecx of leaf 0.
+        let id = core::arch::x86_64::__cpuid(0);
+        let vendor: Vec<u8> = [id.ebx, id.edx, id.ecx]
+            .iter()
+            .flat_map(|r| r.to_le_bytes())
+            .collect();
+        vendor != b"AuthenticAMD"
+    })
+}
+
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn prefetch_tile(packed: &PackedX86, index: usize) {
@@ -434,8 +452,11 @@ unsafe fn matmul_unit_512_rows<const MT: usize>(
 ) {
     use core::arch::x86_64::*;
     let mut acc = [_mm512_setzero_ps(); MT];
+    let prefetch = software_prefetch();
     for b in 0..kb {
-        prefetch_tile(packed, nt * kb + b + PREFETCH_TILES_AHEAD);
+        if prefetch {
+            prefetch_tile(packed, nt * kb + b + PREFETCH_TILES_AHEAD);
+        }
         let act_refs: [&BlockQ8K; MT] = std::array::from_fn(|i| &lhs_q[(m0 + i) * kb + b]);
         match packed {
             PackedX86::Q4K(tiles) => kernels::q4k_tile(&tiles[nt * kb + b], &act_refs, &mut acc),
