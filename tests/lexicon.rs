@@ -260,6 +260,37 @@ mod checks {
         assert!(right.is_empty(), "{right:?}");
     }
 
+    /// «لإنقاذ» (to save) is too common for the rare-word rule, but as «لـ» before a verbal
+    /// noun it states what the fund is for: "the fund for the Aral Sea" loses that.
+    #[test]
+    fn a_dropped_purpose_is_caught() {
+        let src = "قرار رؤساء الدول المؤسسة للصندوق الدولي لإنقاذ بحر الآرال.";
+        let wrong = run(
+            &lost(),
+            src,
+            "The decision of the founding heads of state of the International Fund for the Aral Sea.",
+        );
+        assert_eq!(wrong.len(), 1, "{wrong:?}");
+        assert!(wrong[0].warning.message.contains("لإنقاذ"), "{wrong:?}");
+        let right = run(
+            &lost(),
+            src,
+            "The decision of the founding heads of state of the International Fund for Saving the Aral Sea.",
+        );
+        assert!(right.is_empty(), "{right:?}");
+    }
+
+    /// A verbal noun is often translated by its verb: «لتأمين» (insurance) as "to secure",
+    /// which only the verb «أمّن» glosses.
+    #[test]
+    fn a_purpose_rendered_by_its_verb_passes() {
+        let src = "دخلت القوات المنطقة لتأمين الموقع.";
+        let right = run(&lost(), src, "Troops entered the area to secure the site.");
+        assert!(right.is_empty(), "{right:?}");
+        let wrong = run(&lost(), src, "Troops entered the area near the site.");
+        assert!(wrong[0].warning.message.contains("لتأمين"), "{wrong:?}");
+    }
+
     /// «الخلايا النائمة» (sleeper cells) once became "the Western bloc": the lost words are
     /// too common for the lost-content check (it looks at rare nouns only), but the
     /// invented "Western" is a name the source does not support.
@@ -346,7 +377,9 @@ mod checks {
         }
         let [names, lost] = &scores;
         assert!(names.caught >= 9 && names.false_alarms <= 6, "{names:?}");
-        assert!(lost.caught >= 8 && lost.false_alarms <= 3, "{lost:?}");
+        // The purpose rule added row 89's «لإنقاذ» and one false alarm, row 56's «لمكافحة»
+        // as "combat" (a verb the lexicon does not give).
+        assert!(lost.caught >= 9 && lost.false_alarms <= 4, "{lost:?}");
     }
 
     /// Sample 004's title, flagged for "Asian-Pacific Council", was repeated unflagged by

@@ -12,6 +12,7 @@ use std::fmt;
 use std::path::Path;
 
 use super::buckwalter::{self, lookup_key, to_buckwalter};
+use super::measures;
 
 /// Longest prefix and suffix in the dictionaries, in letters.
 const MAX_PREFIX: usize = 4;
@@ -367,12 +368,15 @@ impl Analyzer {
         Ok(set)
     }
 
-    /// Glosses of the content stems that share `stem`'s consonants: its derivations.
-    pub fn family_glosses(&self, stem: &str) -> &[String] {
-        self.families
-            .get(&family_key(stem))
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+    /// Glosses of the content stems that share `stem`'s consonants (its derivations), and
+    /// of its verb's when `stem` is a verbal noun whose verb has other consonants.
+    pub fn family_glosses(&self, stem: &str) -> impl Iterator<Item = &String> {
+        let verb = measures::verb_root(stem).map(|root| family_key(&root));
+        [Some(family_key(stem)), verb]
+            .into_iter()
+            .flatten()
+            .filter_map(|key| self.families.get(&key))
+            .flatten()
     }
 
     /// Every word of every common-word stem gloss (nouns, adjectives, verbs; not names),

@@ -16,6 +16,7 @@ pub mod analyzer;
 pub mod buckwalter;
 pub mod data;
 pub mod frequency;
+pub mod measures;
 
 pub use analyzer::{Analysis, Analyzer, AnalyzerError, Pos};
 pub use data::DataError;
@@ -115,8 +116,9 @@ impl Lexicon {
         self.frequencies.zipf(&strip_marks(word))
     }
 
-    /// Every gloss of every reading of `word`, and of the words derived from the same
-    /// consonants (see [`analyzer::family_key`]): the English that may render it.
+    /// Every gloss of every reading of `word`, of the words derived from the same
+    /// consonants (see [`analyzer::family_key`]), and of a verbal noun's verb: the English
+    /// that may render it.
     pub fn related_glosses(&self, word: &str) -> Vec<String> {
         let analyses = self.analyze(word);
         let mut out = distinct_glosses(&analyses);
@@ -161,6 +163,21 @@ impl Lexicon {
             glosses,
             zipf,
         })
+    }
+
+    /// True when every reading of `word` is «لـ» (to, for) before a derived measure's
+    /// verbal noun without the article: «لإنقاذ» (to save), «لتعزيز» (to strengthen). Such a
+    /// word states what something is for.
+    pub fn states_purpose(&self, word: &str) -> bool {
+        let analyses = self.analyze(word);
+        !analyses.is_empty()
+            && analyses.iter().all(|a| {
+                let prefix = &a.prefix.2;
+                a.pos == Pos::Noun
+                    && (prefix.contains("li/PREP") || prefix.contains("la/EMPHATIC"))
+                    && !prefix.contains("DET")
+                    && measures::is_derived_verbal_noun(&a.stem)
+            })
     }
 
     /// Up to `limit` rare content words of `text`, rarest first, each once.
