@@ -208,3 +208,70 @@ fn each_row_of_a_many_row_product_is_that_row_s_product_alone() {
         }
     }
 }
+
+/// The tile kernels compute what the blocks encode: each output is, to f32 rounding, the
+/// dot product of the dequantized weight row with the activation row as quantized to
+/// Q8K (the kernels add up scales, mins and offsets in their own order, so only the
+/// last bits may differ).
+#[test]
+fn tiled_products_equal_the_dequantized_weights_product() {
+    let device = Device::Cpu;
+    let k = 4 * QK_K;
+    let n = 32;
+    for (i, dtype) in [GgmlDType::Q4K, GgmlDType::Q6K, GgmlDType::Q8_0]
+        .into_iter()
+        .enumerate()
+    {
+        let w = Tensor::from_vec(random_values(i as u64 + 71, n * k), (n, k), &device).unwrap();
+        let mut q = QTensor::quantize(&w, dtype).unwrap();
+        let weights: Vec<Vec<f32>> = q.dequantize(&device).unwrap().to_vec2().unwrap();
+        if !q.pack_and_release_blocks().unwrap() {
+            eprintln!("skipped {dtype:?}: this CPU has no tiled kernel for it");
+            continue;
+        }
+        let product = QMatMul::from_arc(Arc::new(q)).unwrap();
+        for rows in [1, 4, 8, 13] {
+            // Larger activations on some rows and columns, as real ones have.
+            let mut xs = random_values(rows as u64 + 97, rows * k);
+            for (j, x) in xs.iter_mut().enumerate() {
+                if j % 61 == 0 {
+                    *x *= 40.0;
+                }
+            }
+            let acts: Vec<f32> = QTensor::quantize(
+                &Tensor::from_slice(&xs, (rows, k), &device).unwrap(),
+                GgmlDType::Q8K,
+            )
+            .unwrap()
+            .dequantize(&device)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+            let xs = Tensor::from_vec(xs, (rows, k), &device).unwrap();
+            let got: Vec<Vec<f32>> = product.forward(&xs).unwrap().to_vec2().unwrap();
+            for r in 0..rows {
+                let act = &acts[r * k..(r + 1) * k];
+                for (c, weight) in weights.iter().enumerate() {
+                    let exact: f64 = act
+                        .iter()
+                        .zip(weight)
+                        .map(|(a, w)| *a as f64 * *w as f64)
+                        .sum();
+                    let scale: f64 = act
+                        .iter()
+                        .zip(weight)
+                        .map(|(a, w)| (*a as f64 * *w as f64).abs())
+                        .sum();
+                    let err = (got[r][c] as f64 - exact).abs();
+                    assert!(
+                        err <= 1e-5 * scale + 1e-6,
+                        "{dtype:?}, {rows} rows, row {r} column {c}: {} against {exact} (terms {scale})",
+                        got[r][c]
+                    );
+                }
+            }
+        }
+    }
+}

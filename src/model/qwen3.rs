@@ -276,20 +276,17 @@ mod tests {
         for tied_output in [false, true] {
             for quantization in [Quantization::Q8, Quantization::Q4KM] {
                 let parity = parity_with_candle(&tiny_gguf(quantization, tied_output));
-                // candle attends on the CPU with its own fused kernels (and multiplies a
-                // single row by Q6_K weights as one, tarjama as two; see `Linear`).
-                // Measured with AVX-512: max |diff| at most 1e-5 on logits spanning at least
-                // 38 (Q8_0 and Q4_K_M, tied or not). Without it, the f32 attention products
-                // run gemm's AVX2 kernels, whose summation order follows the matrix shapes
-                // (not the same in the two models), and a last-bit difference can move an
+                // candle attends on the CPU with its own fused kernels, and multiplies a
+                // single row by Q6_K weights through the GGUF blocks, where tarjama uses the
+                // tiles, whose kernels apply the sub-block scales in another order (vendored
+                // candle-core, eleventh change). A last-bit difference can move an
                 // activation a whole step when it is re-quantized to 8 bits for the next
-                // Q8_0 product: measured on an AVX2-only EPYC, 0.27 on a range of 39.8 (Q8_0,
-                // tied), the greedy tokens still identical.
-                #[cfg(target_arch = "x86_64")]
-                let avx512 = std::arch::is_x86_feature_detected!("avx512f");
-                #[cfg(not(target_arch = "x86_64"))]
-                let avx512 = false;
-                let tolerance = if avx512 { 1e-4 } else { 1e-2 };
+                // product, and this tiny random model amplifies it: measured on a Zen 4
+                // EPYC (AVX-512), 0.48 on logits spanning 39.2 (Q4_K_M, untied; 1e-5 before
+                // that change), and on an AVX2-only EPYC, where gemm's attention products
+                // sum in another order too, 0.27 on 39.8 (Q8_0, tied). The greedy tokens
+                // stay identical, which is what the assertion above holds.
+                let tolerance = 3e-2;
                 assert!(
                     parity.max_diff / parity.min_range < tolerance,
                     "{quantization:?}, tied {tied_output}: {parity:?}"

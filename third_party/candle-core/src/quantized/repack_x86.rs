@@ -14,8 +14,8 @@ pub(crate) const TILE_N: usize = 16;
 //
 // tarjama: the per-sub-block scales and mins are kept as the GGUF's 6-bit integers beside
 // each row's f32 `d`/`dmin`, not as pre-multiplied f32s (which made a tile 1.33x its GGUF
-// blocks). The kernels multiply `d * sc` themselves; the product of an f16 value and a
-// 6-bit integer is exact in f32, so it is the same number the packer used to store.
+// blocks). The kernels apply the integer scales to the integer sums first and `d`/`dmin`
+// once per superblock (see `kernels::q4k_tile`).
 #[repr(C)]
 pub(crate) struct TileQ4K {
     pub(crate) d: [f32; TILE_N],
@@ -27,7 +27,7 @@ pub(crate) struct TileQ4K {
     pub(crate) qs: [u8; QK_K / 8 * TILE_N * 4],
 }
 
-// tarjama: likewise the Q6_K scales stay i8 beside each row's `d` (f16 x i8 is exact in f32).
+// tarjama: likewise the Q6_K scales stay i8 beside each row's `d`.
 #[repr(C)]
 pub(crate) struct TileQ6K {
     pub(crate) d: [f32; TILE_N],
@@ -224,17 +224,28 @@ mod kernels {
         _mm512_set1_epi32(std::ptr::read_unaligned(act.as_ptr().add(off) as *const i32))
     }
 
-    // tarjama: a row's effective sub-block scale, `d * sc` (exact in f32, see TileQ4K).
+    // tarjama: a tile's 16 per-row sub-block scales as f32 (exact: 6- and 8-bit integers).
     #[inline(always)]
-    unsafe fn scaled_u8(d: __m512, sc: &[u8; TILE_N]) -> __m512 {
-        let wide = _mm512_cvtepu8_epi32(_mm_loadu_si128(sc.as_ptr() as *const _));
-        _mm512_mul_ps(d, _mm512_cvtepi32_ps(wide))
+    unsafe fn widen_u8(sc: &[u8; TILE_N]) -> __m512 {
+        _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(
+            sc.as_ptr() as *const _
+        )))
     }
 
     #[inline(always)]
-    unsafe fn scaled_i8(d: __m512, sc: &[i8; TILE_N]) -> __m512 {
-        let wide = _mm512_cvtepi8_epi32(_mm_loadu_si128(sc.as_ptr() as *const _));
-        _mm512_mul_ps(d, _mm512_cvtepi32_ps(wide))
+    unsafe fn widen_i8(sc: &[i8; TILE_N]) -> __m512 {
+        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
+            sc.as_ptr() as *const _
+        )))
+    }
+
+    // tarjama: two consecutive q8k block sums (i16) broadcast as one i32 for vpdpwssd.
+    #[inline(always)]
+    unsafe fn bcast4_i16(bsums: &[i16], off: usize) -> __m512i {
+        debug_assert!(off + 1 < bsums.len());
+        _mm512_set1_epi32(std::ptr::read_unaligned(
+            bsums.as_ptr().add(off) as *const i32
+        ))
     }
 
     // q4k: one superblock tile against MT q8k activation blocks. Subblocks are
@@ -243,8 +254,14 @@ mod kernels {
     //
     // tarjama: MT is a const parameter (was the length of a slice) so the row loops unroll
     // and each row's sums and accumulator stay in registers; with a run-time count the
-    // accumulators went through memory at every update. Each row's operations and their
-    // order are unchanged, so the numbers are the same.
+    // accumulators went through memory at every update.
+    //
+    // tarjama: the scales are applied as llama.cpp applies them: each sub-block's integer
+    // sum times its 6-bit scale is added up in f32 (products exact, below 2^22), the mins
+    // against the activations' block sums in integers (`min_sums`), and the row's `d`,
+    // `dmin` and activation scale multiply once per superblock. Before, every sub-block
+    // of every row paid a multiply, two fused multiply-adds and a scalar block sum, as
+    // many instructions as its integer products.
     #[inline]
     #[target_feature(enable = "avx512f,avx512vnni,avx512bw")]
     pub(crate) unsafe fn q4k_tile<const MT: usize>(
@@ -253,8 +270,7 @@ mod kernels {
         acc: &mut [__m512; MT],
     ) {
         let mask = _mm512_set1_epi8(0x0F_u8 as i8);
-        let d = _mm512_loadu_ps(tile.d.as_ptr());
-        let dmin = _mm512_loadu_ps(tile.dmin.as_ptr());
+        let mut sums = [_mm512_setzero_ps(); MT];
         for sub2 in 0..4 {
             let sa = sub2 * 2;
             let sb = sa + 1;
@@ -282,21 +298,49 @@ mod kernels {
                 }
             }
             for (sub, isum) in [(sa, &isum_a), (sb, &isum_b)] {
-                let scale = scaled_u8(d, &tile.sc[sub]);
-                let min = scaled_u8(dmin, &tile.mn[sub]);
+                let scale = widen_u8(&tile.sc[sub]);
                 for m in 0..MT {
-                    let act = acts[m];
-                    let dall = act.d;
-                    let f = _mm512_cvtepi32_ps(isum[m]);
-                    acc[m] = _mm512_fmadd_ps(f, _mm512_mul_ps(scale, _mm512_set1_ps(dall)), acc[m]);
-                    let bsum = (act.bsums[sub * 2] as i32 + act.bsums[sub * 2 + 1] as i32) as f32;
-                    acc[m] = _mm512_fnmadd_ps(min, _mm512_set1_ps(dall * bsum), acc[m]);
+                    sums[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[m]), scale, sums[m]);
                 }
             }
         }
+        let mins = min_sums(tile, acts);
+        let d = _mm512_loadu_ps(tile.d.as_ptr());
+        let dmin = _mm512_loadu_ps(tile.dmin.as_ptr());
+        for m in 0..MT {
+            let dall = _mm512_set1_ps(acts[m].d);
+            acc[m] = _mm512_fmadd_ps(sums[m], _mm512_mul_ps(d, dall), acc[m]);
+            acc[m] = _mm512_fnmadd_ps(
+                _mm512_cvtepi32_ps(mins[m]),
+                _mm512_mul_ps(dmin, dall),
+                acc[m],
+            );
+        }
+    }
+
+    // tarjama: each row's Σ over sub-blocks of min × the activations' sum over that
+    // sub-block (the q8k bsums come in 16-value halves: one vpdpwssd takes both halves
+    // against the min repeated in both 16-bit lanes). Exact in i32.
+    #[inline(always)]
+    unsafe fn min_sums<const MT: usize>(tile: &TileQ4K, acts: &[&BlockQ8K; MT]) -> [__m512i; MT] {
+        let mut mins = [_mm512_setzero_si512(); MT];
+        for sub in 0..8 {
+            let mn = _mm512_cvtepu8_epi32(_mm_loadu_si128(tile.mn[sub].as_ptr() as *const _));
+            let mn_twice = _mm512_or_si512(mn, _mm512_slli_epi32(mn, 16));
+            for m in 0..MT {
+                let halves = bcast4_i16(&acts[m].bsums, sub * 2);
+                mins[m] = _mm512_dpwssd_epi32(mins[m], mn_twice, halves);
+            }
+        }
+        mins
     }
 
     // q6k: values are v-32; vpdpbusd on raw u6 then subtract 32 * bsum per 16-value subblock.
+    //
+    // tarjama: as in `q4k_tile`, the sub-block scales multiply the integer sums in f32
+    // (exact products), the 32 * bsum offsets of all sixteen sub-blocks are one integer
+    // dot product with the scales, and `d` and the activation scale apply once per
+    // superblock.
     #[inline]
     #[target_feature(enable = "avx512f,avx512vnni,avx512bw")]
     pub(crate) unsafe fn q6k_tile<const MT: usize>(
@@ -304,7 +348,7 @@ mod kernels {
         acts: &[&BlockQ8K; MT],
         acc: &mut [__m512; MT],
     ) {
-        let d = _mm512_loadu_ps(tile.d.as_ptr());
+        let mut sums = [_mm512_setzero_ps(); MT];
         for sub in 0..16 {
             let mut isum = [_mm512_setzero_si512(); MT];
             // subblock = 16 k-values = 4 k4-groups
@@ -316,15 +360,44 @@ mod kernels {
                     isum[m] = _mm512_dpbusd_epi32(isum[m], w, a);
                 }
             }
-            let scale = scaled_i8(d, &tile.sc[sub]);
+            let scale = widen_i8(&tile.sc[sub]);
             for m in 0..MT {
-                let act = acts[m];
-                let dall = act.d;
-                let bsum = act.bsums[sub] as f32;
-                let f = _mm512_sub_ps(_mm512_cvtepi32_ps(isum[m]), _mm512_set1_ps(32.0 * bsum));
-                acc[m] = _mm512_fmadd_ps(f, _mm512_mul_ps(scale, _mm512_set1_ps(dall)), acc[m]);
+                sums[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[m]), scale, sums[m]);
             }
         }
+        let offsets = offset_sums(tile, acts);
+        let d = _mm512_loadu_ps(tile.d.as_ptr());
+        let thirty_two = _mm512_set1_ps(32.0);
+        for m in 0..MT {
+            let dall = _mm512_set1_ps(acts[m].d);
+            let f = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(offsets[m]), thirty_two, sums[m]);
+            acc[m] = _mm512_fmadd_ps(f, _mm512_mul_ps(d, dall), acc[m]);
+        }
+    }
+
+    // tarjama: each row's Σ over sub-blocks of scale × the activations' sum over that
+    // sub-block, two sub-blocks per vpdpwssd (their scales in the two 16-bit lanes). Exact
+    // in i32.
+    #[inline(always)]
+    unsafe fn offset_sums<const MT: usize>(
+        tile: &TileQ6K,
+        acts: &[&BlockQ8K; MT],
+    ) -> [__m512i; MT] {
+        let mut offsets = [_mm512_setzero_si512(); MT];
+        for pair in 0..8 {
+            let lo = _mm512_cvtepi8_epi32(_mm_loadu_si128(tile.sc[pair * 2].as_ptr() as *const _));
+            let hi =
+                _mm512_cvtepi8_epi32(_mm_loadu_si128(tile.sc[pair * 2 + 1].as_ptr() as *const _));
+            let scales = _mm512_or_si512(
+                _mm512_and_si512(lo, _mm512_set1_epi32(0xFFFF)),
+                _mm512_slli_epi32(hi, 16),
+            );
+            for m in 0..MT {
+                let halves = bcast4_i16(&acts[m].bsums, pair * 2);
+                offsets[m] = _mm512_dpwssd_epi32(offsets[m], scales, halves);
+            }
+        }
+        offsets
     }
 
     // q8_0 (+128 offset weights), two 32-value block groups per call with independent
@@ -518,7 +591,11 @@ unsafe fn matmul_unit_256_rows<const MT: usize>(
 ) {
     use core::arch::x86_64::*;
     let mut acc = [[_mm256_setzero_ps(); 2]; MT];
+    let prefetch = software_prefetch();
     for b in 0..kb {
+        if prefetch {
+            prefetch_tile(packed, nt * kb + b + PREFETCH_TILES_AHEAD);
+        }
         let act_refs: [&BlockQ8K; MT] = std::array::from_fn(|i| &lhs_q[(m0 + i) * kb + b]);
         match packed {
             PackedX86::Q4K(tiles) => {
@@ -1111,17 +1188,102 @@ mod kernels256 {
         ]
     }
 
-    // tarjama: eight rows' effective scales `d * sc` (exact in f32, see TileQ4K).
+    // tarjama: eight rows' sub-block scales as f32 (exact: 6- and 8-bit integers).
     #[inline(always)]
-    unsafe fn scaled_u8_256(d: __m256, sc: *const u8) -> __m256 {
-        let wide = _mm256_cvtepu8_epi32(_mm_loadl_epi64(sc as *const _));
-        _mm256_mul_ps(d, _mm256_cvtepi32_ps(wide))
+    unsafe fn widen_u8_256(sc: *const u8) -> __m256 {
+        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(sc as *const _)))
     }
 
     #[inline(always)]
-    unsafe fn scaled_i8_256(d: __m256, sc: *const i8) -> __m256 {
-        let wide = _mm256_cvtepi8_epi32(_mm_loadl_epi64(sc as *const _));
-        _mm256_mul_ps(d, _mm256_cvtepi32_ps(wide))
+    unsafe fn widen_i8_256(sc: *const i8) -> __m256 {
+        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(sc as *const _)))
+    }
+
+    // tarjama: two consecutive q8k block sums (i16) broadcast as one i32 for vpmaddwd.
+    #[inline(always)]
+    unsafe fn bcast4_i16_256(bsums: &[i16], off: usize) -> __m256i {
+        debug_assert!(off + 1 < bsums.len());
+        _mm256_set1_epi32(std::ptr::read_unaligned(
+            bsums.as_ptr().add(off) as *const i32
+        ))
+    }
+
+    // tarjama: each row's Σ over sub-blocks of min × the activations' sum over that
+    // sub-block (`kernels::min_sums` on 256-bit registers; vpmaddwd then add, exact in i32).
+    #[inline(always)]
+    unsafe fn min_sums_256<const MT: usize>(
+        tile: &TileQ4K,
+        acts: &[&BlockQ8K; MT],
+    ) -> [[__m256i; 2]; MT] {
+        let mut mins = [[_mm256_setzero_si256(); 2]; MT];
+        for sub in 0..8 {
+            for h in 0..2 {
+                let mn = _mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                    tile.mn[sub].as_ptr().add(h * 8) as *const _
+                ));
+                let mn_twice = _mm256_or_si256(mn, _mm256_slli_epi32(mn, 16));
+                for m in 0..MT {
+                    let halves = bcast4_i16_256(&acts[m].bsums, sub * 2);
+                    mins[m][h] = _mm256_add_epi32(mins[m][h], _mm256_madd_epi16(mn_twice, halves));
+                }
+            }
+        }
+        mins
+    }
+
+    // tarjama: each row's Σ over sub-blocks of scale × the activations' sum over that
+    // sub-block, two sub-blocks per vpmaddwd (`kernels::offset_sums`). Exact in i32.
+    #[inline(always)]
+    unsafe fn offset_sums_256<const MT: usize>(
+        tile: &TileQ6K,
+        acts: &[&BlockQ8K; MT],
+    ) -> [[__m256i; 2]; MT] {
+        let mut offsets = [[_mm256_setzero_si256(); 2]; MT];
+        for pair in 0..8 {
+            for h in 0..2 {
+                let lo = _mm256_cvtepi8_epi32(_mm_loadl_epi64(
+                    tile.sc[pair * 2].as_ptr().add(h * 8) as *const _,
+                ));
+                let hi = _mm256_cvtepi8_epi32(_mm_loadl_epi64(
+                    tile.sc[pair * 2 + 1].as_ptr().add(h * 8) as *const _,
+                ));
+                let scales = _mm256_or_si256(
+                    _mm256_and_si256(lo, _mm256_set1_epi32(0xFFFF)),
+                    _mm256_slli_epi32(hi, 16),
+                );
+                for m in 0..MT {
+                    let halves = bcast4_i16_256(&acts[m].bsums, pair * 2);
+                    offsets[m][h] =
+                        _mm256_add_epi32(offsets[m][h], _mm256_madd_epi16(scales, halves));
+                }
+            }
+        }
+        offsets
+    }
+
+    // tarjama: a Q4_K superblock's scaled sums and mins into the rows' accumulators:
+    // `d * dall` and `dmin * dall` once per superblock (see `kernels::q4k_tile`).
+    #[inline(always)]
+    unsafe fn finish_q4k_256<const MT: usize>(
+        tile: &TileQ4K,
+        acts: &[&BlockQ8K; MT],
+        sums: &[[__m256; 2]; MT],
+        mins: &[[__m256i; 2]; MT],
+        acc: &mut [[__m256; 2]; MT],
+    ) {
+        let d = rows_256(&tile.d);
+        let dmin = rows_256(&tile.dmin);
+        for m in 0..MT {
+            let dall = _mm256_set1_ps(acts[m].d);
+            for h in 0..2 {
+                acc[m][h] = _mm256_fmadd_ps(sums[m][h], _mm256_mul_ps(d[h], dall), acc[m][h]);
+                acc[m][h] = _mm256_fnmadd_ps(
+                    _mm256_cvtepi32_ps(mins[m][h]),
+                    _mm256_mul_ps(dmin[h], dall),
+                    acc[m][h],
+                );
+            }
+        }
     }
 
     #[target_feature(enable = "avx2,avxvnni")]
@@ -1166,8 +1328,7 @@ mod kernels256 {
                 acc: &mut [[__m256; 2]; MT],
             ) {
                 let mask = _mm256_set1_epi8(0x0F_u8 as i8);
-                let d = rows_256(&tile.d);
-                let dmin = rows_256(&tile.dmin);
+                let mut sums = [[_mm256_setzero_ps(); 2]; MT];
                 for sub in 0..8 {
                     let mut isum = [[_mm256_setzero_si256(); 2]; MT];
                     for g4 in 0..4 {
@@ -1187,23 +1348,15 @@ mod kernels256 {
                         }
                     }
                     for h in 0..2 {
-                        let scale = scaled_u8_256(d[h], tile.sc[sub].as_ptr().add(h * 8));
-                        let min = scaled_u8_256(dmin[h], tile.mn[sub].as_ptr().add(h * 8));
-                        for (m, act) in acts.iter().enumerate() {
-                            let dall = act.d;
-                            let f = _mm256_cvtepi32_ps(isum[m][h]);
-                            acc[m][h] = _mm256_fmadd_ps(
-                                f,
-                                _mm256_mul_ps(scale, _mm256_set1_ps(dall)),
-                                acc[m][h],
-                            );
-                            let bsum =
-                                (act.bsums[sub * 2] as i32 + act.bsums[sub * 2 + 1] as i32) as f32;
-                            acc[m][h] =
-                                _mm256_fnmadd_ps(min, _mm256_set1_ps(dall * bsum), acc[m][h]);
+                        let scale = widen_u8_256(tile.sc[sub].as_ptr().add(h * 8));
+                        for m in 0..MT {
+                            sums[m][h] =
+                                _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[m][h]), scale, sums[m][h]);
                         }
                     }
                 }
+                let mins = min_sums_256(tile, acts);
+                finish_q4k_256(tile, acts, &sums, &mins, acc);
             }
         };
     }
@@ -1215,7 +1368,9 @@ mod kernels256 {
     // [-30720, 30480], so they are summed as i16 and widened once per sub-block, as
     // llama.cpp's AVX2 Q4_K kernel does. Integer sums are exact either way: the result is
     // bit-identical to widening every product, with a third fewer instructions in its
-    // inner loop.
+    // inner loop. The widening madd multiplies by the sub-block's scale instead of by
+    // one, so the scaled sums of all eight sub-blocks add up in i32 and are converted to
+    // f32 once per superblock.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     pub(crate) unsafe fn q4k_tile_avx2<const MT: usize>(
@@ -1224,9 +1379,7 @@ mod kernels256 {
         acc: &mut [[__m256; 2]; MT],
     ) {
         let mask = _mm256_set1_epi8(0x0F_u8 as i8);
-        let ones = _mm256_set1_epi16(1);
-        let d = rows_256(&tile.d);
-        let dmin = rows_256(&tile.dmin);
+        let mut scaled = [[_mm256_setzero_si256(); 2]; MT];
         for sub in 0..8 {
             let mut isum16 = [[_mm256_setzero_si256(); 2]; MT];
             for g4 in 0..4 {
@@ -1249,19 +1402,24 @@ mod kernels256 {
                 }
             }
             for h in 0..2 {
-                let scale = scaled_u8_256(d[h], tile.sc[sub].as_ptr().add(h * 8));
-                let min = scaled_u8_256(dmin[h], tile.mn[sub].as_ptr().add(h * 8));
-                for (m, act) in acts.iter().enumerate() {
-                    let dall = act.d;
-                    let isum = _mm256_madd_epi16(isum16[m][h], ones);
-                    let f = _mm256_cvtepi32_ps(isum);
-                    acc[m][h] =
-                        _mm256_fmadd_ps(f, _mm256_mul_ps(scale, _mm256_set1_ps(dall)), acc[m][h]);
-                    let bsum = (act.bsums[sub * 2] as i32 + act.bsums[sub * 2 + 1] as i32) as f32;
-                    acc[m][h] = _mm256_fnmadd_ps(min, _mm256_set1_ps(dall * bsum), acc[m][h]);
+                let sc = _mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                    tile.sc[sub].as_ptr().add(h * 8) as *const _
+                ));
+                let sc_twice = _mm256_or_si256(sc, _mm256_slli_epi32(sc, 16));
+                for m in 0..MT {
+                    scaled[m][h] =
+                        _mm256_add_epi32(scaled[m][h], _mm256_madd_epi16(isum16[m][h], sc_twice));
                 }
             }
         }
+        let sums: [[__m256; 2]; MT] = std::array::from_fn(|m| {
+            [
+                _mm256_cvtepi32_ps(scaled[m][0]),
+                _mm256_cvtepi32_ps(scaled[m][1]),
+            ]
+        });
+        let mins = min_sums_256(tile, acts);
+        finish_q4k_256(tile, acts, &sums, &mins, acc);
     }
 
     macro_rules! q6k_tile_256 {
@@ -1273,7 +1431,7 @@ mod kernels256 {
                 acts: &[&BlockQ8K; MT],
                 acc: &mut [[__m256; 2]; MT],
             ) {
-                let d = rows_256(&tile.d);
+                let mut sums = [[_mm256_setzero_ps(); 2]; MT];
                 for sub in 0..16 {
                     let mut isum = [[_mm256_setzero_si256(); 2]; MT];
                     for g4 in (0..4).step_by(2) {
@@ -1293,20 +1451,25 @@ mod kernels256 {
                         }
                     }
                     for h in 0..2 {
-                        let scale = scaled_i8_256(d[h], tile.sc[sub].as_ptr().add(h * 8));
-                        for (m, act) in acts.iter().enumerate() {
-                            let dall = act.d;
-                            let bsum = act.bsums[sub] as f32;
-                            let f = _mm256_sub_ps(
-                                _mm256_cvtepi32_ps(isum[m][h]),
-                                _mm256_set1_ps(32.0 * bsum),
-                            );
-                            acc[m][h] = _mm256_fmadd_ps(
-                                f,
-                                _mm256_mul_ps(scale, _mm256_set1_ps(dall)),
-                                acc[m][h],
-                            );
+                        let scale = widen_i8_256(tile.sc[sub].as_ptr().add(h * 8));
+                        for m in 0..MT {
+                            sums[m][h] =
+                                _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[m][h]), scale, sums[m][h]);
                         }
+                    }
+                }
+                let offsets = offset_sums_256(tile, acts);
+                let d = rows_256(&tile.d);
+                let thirty_two = _mm256_set1_ps(32.0);
+                for m in 0..MT {
+                    let dall = _mm256_set1_ps(acts[m].d);
+                    for h in 0..2 {
+                        let f = _mm256_fnmadd_ps(
+                            _mm256_cvtepi32_ps(offsets[m][h]),
+                            thirty_two,
+                            sums[m][h],
+                        );
+                        acc[m][h] = _mm256_fmadd_ps(f, _mm256_mul_ps(d[h], dall), acc[m][h]);
                     }
                 }
             }
