@@ -29,11 +29,27 @@ pub(crate) struct TileQ4K {
 
 // tarjama: likewise the Q6_K scales stay i8 beside each row's `d`.
 #[repr(C)]
+// tarjama: the 6-bit values (0..63; the weight is v - 32) are stored as 4 + 2 bits, as in
+// the GGUF blocks, not one byte each: a decoding step reads every weight once, and whole
+// bytes made the Q6_K tiles 1.31 times the blocks' size. Each sub-block's bits lie
+// together, so a tile is still read front to back (two interleaved streams, all low bits
+// then all high bits, read 20 % slower on Zen 4). `kernels::weights` and
+// `kernels256::weights_256` put the bytes back together.
+#[repr(C)]
+pub(crate) struct SubQ6K {
+    // low 4 bits of the sub-block's 16 values per row, nibble-packed like TileQ4K's:
+    // [k8-group (2)][row (16)][4 bytes]; byte j = lo(q[8g+j]) | lo(q[8g+j+4]) << 4
+    pub(crate) ql: [u8; 2 * TILE_N * 4],
+    // high 2 bits: [row (16)][4 bytes]; byte j holds q[4i+j] >> 4 at bits 2i and 2i+1, for
+    // the sub-block's four k4-groups i
+    pub(crate) qh: [u8; TILE_N * 4],
+}
+
+#[repr(C)]
 pub(crate) struct TileQ6K {
     pub(crate) d: [f32; TILE_N],
     pub(crate) sc: [[i8; TILE_N]; 16],
-    // raw 6-bit values as u8 (0..63; real value is v - 32): [k4-group (64)][row (16)][4 bytes]
-    pub(crate) qs: [u8; QK_K / 4 * TILE_N * 4],
+    pub(crate) subs: [SubQ6K; 16],
 }
 
 // One 32-value block group for 16 rows of q8_0 weights, stored offset by +128.
@@ -152,7 +168,10 @@ pub(crate) fn pack_q6k(storage: &dyn QuantizedType, n: usize, k: usize) -> Packe
             let mut tile = TileQ6K {
                 d: [0.0; TILE_N],
                 sc: [[0; TILE_N]; 16],
-                qs: [0; QK_K / 4 * TILE_N * 4],
+                subs: std::array::from_fn(|_| SubQ6K {
+                    ql: [0; 2 * TILE_N * 4],
+                    qh: [0; TILE_N * 4],
+                }),
             };
             for r in 0..TILE_N {
                 let blk = &blocks[(t * TILE_N + r) * kb + b];
@@ -172,9 +191,16 @@ pub(crate) fn pack_q6k(storage: &dyn QuantizedType, n: usize, k: usize) -> Packe
                         vals[h * 128 + j + 96] = (ql[j + 32] >> 4) | (((qh[j] >> 6) & 3) << 4);
                     }
                 }
-                for g in 0..QK_K / 4 {
+                for (sub, bits) in tile.subs.iter_mut().enumerate() {
+                    let q = &vals[sub * 16..sub * 16 + 16];
                     for j in 0..4 {
-                        tile.qs[(g * TILE_N + r) * 4 + j] = vals[g * 4 + j];
+                        for half in 0..2 {
+                            bits.ql[(half * TILE_N + r) * 4 + j] =
+                                (q[half * 8 + j] & 0x0F) | ((q[half * 8 + 4 + j] & 0x0F) << 4);
+                        }
+                        bits.qh[r * 4 + j] = (0..4)
+                            .map(|i| (q[i * 4 + j] >> 4) << (2 * i))
+                            .fold(0, |acc, pair| acc | pair);
                     }
                 }
             }
@@ -354,7 +380,7 @@ mod kernels {
             // subblock = 16 k-values = 4 k4-groups
             for g4 in 0..4 {
                 let g = sub * 4 + g4;
-                let w = _mm512_loadu_si512(tile.qs.as_ptr().add(g * TILE_N * 4) as *const _);
+                let w = weights(tile, g);
                 for m in 0..MT {
                     let a = bcast4(&acts[m].qs, sub * 16 + g4 * 4);
                     isum[m] = _mm512_dpbusd_epi32(isum[m], w, a);
@@ -373,6 +399,29 @@ mod kernels {
             let f = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(offsets[m]), thirty_two, sums[m]);
             acc[m] = _mm512_fmadd_ps(f, _mm512_mul_ps(d, dall), acc[m]);
         }
+    }
+
+    // tarjama: the 16 rows' four 6-bit values of k4-group `g` (0..64), one byte each, from
+    // the tile's low nibbles and high bit pairs. Shifts by constants: `g` is unrolled.
+    #[inline(always)]
+    unsafe fn weights(tile: &TileQ6K, g: usize) -> __m512i {
+        let sub = &tile.subs[g / 4];
+        let lo = _mm512_loadu_si512(sub.ql.as_ptr().add(g % 4 / 2 * TILE_N * 4) as *const _);
+        let hi = _mm512_loadu_si512(sub.qh.as_ptr() as *const _);
+        let nibble = if g % 2 == 0 {
+            lo
+        } else {
+            _mm512_srli_epi16(lo, 4)
+        };
+        let pair = match g % 4 {
+            0 => hi,
+            1 => _mm512_srli_epi16(hi, 2),
+            2 => _mm512_srli_epi16(hi, 4),
+            _ => _mm512_srli_epi16(hi, 6),
+        };
+        let low = _mm512_and_si512(nibble, _mm512_set1_epi8(0x0F));
+        let high = _mm512_slli_epi16(_mm512_and_si512(pair, _mm512_set1_epi8(0x03)), 4);
+        _mm512_or_si512(low, high)
     }
 
     // tarjama: each row's Σ over sub-blocks of scale × the activations' sum over that
@@ -1188,6 +1237,29 @@ mod kernels256 {
         ]
     }
 
+    // tarjama: rows 8h..8h+8 of `kernels::weights`: their four 6-bit values of k4-group `g`.
+    #[inline(always)]
+    unsafe fn weights_256(tile: &TileQ6K, g: usize, h: usize) -> __m256i {
+        let sub = &tile.subs[g / 4];
+        let lo =
+            _mm256_loadu_si256(sub.ql.as_ptr().add(g % 4 / 2 * TILE_N * 4 + h * 32) as *const _);
+        let hi = _mm256_loadu_si256(sub.qh.as_ptr().add(h * 32) as *const _);
+        let nibble = if g % 2 == 0 {
+            lo
+        } else {
+            _mm256_srli_epi16(lo, 4)
+        };
+        let pair = match g % 4 {
+            0 => hi,
+            1 => _mm256_srli_epi16(hi, 2),
+            2 => _mm256_srli_epi16(hi, 4),
+            _ => _mm256_srli_epi16(hi, 6),
+        };
+        let low = _mm256_and_si256(nibble, _mm256_set1_epi8(0x0F));
+        let high = _mm256_slli_epi16(_mm256_and_si256(pair, _mm256_set1_epi8(0x03)), 4);
+        _mm256_or_si256(low, high)
+    }
+
     // tarjama: eight rows' sub-block scales as f32 (exact: 6- and 8-bit integers).
     #[inline(always)]
     unsafe fn widen_u8_256(sc: *const u8) -> __m256 {
@@ -1437,12 +1509,8 @@ mod kernels256 {
                     for g4 in (0..4).step_by(2) {
                         let g = sub * 4 + g4;
                         for h in 0..2 {
-                            let w0 = _mm256_loadu_si256(
-                                tile.qs.as_ptr().add(g * TILE_N * 4 + h * 32) as *const _,
-                            );
-                            let w1 = _mm256_loadu_si256(
-                                tile.qs.as_ptr().add((g + 1) * TILE_N * 4 + h * 32) as *const _,
-                            );
+                            let w0 = weights_256(tile, g, h);
+                            let w1 = weights_256(tile, g + 1, h);
                             for (m, act) in acts.iter().enumerate() {
                                 let a0 = bcast4_256(&act.qs, sub * 16 + g4 * 4);
                                 let a1 = bcast4_256(&act.qs, sub * 16 + g4 * 4 + 4);
