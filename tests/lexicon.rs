@@ -2,14 +2,15 @@
 //! fetched into the tarjama cache on first use like the model.
 
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use tarjama::lexicon::{Lexicon, Pos};
 use tarjama::registry::FetchPolicy;
 
-fn lexicon() -> &'static Lexicon {
-    static LEXICON: OnceLock<Lexicon> = OnceLock::new();
-    LEXICON.get_or_init(|| Lexicon::load(FetchPolicy::Allow).expect("lexicon loads"))
+/// Loaded once for every test of this file (about a second each time).
+fn lexicon() -> &'static Arc<Lexicon> {
+    static LEXICON: OnceLock<Arc<Lexicon>> = OnceLock::new();
+    LEXICON.get_or_init(|| Arc::new(Lexicon::load(FetchPolicy::Allow).expect("lexicon loads")))
 }
 
 fn glossed(word: &str, gloss: &str) -> bool {
@@ -140,7 +141,7 @@ fn a_corrupt_lexicon_file_is_named_and_replaced() {
 }
 
 mod checks {
-    use std::sync::Arc;
+    use super::lexicon;
 
     use tarjama::check::{
         check_summary, Check, CheckKind, Checker, Finding, FlaggedSentence, LostContent, Subject,
@@ -160,15 +161,11 @@ mod checks {
     }
 
     fn names() -> UnsupportedNames {
-        UnsupportedNames::new(Arc::new(
-            tarjama::lexicon::Lexicon::load(tarjama::registry::FetchPolicy::Allow).unwrap(),
-        ))
+        UnsupportedNames::new(lexicon().clone())
     }
 
     fn lost() -> LostContent {
-        LostContent::new(Arc::new(
-            tarjama::lexicon::Lexicon::load(tarjama::registry::FetchPolicy::Allow).unwrap(),
-        ))
+        LostContent::new(lexicon().clone())
     }
 
     const ARAL: &str = "كما تم التوقيع على قرار رؤساء الدول المؤسسة للصندوق الدولي لإنقاذ بحر الآرال بتمديد صلاحيات رئيس صندوق بحر الآرال إمام علي رحمان لمدة عام.";
@@ -264,18 +261,19 @@ mod checks {
     /// noun it states what the fund is for: "the fund for the Aral Sea" loses that.
     #[test]
     fn a_dropped_purpose_is_caught() {
-        let src = "قرار رؤساء الدول المؤسسة للصندوق الدولي لإنقاذ بحر الآرال.";
+        let lost = lost();
+        // The default model's words on 2026-12-06.
         let wrong = run(
-            &lost(),
-            src,
-            "The decision of the founding heads of state of the International Fund for the Aral Sea.",
+            &lost,
+            ARAL,
+            "As the decision was signed by the presidents of the international fund for the Aral Sea, the extension of the rights of the Aral Sea Fund's president was extended for one year by Emomali Rahmon.",
         );
         assert_eq!(wrong.len(), 1, "{wrong:?}");
         assert!(wrong[0].warning.message.contains("لإنقاذ"), "{wrong:?}");
         let right = run(
-            &lost(),
-            src,
-            "The decision of the founding heads of state of the International Fund for Saving the Aral Sea.",
+            &lost,
+            ARAL,
+            "The decision of the heads of the founding states of the International Fund for Saving the Aral Sea to extend the powers of the President of the Aral Sea Fund, Emomali Rahmon, for one year was also signed.",
         );
         assert!(right.is_empty(), "{right:?}");
     }
@@ -284,10 +282,11 @@ mod checks {
     /// which only the verb «أمّن» glosses.
     #[test]
     fn a_purpose_rendered_by_its_verb_passes() {
+        let lost = lost();
         let src = "دخلت القوات المنطقة لتأمين الموقع.";
-        let right = run(&lost(), src, "Troops entered the area to secure the site.");
+        let right = run(&lost, src, "Troops entered the area to secure the site.");
         assert!(right.is_empty(), "{right:?}");
-        let wrong = run(&lost(), src, "Troops entered the area near the site.");
+        let wrong = run(&lost, src, "Troops entered the area near the site.");
         assert!(wrong[0].warning.message.contains("لتأمين"), "{wrong:?}");
     }
 
@@ -333,10 +332,7 @@ mod checks {
     fn the_checker_runs_the_lexicon_checks_only_with_a_lexicon() {
         let plain = Checker::default().kinds();
         assert!(!plain.contains(&CheckKind::UnsupportedName));
-        let lexicon = Arc::new(
-            tarjama::lexicon::Lexicon::load(tarjama::registry::FetchPolicy::Allow).unwrap(),
-        );
-        let full = Checker::new(Some(lexicon)).kinds();
+        let full = Checker::new(Some(lexicon().clone())).kinds();
         assert!(
             full.contains(&CheckKind::UnsupportedName) && full.contains(&CheckKind::LostContent)
         );
@@ -386,8 +382,7 @@ mod checks {
     /// its summary; a name that unflagged sentences use too ("GCC") is not passed on.
     #[test]
     fn a_summary_repeating_a_flagged_name_is_flagged() {
-        let lexicon =
-            tarjama::lexicon::Lexicon::load(tarjama::registry::FetchPolicy::Allow).unwrap();
+        let lexicon = lexicon();
         let title = "The sixth Asian-Pacific Council meeting agreed on the integration path.";
         let other =
             "The GCC states welcomed the outcome. The meeting was chaired by President Tokayev.";
@@ -410,7 +405,7 @@ mod checks {
                     arabic_words: 200,
                     flagged: &flagged,
                 },
-                Some(&lexicon),
+                Some(lexicon),
             )
         };
         let f =
