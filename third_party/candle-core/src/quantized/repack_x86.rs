@@ -13,13 +13,15 @@ pub(crate) const TILE_N: usize = 16;
 // One k-superblock (256 values) for 16 output rows.
 //
 // tarjama: the per-sub-block scales and mins are kept as the GGUF's 6-bit integers beside
-// each row's f32 `d`/`dmin`, not as pre-multiplied f32s (which made a tile 1.33x its GGUF
+// each row's `d`/`dmin`, not as pre-multiplied f32s (which made a tile 1.33x its GGUF
 // blocks). The kernels apply the integer scales to the integer sums first and `d`/`dmin`
-// once per superblock (see `kernels::q4k_tile`).
+// once per superblock (see `kernels::q4k_tile`). `d`/`dmin` stay the blocks' f16s, widened
+// where they are used: a decoding step reads every tile once, and f32 copies were 64 of
+// every 2432 bytes read.
 #[repr(C)]
 pub(crate) struct TileQ4K {
-    pub(crate) d: [f32; TILE_N],
-    pub(crate) dmin: [f32; TILE_N],
+    pub(crate) d: [f16; TILE_N],
+    pub(crate) dmin: [f16; TILE_N],
     // per-subblock (8) per-row (16) 6-bit scales and mins, unpacked to one byte each
     pub(crate) sc: [[u8; TILE_N]; 8],
     pub(crate) mn: [[u8; TILE_N]; 8],
@@ -47,7 +49,7 @@ pub(crate) struct SubQ6K {
 
 #[repr(C)]
 pub(crate) struct TileQ6K {
-    pub(crate) d: [f32; TILE_N],
+    pub(crate) d: [f16; TILE_N],
     pub(crate) sc: [[i8; TILE_N]; 16],
     pub(crate) subs: [SubQ6K; 16],
 }
@@ -120,16 +122,16 @@ pub(crate) fn pack_q4k(storage: &dyn QuantizedType, n: usize, k: usize) -> Packe
     for t in 0..n_tiles {
         for b in 0..kb {
             let mut tile = TileQ4K {
-                d: [0.0; TILE_N],
-                dmin: [0.0; TILE_N],
+                d: [f16::ZERO; TILE_N],
+                dmin: [f16::ZERO; TILE_N],
                 sc: [[0; TILE_N]; 8],
                 mn: [[0; TILE_N]; 8],
                 qs: [0; QK_K / 8 * TILE_N * 4],
             };
             for r in 0..TILE_N {
                 let blk = &blocks[(t * TILE_N + r) * kb + b];
-                tile.d[r] = blk.d.to_f32();
-                tile.dmin[r] = blk.dmin.to_f32();
+                tile.d[r] = blk.d;
+                tile.dmin[r] = blk.dmin;
                 for sub in 0..8 {
                     let (sc, mn) = get_scale_min_k4(sub, &blk.scales);
                     tile.sc[sub][r] = sc;
@@ -166,7 +168,7 @@ pub(crate) fn pack_q6k(storage: &dyn QuantizedType, n: usize, k: usize) -> Packe
     for t in 0..n_tiles {
         for b in 0..kb {
             let mut tile = TileQ6K {
-                d: [0.0; TILE_N],
+                d: [f16::ZERO; TILE_N],
                 sc: [[0; TILE_N]; 16],
                 subs: std::array::from_fn(|_| SubQ6K {
                     ql: [0; 2 * TILE_N * 4],
@@ -175,7 +177,7 @@ pub(crate) fn pack_q6k(storage: &dyn QuantizedType, n: usize, k: usize) -> Packe
             };
             for r in 0..TILE_N {
                 let blk = &blocks[(t * TILE_N + r) * kb + b];
-                tile.d[r] = blk.d.to_f32();
+                tile.d[r] = blk.d;
                 for sub in 0..16 {
                     tile.sc[sub][r] = blk.scales[sub];
                 }
@@ -248,6 +250,12 @@ mod kernels {
     #[inline(always)]
     unsafe fn bcast4(act: &[i8], off: usize) -> __m512i {
         _mm512_set1_epi32(std::ptr::read_unaligned(act.as_ptr().add(off) as *const i32))
+    }
+
+    // tarjama: a tile's 16 per-row `d` (or `dmin`) as f32 (exact).
+    #[inline(always)]
+    unsafe fn widen_f16(v: &[f16; TILE_N]) -> __m512 {
+        _mm512_cvtph_ps(_mm256_loadu_si256(v.as_ptr() as *const __m256i))
     }
 
     // tarjama: a tile's 16 per-row sub-block scales as f32 (exact: 6- and 8-bit integers).
@@ -331,8 +339,8 @@ mod kernels {
             }
         }
         let mins = min_sums(tile, acts);
-        let d = _mm512_loadu_ps(tile.d.as_ptr());
-        let dmin = _mm512_loadu_ps(tile.dmin.as_ptr());
+        let d = widen_f16(&tile.d);
+        let dmin = widen_f16(&tile.dmin);
         for m in 0..MT {
             let dall = _mm512_set1_ps(acts[m].d);
             acc[m] = _mm512_fmadd_ps(sums[m], _mm512_mul_ps(d, dall), acc[m]);
@@ -392,7 +400,7 @@ mod kernels {
             }
         }
         let offsets = offset_sums(tile, acts);
-        let d = _mm512_loadu_ps(tile.d.as_ptr());
+        let d = widen_f16(&tile.d);
         let thirty_two = _mm512_set1_ps(32.0);
         for m in 0..MT {
             let dall = _mm512_set1_ps(acts[m].d);
@@ -603,7 +611,7 @@ unsafe fn matmul_unit_512_rows<const MT: usize>(
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn matmul_unit_256(
     packed: &PackedX86,
@@ -626,7 +634,7 @@ unsafe fn matmul_unit_256(
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn matmul_unit_256_rows<const MT: usize>(
     packed: &PackedX86,
@@ -1208,10 +1216,15 @@ pub(crate) fn level() -> Option<X86Level> {
         if !force_avx2
             && (force_vnni || is_x86_feature_detected!("avxvnni"))
             && is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c")
         {
             return Some(X86Level::AvxVnni);
         }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        if is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c")
+        {
             return Some(X86Level::Avx2);
         }
         None
@@ -1230,10 +1243,10 @@ mod kernels256 {
 
     // tarjama: a tile's 16 per-row values (`d`, `dmin`) as two 8-row halves.
     #[inline(always)]
-    unsafe fn rows_256(v: &[f32; TILE_N]) -> [__m256; 2] {
+    unsafe fn rows_256(v: &[f16; TILE_N]) -> [__m256; 2] {
         [
-            _mm256_loadu_ps(v.as_ptr()),
-            _mm256_loadu_ps(v.as_ptr().add(8)),
+            _mm256_cvtph_ps(_mm_loadu_si128(v.as_ptr() as *const __m128i)),
+            _mm256_cvtph_ps(_mm_loadu_si128(v.as_ptr().add(8) as *const __m128i)),
         ]
     }
 
@@ -1432,7 +1445,7 @@ mod kernels256 {
             }
         };
     }
-    q4k_tile_256!(q4k_tile_avxvnni, dp_vnni, "avx2,avxvnni,fma");
+    q4k_tile_256!(q4k_tile_avxvnni, dp_vnni, "avx2,avxvnni,fma,f16c");
 
     // tarjama: the pure-AVX2 Q4_K tile without a `madd` per product. maddubs pairs of
     // 4-bit weights (0..=15) and i8 activations lie in [-3840, 3810]; the eight a
@@ -1444,7 +1457,7 @@ mod kernels256 {
     // one, so the scaled sums of all eight sub-blocks add up in i32 and are converted to
     // f32 once per superblock.
     #[inline]
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     pub(crate) unsafe fn q4k_tile_avx2<const MT: usize>(
         tile: &TileQ4K,
         acts: &[&BlockQ8K; MT],
@@ -1543,12 +1556,12 @@ mod kernels256 {
             }
         };
     }
-    q6k_tile_256!(q6k_tile_avxvnni, dp2_vnni, "avx2,avxvnni,fma");
-    q6k_tile_256!(q6k_tile_avx2, dp2_avx2_u6, "avx2,fma");
+    q6k_tile_256!(q6k_tile_avxvnni, dp2_vnni, "avx2,avxvnni,fma,f16c");
+    q6k_tile_256!(q6k_tile_avx2, dp2_avx2_u6, "avx2,fma,f16c");
 
     // q8_0 needs true dpbusd (u8 range overflows maddubs' i16 pairs), so vnni only.
     #[inline]
-    #[target_feature(enable = "avx2,avxvnni,fma")]
+    #[target_feature(enable = "avx2,avxvnni,fma,f16c")]
     pub(crate) unsafe fn q8_0_tile2_avxvnni<const MT: usize>(
         t0: &TileQ8_0,
         t1: &TileQ8_0,
