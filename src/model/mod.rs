@@ -5,7 +5,6 @@ pub mod attention;
 pub mod batch;
 pub mod chat_template;
 pub mod embeddings;
-pub mod gated;
 pub mod gemma;
 pub mod gguf_llm;
 pub mod gguf_tokenizer;

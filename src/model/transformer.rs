@@ -199,11 +199,11 @@ pub struct Mlp {
 impl Mlp {
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let [gate, up] = Linear::forward_shared([&self.gate, &self.up], xs)?;
-        let gated = match self.activation {
-            Activation::Silu => super::gated::silu_times(&gate, &up)?,
-            Activation::GeluTanh => (gate.gelu()? * up)?,
+        let gate = match self.activation {
+            Activation::Silu => candle_nn::ops::silu(&gate)?,
+            Activation::GeluTanh => gate.gelu()?,
         };
-        self.down.forward(&gated)
+        self.down.forward(&(gate * up)?)
     }
 }
 
