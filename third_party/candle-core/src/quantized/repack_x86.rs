@@ -29,8 +29,6 @@ pub(crate) struct TileQ4K {
     pub(crate) qs: [u8; QK_K / 8 * TILE_N * 4],
 }
 
-// tarjama: likewise the Q6_K scales stay i8 beside each row's `d`.
-#[repr(C)]
 // tarjama: the 6-bit values (0..63; the weight is v - 32) are stored as 4 + 2 bits, as in
 // the GGUF blocks, not one byte each: a decoding step reads every weight once, and whole
 // bytes made the Q6_K tiles 1.31 times the blocks' size. Each sub-block's bits lie
@@ -47,6 +45,7 @@ pub(crate) struct SubQ6K {
     pub(crate) qh: [u8; TILE_N * 4],
 }
 
+// tarjama: likewise the Q6_K scales stay i8 beside each row's `d`.
 #[repr(C)]
 pub(crate) struct TileQ6K {
     pub(crate) d: [f16; TILE_N],
