@@ -209,13 +209,23 @@ fn copy_into_new(src: &Tensor, len: usize, capacity: usize) -> Result<Tensor> {
 
 /// Key and value buffers shared by the sequences of one batch: per layer, one
 /// `(slots, kv_heads, capacity, head_dim)` tensor each, a slot per sequence. Decode
-/// attention then reads every sequence's history as one tensor. Buffers are zeroed
-/// lazily by the allocator, so a slot costs memory only for the positions it writes.
+/// attention then reads every sequence's history as one tensor.
+///
+/// A slot costs memory only for the positions it writes: the keys of all layers are one
+/// zeroed allocation, and so are the values, each large enough (tens to hundreds of MB)
+/// that the allocator maps fresh pages for it, which stay unbacked until written and go
+/// back to the system when the slab drops. Per-layer buffers (a few MB each) came from
+/// the heap instead, where `calloc` zeroes reused memory by writing every page of it: a
+/// summaries batch of five long prompts in eight slots then held 0.6 GB of zeros, or not,
+/// depending on what the heap had freed before.
 #[derive(Debug)]
 pub struct KvSlab {
     slots: usize,
     capacity: usize,
-    layers: Mutex<Vec<Option<(Tensor, Tensor)>>>,
+    layers: usize,
+    /// Keys and values of every layer, `(layers, slots, kv_heads, capacity, head_dim)`,
+    /// allocated at the first write.
+    buffers: Mutex<Option<(Tensor, Tensor)>>,
     taken: Mutex<Vec<bool>>,
 }
 
@@ -225,16 +235,14 @@ impl KvSlab {
         Arc::new(Self {
             slots,
             capacity: capacity.max(1),
-            layers: Mutex::new(vec![None; layers]),
+            layers,
+            buffers: Mutex::new(None),
             taken: Mutex::new(vec![false; slots]),
         })
     }
 
     fn layers(&self) -> usize {
         self.layers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
     }
 
     /// Slots taken, by index.
@@ -260,7 +268,7 @@ impl KvSlab {
         }
     }
 
-    /// The buffers of `layer`, allocated at the first write.
+    /// The buffers of `layer`; those of all layers are allocated at the first write.
     pub(crate) fn layer(
         &self,
         layer: usize,
@@ -268,25 +276,29 @@ impl KvSlab {
         dtype: DType,
         device: &Device,
     ) -> Result<(Tensor, Tensor)> {
-        let mut layers = self.layers.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(entry) = layers.get_mut(layer) else {
+        if layer >= self.layers {
             candle_core::bail!("key/value slab has no layer {layer}")
-        };
-        if let Some(buffers) = entry {
-            return Ok(buffers.clone());
         }
-        let shape = (self.slots, kv_heads, self.capacity, head_dim);
-        let buffers = (
-            Tensor::zeros(shape, dtype, device)?,
-            Tensor::zeros(shape, dtype, device)?,
-        );
-        *entry = Some(buffers.clone());
-        Ok(buffers)
+        let mut buffers = self.buffers.lock().unwrap_or_else(PoisonError::into_inner);
+        let (k, v) = match &*buffers {
+            Some(all) => all.clone(),
+            None => {
+                let shape = (self.layers, self.slots, kv_heads, self.capacity, head_dim);
+                let all = (
+                    Tensor::zeros(shape, dtype, device)?,
+                    Tensor::zeros(shape, dtype, device)?,
+                );
+                *buffers = Some(all.clone());
+                all
+            }
+        };
+        Ok((k.get(layer)?, v.get(layer)?))
     }
 
     fn existing_layer(&self, layer: usize) -> Option<(Tensor, Tensor)> {
-        let layers = self.layers.lock().unwrap_or_else(PoisonError::into_inner);
-        layers.get(layer).cloned().flatten()
+        let buffers = self.buffers.lock().unwrap_or_else(PoisonError::into_inner);
+        let (k, v) = buffers.as_ref()?;
+        Some((k.get(layer).ok()?, v.get(layer).ok()?))
     }
 }
 
@@ -327,6 +339,37 @@ mod tests {
         assert_eq!(slab.taken(), vec![false, true]);
         let too_big = KvCache::new(1, 5).placed_in(&slab);
         assert!(too_big.slot().is_none());
+    }
+
+    #[test]
+    fn each_layer_and_slot_of_a_slab_keeps_its_own_positions() {
+        // The slab holds all layers in one buffer: a write must land in its own layer and
+        // slot only, and read back from there.
+        let slab = KvSlab::new(2, 2, 3);
+        let mut first = KvCache::new(2, 3).placed_in(&slab);
+        let mut second = KvCache::new(2, 3).placed_in(&slab);
+        first.reserve(1).unwrap();
+        second.reserve(1).unwrap();
+        let (_, (k, v)) = second
+            .append(1, &token(2, 4, 5.0), &token(2, 4, 6.0))
+            .unwrap();
+        second.advance(1);
+        assert_eq!(k.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![5.0; 8]);
+        assert_eq!(v.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![6.0; 8]);
+        let (_, (k, _)) = first
+            .append(1, &token(2, 4, 7.0), &token(2, 4, 7.0))
+            .unwrap();
+        assert_eq!(k.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![7.0; 8]);
+        let (layer0_k, layer0_v) = slab.layer(0, (2, 4), DType::F32, &Device::Cpu).unwrap();
+        for t in [layer0_k, layer0_v] {
+            let values = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert!(values.iter().all(|&x| x == 0.0), "layer 0 was never written");
+        }
+        let (_, (k, _)) = second
+            .append(1, &token(2, 4, 8.0), &token(2, 4, 8.0))
+            .unwrap();
+        let positions: Vec<f32> = k.get(0).unwrap().get_on_dim(1, 0).unwrap().to_vec1().unwrap();
+        assert_eq!(positions, vec![5.0, 8.0]);
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod batch;
 pub mod chat_template;
 pub mod embeddings;
 pub mod gemma;
+pub mod gated;
 pub mod gguf_llm;
 pub mod gguf_tokenizer;
 pub mod kv_cache;

@@ -199,11 +199,11 @@ pub struct Mlp {
 impl Mlp {
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let [gate, up] = Linear::forward_shared([&self.gate, &self.up], xs)?;
-        let gate = match self.activation {
-            Activation::Silu => candle_nn::ops::silu(&gate)?,
-            Activation::GeluTanh => gate.gelu()?,
+        let gated = match self.activation {
+            Activation::Silu => super::gated::silu_times(gate, &up)?,
+            Activation::GeluTanh => (gate.gelu()? * up)?,
         };
-        self.down.forward(&(gate * up)?)
+        self.down.forward(&gated)
     }
 }
 
