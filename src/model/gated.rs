@@ -14,9 +14,8 @@ const UNIT: usize = 2048;
 
 /// `silu(gate) * up`, elementwise; `gate` and `up` have the same shape.
 ///
-/// On the CPU the result is written over `gate`, which the caller gives up: a pass over
-/// a summary's long prompt makes gate products of tens of megabytes, and a fresh output
-/// for each one grew the heap by about 0.5 GB over a samples run.
+/// On the CPU the result is written over `gate`, which the caller gives up: a prompt
+/// pass of 512 rows makes an 18 MB gate product, and the layer needs no other copy.
 pub fn silu_times(gate: Tensor, up: &Tensor) -> Result<Tensor> {
     let cpu_f32 = gate.device().is_cpu() && gate.dtype() == candle_core::DType::F32;
     if cpu_f32 && gate.shape() == up.shape() && gate.is_contiguous() {
