@@ -340,4 +340,24 @@ mod tests {
     fn a_batched_forward_pass_gives_each_sequence_its_unbatched_logits() {
         crate::model::transformer::assert_batched_equals_alone(&tiny_model(&Device::Cpu));
     }
+
+    #[test]
+    fn a_prompt_fed_in_pieces_gives_the_logits_of_one_pass() {
+        // Long prompts are fed in passes of at most PREFILL_TOKENS, and decoding steps feed
+        // one token: where a prompt is cut must not change a number.
+        use crate::model::transformer::Decoder;
+        let model = tiny_model(&Device::Cpu);
+        let values = |t: &Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
+        let tokens: Vec<u32> = (20..60).collect();
+        let mut whole = KvCache::new(model.block_count(), 64);
+        let expected = values(&model.forward(&tokens, &mut whole).unwrap());
+        for piece in [1usize, 3, 16] {
+            let mut cache = KvCache::new(model.block_count(), 64);
+            let mut logits = Vec::new();
+            for chunk in tokens.chunks(piece) {
+                logits = values(&model.forward(chunk, &mut cache).unwrap());
+            }
+            assert_eq!(logits, expected, "pieces of {piece} tokens");
+        }
+    }
 }
