@@ -354,21 +354,39 @@ mod tests {
             .append(1, &token(2, 4, 5.0), &token(2, 4, 6.0))
             .unwrap();
         second.advance(1);
-        assert_eq!(k.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![5.0; 8]);
-        assert_eq!(v.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![6.0; 8]);
+        assert_eq!(
+            k.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![5.0; 8]
+        );
+        assert_eq!(
+            v.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![6.0; 8]
+        );
         let (_, (k, _)) = first
             .append(1, &token(2, 4, 7.0), &token(2, 4, 7.0))
             .unwrap();
-        assert_eq!(k.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![7.0; 8]);
+        assert_eq!(
+            k.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![7.0; 8]
+        );
         let (layer0_k, layer0_v) = slab.layer(0, (2, 4), DType::F32, &Device::Cpu).unwrap();
         for t in [layer0_k, layer0_v] {
             let values = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            assert!(values.iter().all(|&x| x == 0.0), "layer 0 was never written");
+            assert!(
+                values.iter().all(|&x| x == 0.0),
+                "layer 0 was never written"
+            );
         }
         let (_, (k, _)) = second
             .append(1, &token(2, 4, 8.0), &token(2, 4, 8.0))
             .unwrap();
-        let positions: Vec<f32> = k.get(0).unwrap().get_on_dim(1, 0).unwrap().to_vec1().unwrap();
+        let positions: Vec<f32> = k
+            .get(0)
+            .unwrap()
+            .get_on_dim(1, 0)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         assert_eq!(positions, vec![5.0, 8.0]);
     }
 
