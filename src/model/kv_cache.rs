@@ -59,7 +59,7 @@ impl KvCache {
     /// Moves this empty cache into a free slot of `slab` when one is free and large
     /// enough; otherwise it keeps buffers of its own. Either way it works the same.
     pub fn placed_in(mut self, slab: &Arc<KvSlab>) -> Self {
-        if self.own > 0 || self.capacity > slab.capacity || slab.layers() != self.layers.len() {
+        if self.own > 0 || self.capacity > slab.capacity || slab.layers != self.layers.len() {
             return self;
         }
         if let Some(index) = slab.take() {
@@ -212,8 +212,9 @@ fn copy_into_new(src: &Tensor, len: usize, capacity: usize) -> Result<Tensor> {
 /// attention then reads every sequence's history as one tensor.
 ///
 /// A slot costs memory only for the positions it writes: the keys of all layers are one
-/// zeroed allocation, and so are the values, each large enough (tens to hundreds of MB)
-/// that the allocator maps fresh pages for it, which stay unbacked until written and go
+/// zeroed allocation, and so are the values. For the default model's batches each is
+/// tens to hundreds of MB, above the 32 MB from which the binary has the allocator map
+/// fresh pages (`reuse_freed_tensor_memory`), which stay unbacked until written and go
 /// back to the system when the slab drops. Per-layer buffers (a few MB each) came from
 /// the heap instead, where `calloc` zeroes reused memory by writing every page of it: a
 /// summaries batch of five long prompts in eight slots then held 0.6 GB of zeros, or not,
@@ -239,10 +240,6 @@ impl KvSlab {
             buffers: Mutex::new(None),
             taken: Mutex::new(vec![false; slots]),
         })
-    }
-
-    fn layers(&self) -> usize {
-        self.layers
     }
 
     /// Slots taken, by index.
