@@ -1,15 +1,17 @@
 //! Self-attention over the key/value caches: per sequence for prompts, and for a
-//! decoding step over every sequence of a [`KvSlab`] at once, with a softmax that stops
-//! at each row's own length so padding never changes a number. On the CPU both split
-//! their work by key/value head over candle's worker threads ([`on_every_core`]).
+//! decoding step over every sequence of a [`KvSlab`] at once, with scores, softmax and
+//! weighted sums that stop at each row's own length ([`super::within`]) so padding never
+//! changes a number. On the CPU both split their work by key/value head over candle's
+//! worker threads ([`on_every_core`]).
 //!
 //! [`KvSlab`]: super::kv_cache::KvSlab
 
 use std::sync::OnceLock;
 
-use candle_core::{CpuStorage, CustomOp1, Device, Layout, Result, Shape, Tensor, WithDType};
+use candle_core::{Device, Result, Tensor};
 
 use super::batch::{hidden_from, Batch, Chunk, DecodePlan};
+use super::within::{scores_within, softmax_within, sums_within};
 
 /// The shape and options of one layer's attention.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -127,11 +129,29 @@ impl SequenceAttention {
             Some((base_k, base_v)) => Some((of_heads(base_k)?, of_heads(base_v)?)),
             None => None,
         };
+        // A decoding step (one query) reduces as a slab's decoding step does, so a
+        // sequence decoded alone and one decoded beside others agree bit for bit; a
+        // prompt's many queries go through candle's products.
+        let decoding = self.len == 1;
+        let scores_on = |keys: &Tensor| -> Result<Tensor> {
+            if decoding {
+                scores_within(&q.unsqueeze(0)?, keys, &[keys.dim(1)?])?.squeeze(0)
+            } else {
+                q.matmul(&keys.t()?)
+            }
+        };
+        let sums_on = |weights: &Tensor, values: &Tensor| -> Result<Tensor> {
+            if decoding {
+                sums_within(&weights.unsqueeze(0)?, values, &[values.dim(1)?])?.squeeze(0)
+            } else {
+                weights.matmul(values)
+            }
+        };
         // Scores against the shared prefix and the sequence's own positions sit side by
         // side, in position order, exactly as one cache's would.
-        let own_scores = q.matmul(&k.t()?)?;
+        let own_scores = scores_on(&k)?;
         let scores = match &base {
-            Some((base_k, _)) => Tensor::cat(&[&q.matmul(&base_k.t()?)?, &own_scores], 2)?,
+            Some((base_k, _)) => Tensor::cat(&[&scores_on(base_k)?, &own_scores], 2)?,
             None => own_scores,
         };
         let mut scores = (scores * shape.scale)?;
@@ -154,11 +174,11 @@ impl SequenceAttention {
         match &base {
             Some((_, base_v)) => {
                 let base_len = base_v.dim(1)?;
-                let on_base = weights.narrow(2, 0, base_len)?.matmul(base_v)?;
-                let on_own = weights.narrow(2, base_len, kv_len - base_len)?.matmul(&v)?;
+                let on_base = sums_on(&weights.narrow(2, 0, base_len)?, base_v)?;
+                let on_own = sums_on(&weights.narrow(2, base_len, kv_len - base_len)?, &v)?;
                 on_base + on_own
             }
-            None => weights.matmul(&v),
+            None => sums_on(&weights, &v),
         }
     }
 }
@@ -298,29 +318,22 @@ impl DecodeStep {
     /// head_dim)`: every head's numbers are the same whichever others it is computed with.
     fn attend(&self, kv_heads: std::ops::Range<usize>, shape: &AttentionShape) -> Result<Tensor> {
         let (count, base_len) = (kv_heads.len(), self.base_len);
-        let (rows, _, groups, head_dim) = self.q.dims4()?;
         let of_heads = |t: &Tensor, dim: usize| t.narrow(dim, kv_heads.start, count);
         let q = of_heads(&self.q, 1)?;
         let values = of_heads(&self.values, 1)?;
         let own_len = values.dim(2)?;
-        let own_scores = q.matmul(&of_heads(&self.keys, 1)?.t()?)?;
-        // Every row's queries of one key/value head stacked, to meet the shared base at once.
-        let by_head = |t: &Tensor, width: usize| {
-            t.transpose(0, 1)?
-                .contiguous()?
-                .reshape((count, rows * groups, width))
-        };
-        let from_heads =
-            |t: Tensor, width: usize| t.reshape((count, rows, groups, width))?.transpose(0, 1);
+        let own_visible: Vec<usize> = self.visible.iter().map(|n| n - base_len).collect();
+        let base_visible = vec![base_len; own_visible.len()];
         let base = match &self.base {
             Some((base_k, base_v)) => Some((of_heads(base_k, 0)?, of_heads(base_v, 0)?)),
             None => None,
         };
+        let own_scores = scores_within(&q, &of_heads(&self.keys, 1)?, &own_visible)?;
         let scores = match &base {
-            Some((base_k, _)) => {
-                let on_base = from_heads(by_head(&q, head_dim)?.matmul(&base_k.t()?)?, base_len)?;
-                Tensor::cat(&[&on_base, &own_scores], 3)?
-            }
+            Some((base_k, _)) => Tensor::cat(
+                &[&scores_within(&q, base_k, &base_visible)?, &own_scores],
+                3,
+            )?,
             None => own_scores,
         };
         let mut scores = (scores * shape.scale)?;
@@ -329,89 +342,17 @@ impl DecodeStep {
         }
         let scores = scores.broadcast_add(&self.mask)?;
         let weights = softmax_within(&scores, &self.visible)?;
-        let on_own = weights.narrow(3, base_len, own_len)?.matmul(&values)?;
+        let on_own = sums_within(
+            &weights.narrow(3, base_len, own_len)?,
+            &values,
+            &own_visible,
+        )?;
         match &base {
             Some((_, base_v)) => {
-                let weights = by_head(&weights.narrow(3, 0, base_len)?, base_len)?;
-                from_heads(weights.matmul(base_v)?, head_dim)? + on_own
+                sums_within(&weights.narrow(3, 0, base_len)?, base_v, &base_visible)? + on_own
             }
             None => Ok(on_own),
         }
-    }
-}
-
-/// Softmax over the last dimension of `(rows, …, width)` scores, row `r` over its first
-/// `visible[r]` entries only; the rest become 0. On the CPU each row is reduced exactly
-/// as candle's softmax reduces a row of that length, so a sequence decoded beside longer
-/// ones gets the same numbers as alone. Elsewhere the masked entries (minus infinity)
-/// already weigh nothing.
-fn softmax_within(scores: &Tensor, visible: &[usize]) -> Result<Tensor> {
-    if scores.device().is_cpu() {
-        scores.contiguous()?.apply_op1_no_bwd(&SoftmaxWithin {
-            visible: visible.to_vec(),
-        })
-    } else {
-        candle_nn::ops::softmax_last_dim(scores)
-    }
-}
-
-struct SoftmaxWithin {
-    visible: Vec<usize>,
-}
-
-impl CustomOp1 for SoftmaxWithin {
-    fn name(&self) -> &'static str {
-        "softmax-within"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(all) = storage else {
-            candle_core::bail!("softmax-within takes f32 scores")
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("softmax-within takes contiguous scores")
-        };
-        let dims = layout.dims();
-        let (Some(&width), Some(&rows)) = (dims.last(), dims.first()) else {
-            candle_core::bail!("softmax-within takes scores of rank 2 or more")
-        };
-        if rows != self.visible.len() || self.visible.iter().any(|&n| n == 0 || n > width) {
-            candle_core::bail!("softmax-within: visible lengths do not fit the scores")
-        }
-        let src = &all[start..end];
-        let per_row = src.len() / rows;
-        let mut dst = vec![0f32; src.len()];
-        for ((src, dst), &n) in src
-            .chunks(per_row)
-            .zip(dst.chunks_mut(per_row))
-            .zip(&self.visible)
-        {
-            for (src, dst) in src.chunks(width).zip(dst.chunks_mut(width)) {
-                softmax_row(&src[..n], &mut dst[..n]);
-            }
-        }
-        Ok((f32::to_cpu_storage_owned(dst), layout.shape().clone()))
-    }
-}
-
-/// candle-nn's softmax of one row, reduction for reduction.
-fn softmax_row(src: &[f32], dst: &mut [f32]) {
-    let n = src.len();
-    let mut max = f32::NEG_INFINITY;
-    // SAFETY: both reductions read exactly `n` elements of slices of length `n`.
-    unsafe {
-        <f32 as candle_core::cpu::kernels::VecOps>::vec_reduce_max(src.as_ptr(), &mut max, n)
-    };
-    for (s, d) in src.iter().zip(dst.iter_mut()) {
-        *d = (*s - max).exp();
-    }
-    let mut sum = 0f32;
-    // SAFETY: as above; `dst` has the length of `src`.
-    unsafe {
-        <f32 as candle_core::cpu::kernels::VecOps>::vec_reduce_sum(dst.as_ptr(), &mut sum, n)
-    };
-    for d in dst.iter_mut() {
-        *d /= sum;
     }
 }
 
@@ -435,27 +376,5 @@ mod tests {
         assert_eq!(rows(&windowed), vec![vec![1, 1, 0, 0]]);
         let both = mask(2, 1, Some(2), &device).unwrap().unwrap();
         assert_eq!(rows(&both), vec![vec![0, 0, 1], vec![1, 0, 0]]);
-    }
-
-    #[test]
-    fn a_row_softmaxed_within_its_length_is_candle_s_softmax_of_that_row_bit_for_bit() {
-        let device = Device::Cpu;
-        // Widths past candle's 32-wide vector step, so the tail reductions differ if padded.
-        let scores = Tensor::randn(0f32, 3.0, (2, 3, 77), &device).unwrap();
-        let within = softmax_within(&scores, &[45, 77]).unwrap();
-        for (row, n) in [(0, 45), (1, 77)] {
-            let row_scores = scores.get(row).unwrap().narrow(1, 0, n).unwrap();
-            let alone =
-                candle_nn::ops::softmax_last_dim(&row_scores.contiguous().unwrap()).unwrap();
-            let ours = within.get(row).unwrap();
-            assert_eq!(
-                ours.narrow(1, 0, n).unwrap().to_vec2::<f32>().unwrap(),
-                alone.to_vec2::<f32>().unwrap()
-            );
-            let rest: Vec<Vec<f32>> = ours.narrow(1, n, 77 - n).unwrap().to_vec2().unwrap();
-            assert!(rest.iter().flatten().all(|&w| w == 0.0));
-        }
-        assert!(softmax_within(&scores, &[0, 77]).is_err());
-        assert!(softmax_within(&scores, &[78, 77]).is_err());
     }
 }

@@ -465,6 +465,17 @@ mod tests {
         (tokens, logits)
     }
 
+    /// The logits after `prompt` and after each of `tokens`, fed one at a time whatever
+    /// the model would have chosen.
+    fn forced(model: &Gemma, prompt: &[u32], tokens: &[u32]) -> Vec<Vec<f32>> {
+        let mut cache = KvCache::new(model.block_count(), 4);
+        let mut logits = vec![values(&model.forward(prompt, &mut cache).unwrap())];
+        for &token in tokens {
+            logits.push(values(&model.forward(&[token], &mut cache).unwrap()));
+        }
+        logits
+    }
+
     #[test]
     fn configs_follow_llama_cpp_layer_patterns_scales_and_defaults() {
         let metadata = |arch: &str, layers: u32, extra: Vec<(&str, Value)>| {
@@ -562,8 +573,13 @@ mod tests {
         (tokens, logits)
     }
 
-    /// Against candle's Gemma 3 on a Q4_K_M-like file: the same greedy tokens for 20
-    /// steps, logits within 1e-4 (measured: 6e-7, with logits up to 2.2).
+    /// Against candle's Gemma 3 on a Q4_K_M-like file: the prompt's logits within 1e-4
+    /// (measured: 1.2e-7, with logits up to 2.2), then candle's 20 greedy tokens fed to
+    /// both, each step's logits within 0.1. A decoding step's attention reduces in
+    /// tarjama's own order (`model::within`), not candle's product's, and a last-bit
+    /// difference that flips one activation's 8-bit rounding moves this random model's
+    /// logits by 0.02-0.04 from then on (measured), so its greedy tokens part at a near
+    /// tie; a decoding position off by one moves them by 0.17-0.36 (measured).
     ///
     /// candle 0.11's `quantized_gemma3` differs from llama.cpp and from Hugging Face in
     /// two places, so the comparison steps around them and
@@ -586,27 +602,31 @@ mod tests {
         let mut model = load(&bytes);
         let (gelu_tokens, gelu) = greedy(&model, &prompt, steps);
         model.set_activation(Activation::Silu);
-        let (tokens, logits) = greedy(&model, &prompt, steps);
-        assert_eq!(
-            tokens, expected_tokens,
-            "greedy tokens differ from candle's"
-        );
+        let logits = forced(&model, &prompt, &expected_tokens);
         let diffs: Vec<f32> = expected
             .iter()
             .zip(&logits)
             .map(|(a, b)| max_diff(a, b))
             .collect();
-        let diff = diffs.iter().cloned().fold(0f32, f32::max);
+        let prompt_diff = diffs[0];
+        let decoding_diff = diffs[1..].iter().cloned().fold(0f32, f32::max);
         let gelu_diff = max_diff(&expected[0], &gelu[0]);
         eprintln!(
-            "gemma3 vs candle quantized_gemma3: {steps} greedy tokens identical \
-             ({tokens:?}), logits max |diff| {diff:.3e} (logits up to {:.2}); with Gemma's \
-             GELU instead of candle's SiLU the prompt's logits differ by {gelu_diff:.3} \
-             (tokens {gelu_tokens:?})",
+            "gemma3 vs candle quantized_gemma3: prompt logits max |diff| {prompt_diff:.3e}, \
+             {steps} decoding steps on candle's tokens ({expected_tokens:?}) {decoding_diff:.3e} \
+             (logits up to {:.2}); with Gemma's GELU instead of candle's SiLU the prompt's \
+             logits differ by {gelu_diff:.3} (tokens {gelu_tokens:?})",
             largest(&expected)
         );
-        assert!(diff < 1e-4, "logits differ from candle's by {diff}");
-        let distinct: std::collections::BTreeSet<_> = tokens.iter().collect();
+        assert!(
+            prompt_diff < 1e-4,
+            "prompt logits differ from candle's by {prompt_diff}"
+        );
+        assert!(
+            decoding_diff < 0.1,
+            "decoding logits differ from candle's by {decoding_diff}"
+        );
+        let distinct: std::collections::BTreeSet<_> = expected_tokens.iter().collect();
         assert!(distinct.len() >= 3, "a degenerate greedy run proves little");
     }
 

@@ -315,9 +315,18 @@ mod tests {
                 ..Extras::default()
             };
             // Every matrix Q8_0: the same kernels on the same rows as candle, so the
-            // logits are the same to the bit.
+            // prompt's logits are the same to the bit. A decoding step's attention sums in
+            // tarjama's own order (`model::within`), not candle's product's: measured
+            // 7.6e-6 on logits spanning 38.7.
             let parity = parity_with_candle(&tiny_gguf_as(Quantization::Q8, extras.clone()));
-            assert_eq!(parity.max_diff, 0.0, "Q8_0, tied {tied_output}: {parity:?}");
+            assert_eq!(
+                parity.prompt_diff, 0.0,
+                "Q8_0, tied {tied_output}: {parity:?}"
+            );
+            assert!(
+                parity.max_diff / parity.min_range < 1e-5,
+                "Q8_0, tied {tied_output}: {parity:?}"
+            );
             // Q4_K_M has Q6_K matrices, and tarjama multiplies a single row by those as
             // two rows (see `Linear`), candle as one: the two kernels differ by about
             // 1e-5, which a random model's large gains carry into later layers and

@@ -19,6 +19,7 @@ pub mod random_gguf;
 pub mod sentencepiece;
 pub mod seq2seq;
 pub mod transformer;
+pub mod within;
 
 use std::path::PathBuf;
 

@@ -220,12 +220,17 @@ mod tests {
     /// A random two-layer Qwen2 written as a GGUF, with the quantizations a Q4_K_M file
     /// mixes and a few more, loaded the way real models are.
     pub(crate) fn tiny_model(device: &Device) -> Qwen2 {
+        tiny_model_stored(device, |dtype| dtype)
+    }
+
+    /// The random Qwen2 with every tensor stored as `store` maps its usual quantization.
+    fn tiny_model_stored(device: &Device, store: impl Fn(GgmlDType) -> GgmlDType) -> Qwen2 {
         let cfg = tiny_config();
         let (hidden, vocab, ffn) = (cfg.embedding_length, 320, 512);
         let kv = cfg.head_count_kv * (hidden / cfg.head_count);
         let random = |shape: &[usize], dtype: GgmlDType| {
             let t = Tensor::randn(0f32, 0.5, shape, &Device::Cpu).unwrap();
-            QTensor::quantize(&t, dtype).unwrap()
+            QTensor::quantize(&t, store(dtype)).unwrap()
         };
         let mut tensors = vec![
             (
@@ -344,20 +349,35 @@ mod tests {
     #[test]
     fn a_prompt_fed_in_pieces_gives_the_logits_of_one_pass() {
         // Long prompts are fed in passes of at most PREFILL_TOKENS, and decoding steps feed
-        // one token: where a prompt is cut must not change a number.
+        // one token: where a prompt is cut must not move a position or lose a key. It may
+        // round differently (a pass of many tokens attends through candle's products over
+        // causally masked rows, a single token through `model::within`'s reductions), and
+        // with quantized weights a last-bit difference can flip an activation's 8-bit
+        // rounding and grow to 1e-1 in a random model's logits, so the weights here are
+        // f32. Even so a random model is badly conditioned: drifts of up to 3e-5 of the
+        // largest logit were seen (500 runs), where a decoding position off by one moved
+        // logits by 7.4 on a largest logit of 12.
         use crate::model::transformer::Decoder;
-        let model = tiny_model(&Device::Cpu);
-        let values = |t: &Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
+        let model = tiny_model_stored(&Device::Cpu, |_| GgmlDType::F32);
         let tokens: Vec<u32> = (20..60).collect();
         let mut whole = KvCache::new(model.block_count(), 64);
         let expected = values(&model.forward(&tokens, &mut whole).unwrap());
+        let range = expected.iter().fold(f32::MIN, |m, v| m.max(v.abs()));
         for piece in [1usize, 3, 16] {
             let mut cache = KvCache::new(model.block_count(), 64);
             let mut logits = Vec::new();
             for chunk in tokens.chunks(piece) {
                 logits = values(&model.forward(chunk, &mut cache).unwrap());
             }
-            assert_eq!(logits, expected, "pieces of {piece} tokens");
+            let diff = expected
+                .iter()
+                .zip(&logits)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                diff <= 1e-3 * range,
+                "pieces of {piece} tokens drifted by {diff} (largest logit {range})"
+            );
         }
     }
 }

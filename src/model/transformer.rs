@@ -279,6 +279,8 @@ pub(crate) fn assert_batched_equals_alone(model: &dyn Decoder) {
 pub(crate) struct Parity {
     pub ours: Vec<u32>,
     pub reference: Vec<u32>,
+    /// Largest difference of one logit after the prompt (one pass through both).
+    pub prompt_diff: f32,
     /// Largest difference of one logit, over every step compared.
     pub max_diff: f32,
     /// Smallest spread (max - min) of the reference's logits at one step.
@@ -312,7 +314,7 @@ pub(crate) fn greedy_parity(
     };
     let mut cache = KvCache::new(model.block_count(), prompt.len() + steps);
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    let (mut max_diff, mut min_range) = (0f32, f32::INFINITY);
+    let (mut prompt_diff, mut max_diff, mut min_range) = (0f32, 0f32, f32::INFINITY);
     let mut feed_ours = prompt.to_vec();
     let mut feed_theirs = prompt.to_vec();
     let mut position = 0;
@@ -327,6 +329,9 @@ pub(crate) fn greedy_parity(
         if feed_ours == feed_theirs {
             for (x, y) in a.iter().zip(&b) {
                 max_diff = max_diff.max((x - y).abs());
+            }
+            if position == 0 {
+                prompt_diff = max_diff;
             }
             let (lo, hi) = b
                 .iter()
@@ -344,6 +349,7 @@ pub(crate) fn greedy_parity(
     Parity {
         ours,
         reference: theirs,
+        prompt_diff,
         max_diff,
         min_range,
     }
