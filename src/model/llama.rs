@@ -317,14 +317,16 @@ mod tests {
             // Every matrix Q8_0: the same kernels on the same rows as candle, so the
             // prompt's logits are the same to the bit. A decoding step's attention sums in
             // tarjama's own order (`model::within`), not candle's product's: measured
-            // 7.6e-6 on logits spanning 38.7.
+            // 7.6e-6 on logits spanning 38.7 on a Zen 4, but where another CPU's kernels
+            // round a last bit so that an activation's 8-bit rounding flips, this random
+            // model carries it to a few tenths (see the Qwen3 test), hence 1e-2.
             let parity = parity_with_candle(&tiny_gguf_as(Quantization::Q8, extras.clone()));
             assert_eq!(
                 parity.prompt_diff, 0.0,
                 "Q8_0, tied {tied_output}: {parity:?}"
             );
             assert!(
-                parity.max_diff / parity.min_range < 1e-5,
+                parity.max_diff / parity.min_range < 1e-2,
                 "Q8_0, tied {tied_output}: {parity:?}"
             );
             // Q4_K_M has Q6_K matrices, and tarjama multiplies a single row by those as
