@@ -377,14 +377,17 @@ mod tests {
         let (_, (k, _)) = second
             .append(1, &token(2, 4, 8.0), &token(2, 4, 8.0))
             .unwrap();
-        let positions: Vec<f32> = k
-            .get(0)
+        assert_eq!(first_of_each_position(&k), vec![5.0, 8.0]);
+    }
+
+    /// The first head's first value at every position of `(heads, positions, dim)` keys.
+    fn first_of_each_position(k: &Tensor) -> Vec<f32> {
+        k.get(0)
             .unwrap()
             .get_on_dim(1, 0)
             .unwrap()
             .to_vec1()
-            .unwrap();
-        assert_eq!(positions, vec![5.0, 8.0]);
+            .unwrap()
     }
 
     #[test]
@@ -402,13 +405,6 @@ mod tests {
         let (_, (k, _)) = cache
             .append(0, &token(2, 3, 4.0), &token(2, 3, 4.0))
             .unwrap();
-        let firsts: Vec<f32> = k
-            .get(0)
-            .unwrap()
-            .get_on_dim(1, 0)
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        assert_eq!(firsts, vec![1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(first_of_each_position(&k), vec![1.0, 2.0, 3.0, 4.0]);
     }
 }

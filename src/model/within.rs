@@ -18,7 +18,12 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tenso
 pub fn scores_within(q: &Tensor, keys: &Tensor, visible: &[usize]) -> Result<Tensor> {
     if q.device().is_cpu() {
         let keys = per_row(keys, q.dim(0)?)?;
-        return q.apply_op2_no_bwd(&keys, &ScoresWithin::new(visible));
+        return q.apply_op2_no_bwd(
+            &keys,
+            &ScoresWithin {
+                visible: visible.to_vec(),
+            },
+        );
     }
     match keys.rank() {
         3 => on_shared(q, keys, |stacked, keys| stacked.matmul(&keys.t()?)),
@@ -32,7 +37,12 @@ pub fn scores_within(q: &Tensor, keys: &Tensor, visible: &[usize]) -> Result<Ten
 pub fn sums_within(weights: &Tensor, values: &Tensor, visible: &[usize]) -> Result<Tensor> {
     if weights.device().is_cpu() {
         let values = per_row(values, weights.dim(0)?)?;
-        return weights.apply_op2_no_bwd(&values, &SumsWithin::new(visible));
+        return weights.apply_op2_no_bwd(
+            &values,
+            &SumsWithin {
+                visible: visible.to_vec(),
+            },
+        );
     }
     match values.rank() {
         3 => on_shared(weights, values, |stacked, values| stacked.matmul(values)),
@@ -131,14 +141,6 @@ struct ScoresWithin {
     visible: Vec<usize>,
 }
 
-impl ScoresWithin {
-    fn new(visible: &[usize]) -> Self {
-        Self {
-            visible: visible.to_vec(),
-        }
-    }
-}
-
 impl CustomOp2 for ScoresWithin {
     fn name(&self) -> &'static str {
         "scores-within"
@@ -203,14 +205,6 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 struct SumsWithin {
     visible: Vec<usize>,
-}
-
-impl SumsWithin {
-    fn new(visible: &[usize]) -> Self {
-        Self {
-            visible: visible.to_vec(),
-        }
-    }
 }
 
 impl CustomOp2 for SumsWithin {
