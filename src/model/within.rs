@@ -11,6 +11,9 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 
+use super::exp::exp;
+use super::lanes::{Lanes, LANES};
+
 /// Scores of `q`, `(rows, kv_heads, groups, dim)`, against `keys`: `(rows, kv_heads,
 /// len, dim)` per row, or `(kv_heads, len, dim)` shared by every row (a shared prefix).
 /// Returns `(rows, kv_heads, groups, len)`; on the CPU row `r` is computed for its first
@@ -162,17 +165,24 @@ impl CustomOp2 for ScoresWithin {
         }
         check_visible(&self.visible, rows, len, self.name())?;
         let mut out = vec![0f32; rows * heads * groups * len];
-        let mut scores = out.chunks_exact_mut(len);
+        let mut of_head = out.chunks_exact_mut(groups * len);
         for (row, &visible) in self.visible.iter().enumerate() {
             for head in 0..heads {
-                for group in 0..groups {
-                    let query = q.vector(row, head, group);
-                    let Some(scores) = scores.next() else {
-                        candle_core::bail!("scores-within: output too short")
+                let Some(scores) = of_head.next() else {
+                    candle_core::bail!("scores-within: output too short")
+                };
+                let queries: Vec<&[f32]> = (0..groups)
+                    .map(|group| q.vector(row, head, group))
+                    .collect();
+                let key = |at| keys.vector(row, head, at);
+                let mut done = 0;
+                while done < groups {
+                    let (queries, scores) = (&queries[done..], &mut scores[done * len..]);
+                    done += match queries.len() {
+                        1 => scores_of_groups::<1>(queries, key, visible, len, scores),
+                        2 | 3 => scores_of_groups::<2>(queries, key, visible, len, scores),
+                        _ => scores_of_groups::<4>(queries, key, visible, len, scores),
                     };
-                    for (at, score) in scores[..visible].iter_mut().enumerate() {
-                        *score = dot(query, keys.vector(row, head, at));
-                    }
                 }
             }
         }
@@ -183,24 +193,44 @@ impl CustomOp2 for ScoresWithin {
     }
 }
 
-/// A dot product in one fixed order: sixteen running lanes (which the compiler keeps in
-/// vector registers), then the lanes and the tail left to right.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    const LANES: usize = 16;
-    let mut lanes = [0f32; LANES];
-    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: f32 = a_chunks
-        .remainder()
-        .iter()
-        .zip(b_chunks.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in a_chunks.zip(b_chunks) {
-        for lane in 0..LANES {
-            lanes[lane] += x[lane] * y[lane];
+/// The first `N` queries' scores against the first `visible` keys, written `len` apart
+/// in `scores`; returns `N`. Each score is reduced in one fixed order, however many
+/// queries share each key loaded: sixteen running lanes of fused multiply-adds, summed
+/// by halves (eight pairs, four, two, one), then the tail.
+fn scores_of_groups<'k, const N: usize>(
+    queries: &[&[f32]],
+    key: impl Fn(usize) -> &'k [f32],
+    visible: usize,
+    len: usize,
+    scores: &mut [f32],
+) -> usize {
+    let queries: [(&[[f32; LANES]], &[f32]); N] =
+        std::array::from_fn(|group| queries[group].as_chunks());
+    for at in 0..visible {
+        let (key_chunks, key_tail) = key(at).as_chunks::<LANES>();
+        let mut acc = [Lanes::zero(); N];
+        for (chunk, k) in key_chunks.iter().enumerate() {
+            let k = Lanes::load(k);
+            // Indexed by a constant range so that the accumulators stay in registers.
+            for i in 0..N {
+                acc[i] = Lanes::load(&queries[i].0[chunk]).mul_add(k, acc[i]);
+            }
+        }
+        for i in 0..N {
+            scores[i * len + at] = finish_dot(acc[i], queries[i].1, key_tail);
         }
     }
-    lanes.iter().sum::<f32>() + tail
+    N
+}
+
+/// A dot product's lanes summed by halves, then the products of the tails added in
+/// order.
+#[inline(always)]
+fn finish_dot(lanes: Lanes, a_tail: &[f32], b_tail: &[f32]) -> f32 {
+    a_tail
+        .iter()
+        .zip(b_tail)
+        .fold(lanes.sum_by_halves(), |sum, (x, y)| x.mul_add(*y, sum))
 }
 
 struct SumsWithin {
@@ -228,26 +258,80 @@ impl CustomOp2 for SumsWithin {
         }
         check_visible(&self.visible, rows, len, self.name())?;
         let mut out = vec![0f32; rows * heads * groups * dim];
-        let mut sums = out.chunks_exact_mut(dim);
+        let mut of_head = out.chunks_exact_mut(groups * dim);
         for (row, &visible) in self.visible.iter().enumerate() {
             for head in 0..heads {
-                for group in 0..groups {
-                    let weights = weights.vector(row, head, group);
-                    let Some(sum) = sums.next() else {
-                        candle_core::bail!("sums-within: output too short")
-                    };
-                    for (at, &weight) in weights[..visible].iter().enumerate() {
-                        for (s, &v) in sum.iter_mut().zip(values.vector(row, head, at)) {
-                            *s += weight * v;
-                        }
-                    }
-                }
+                let Some(sums) = of_head.next() else {
+                    candle_core::bail!("sums-within: output too short")
+                };
+                let weights: Vec<&[f32]> = (0..groups)
+                    .map(|group| &weights.vector(row, head, group)[..visible])
+                    .collect();
+                sums_of_head(&weights, |at| values.vector(row, head, at), sums);
             }
         }
         Ok((
             f32::to_cpu_storage_owned(out),
             Shape::from((rows, heads, groups, dim)),
         ))
+    }
+}
+
+/// Each group's weighted sum of one head's values, `sums` holding the groups one after
+/// the other: every element is summed position by position from zero with fused
+/// multiply-adds, up to sixty-four elements at a time kept in registers.
+fn sums_of_head<'v>(weights: &[&[f32]], value: impl Fn(usize) -> &'v [f32], sums: &mut [f32]) {
+    let dim = sums.len() / weights.len().max(1);
+    for (weights, sums) in weights.iter().zip(sums.chunks_exact_mut(dim)) {
+        let (chunks, tail) = sums.as_chunks_mut::<LANES>();
+        let mut blocks = chunks.chunks_exact_mut(4);
+        for (block, sums) in blocks.by_ref().enumerate() {
+            let start = block * 4 * LANES;
+            if let Ok(sums) = <&mut [[f32; LANES]; 4]>::try_from(sums) {
+                sum_lanes(weights, |at| &value(at)[start..], sums);
+            }
+        }
+        let start = dim / (4 * LANES) * 4 * LANES;
+        for (chunk, sums) in blocks.into_remainder().iter_mut().enumerate() {
+            let start = start + chunk * LANES;
+            sum_lanes::<1>(
+                weights,
+                |at| &value(at)[start..],
+                std::array::from_mut(sums),
+            );
+        }
+        let start = dim / LANES * LANES;
+        for (d, sum) in tail.iter_mut().enumerate() {
+            *sum = weights
+                .iter()
+                .enumerate()
+                .fold(0.0, |sum, (at, w)| w.mul_add(value(at)[start + d], sum));
+        }
+    }
+}
+
+/// `N` lanes of one group's sums (see [`sums_of_head`]), `value(at)` starting where they
+/// do.
+#[inline(always)]
+fn sum_lanes<'v, const N: usize>(
+    weights: &[f32],
+    value: impl Fn(usize) -> &'v [f32],
+    sums: &mut [[f32; LANES]; N],
+) {
+    let mut acc = [Lanes::zero(); N];
+    for (at, &w) in weights.iter().enumerate() {
+        let (values, _) = value(at).as_chunks::<LANES>();
+        let Some(values) = values.first_chunk::<N>() else {
+            unreachable!("sums_of_head passes values as long as its sums")
+        };
+        let w = Lanes::splat(w);
+        // Indexed by a constant range so that the accumulators stay in registers.
+        for i in 0..N {
+            acc[i] = w.mul_add(Lanes::load(&values[i]), acc[i]);
+        }
+    }
+    for (sums, acc) in sums.iter_mut().zip(acc) {
+        acc.store(sums);
     }
 }
 
@@ -288,7 +372,8 @@ impl CustomOp1 for SoftmaxWithin {
     }
 }
 
-/// candle-nn's softmax of one row, reduction for reduction.
+/// The softmax of one row: its maximum and sum reduced as candle-nn's softmax reduces
+/// them, its exponentials [`exp`]'s, which vectorize.
 fn softmax_row(src: &[f32], dst: &mut [f32]) {
     let n = src.len();
     let mut max = f32::NEG_INFINITY;
@@ -297,7 +382,7 @@ fn softmax_row(src: &[f32], dst: &mut [f32]) {
         <f32 as candle_core::cpu::kernels::VecOps>::vec_reduce_max(src.as_ptr(), &mut max, n)
     };
     for (s, d) in src.iter().zip(dst.iter_mut()) {
-        *d = (*s - max).exp();
+        *d = exp(*s - max);
     }
     let mut sum = 0f32;
     // SAFETY: as above; `dst` has the length of `src`.
@@ -314,6 +399,22 @@ mod tests {
     use super::*;
     use candle_core::{DType, Device};
 
+    /// The order every score of a decoding step is reduced in, written out plainly:
+    /// sixteen running lanes of fused multiply-adds, summed by halves, then the tail.
+    fn dot_written_out(a: &[f32], b: &[f32]) -> f32 {
+        let whole = a.len() / 16 * 16;
+        let mut lanes = [0f32; 16];
+        for d in 0..whole {
+            lanes[d % 16] = a[d].mul_add(b[d], lanes[d % 16]);
+        }
+        for width in [8, 4, 2, 1] {
+            for lane in 0..width {
+                lanes[lane] += lanes[lane + width];
+            }
+        }
+        (whole..a.len()).fold(lanes[0], |sum, d| a[d].mul_add(b[d], sum))
+    }
+
     fn values(t: &Tensor) -> Vec<f32> {
         t.flatten_all().unwrap().to_vec1().unwrap()
     }
@@ -323,20 +424,22 @@ mod tests {
     }
 
     #[test]
-    fn a_row_softmaxed_within_its_length_is_candle_s_softmax_of_that_row_bit_for_bit() {
+    fn a_row_softmaxed_within_its_length_is_that_row_softmaxed_alone() {
         let device = Device::Cpu;
         // Widths past candle's 32-wide vector step, so the tail reductions differ if padded.
         let scores = Tensor::randn(0f32, 3.0, (2, 3, 77), &device).unwrap();
         let within = softmax_within(&scores, &[45, 77]).unwrap();
         for (row, n) in [(0, 45), (1, 77)] {
             let row_scores = scores.get(row).unwrap().narrow(1, 0, n).unwrap();
-            let alone =
-                candle_nn::ops::softmax_last_dim(&row_scores.contiguous().unwrap()).unwrap();
+            let row_scores = row_scores.contiguous().unwrap();
+            let alone = softmax_within(&row_scores.unsqueeze(0).unwrap(), &[n]).unwrap();
             let ours = within.get(row).unwrap();
-            assert_eq!(
-                ours.narrow(1, 0, n).unwrap().to_vec2::<f32>().unwrap(),
-                alone.to_vec2::<f32>().unwrap()
-            );
+            let ours_within = ours.narrow(1, 0, n).unwrap();
+            assert_eq!(values(&ours_within), values(&alone));
+            // candle's softmax, but for the exponentials' last bits.
+            let candle = candle_nn::ops::softmax_last_dim(&row_scores).unwrap();
+            let diff = (&ours_within - &candle).unwrap().abs().unwrap();
+            assert!(diff.max_all().unwrap().to_scalar::<f32>().unwrap() < 1e-6);
             let rest: Vec<Vec<f32>> = ours.narrow(1, n, 77 - n).unwrap().to_vec2().unwrap();
             assert!(rest.iter().flatten().all(|&w| w == 0.0));
         }
@@ -381,6 +484,45 @@ mod tests {
                 values(&alone),
                 "{len} padded to {padded}"
             );
+        }
+    }
+
+    #[test]
+    fn reductions_keep_their_written_out_order_operation_for_operation() {
+        let device = Device::Cpu;
+        // Head sizes with and without a tail past the lanes; group counts that take
+        // every block size of the weighted sums; lengths around whole blocks of sixteen.
+        for (dim, groups, len) in [(128, 6, 70), (64, 4, 33), (40, 7, 17), (256, 1, 15)] {
+            let q = Tensor::randn(0f32, 1.0, (2, 2, groups, dim), &device).unwrap();
+            let kv = Tensor::randn(0f32, 1.0, (2, 2, len, dim), &device).unwrap();
+            let weights = Tensor::rand(0f32, 1.0, (2, 2, groups, len), &device).unwrap();
+            let visible = [len, len - 1];
+            let scores = scores_within(&q, &kv, &visible).unwrap();
+            let sums = sums_within(&weights, &kv, &visible).unwrap();
+            for (row, &n) in visible.iter().enumerate() {
+                for head in 0..2 {
+                    let at = |t: &Tensor| t.get(row).unwrap().get(head).unwrap();
+                    let (q, kv, w) = (at(&q), at(&kv), at(&weights));
+                    let kv: Vec<Vec<f32>> = kv.to_vec2().unwrap();
+                    for group in 0..groups {
+                        let query: Vec<f32> = q.get(group).unwrap().to_vec1().unwrap();
+                        let plain: Vec<f32> =
+                            kv[..n].iter().map(|k| dot_written_out(&query, k)).collect();
+                        let ours: Vec<f32> = at(&scores).get(group).unwrap().to_vec1().unwrap();
+                        assert_eq!(ours[..n], plain[..], "scores, dim {dim}, row {row}");
+
+                        let w: Vec<f32> = w.get(group).unwrap().to_vec1().unwrap();
+                        let mut plain = vec![0f32; dim];
+                        for (weight, value) in w[..n].iter().zip(&kv) {
+                            for (s, v) in plain.iter_mut().zip(value) {
+                                *s = weight.mul_add(*v, *s);
+                            }
+                        }
+                        let ours: Vec<f32> = at(&sums).get(group).unwrap().to_vec1().unwrap();
+                        assert_eq!(ours, plain, "sums, dim {dim}, groups {groups}, row {row}");
+                    }
+                }
+            }
         }
     }
 
