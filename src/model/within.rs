@@ -163,14 +163,14 @@ impl CustomOp2 for ScoresWithin {
         if keys.dims != [rows, heads, len, dim] {
             candle_core::bail!("scores-within: queries and keys do not match")
         }
-        check_visible(&self.visible, rows, len, self.name())?;
-        let mut out = vec![0f32; rows * heads * groups * len];
-        let mut of_head = out.chunks_exact_mut(groups * len);
-        for (row, &visible) in self.visible.iter().enumerate() {
-            for head in 0..heads {
-                let Some(scores) = of_head.next() else {
-                    candle_core::bail!("scores-within: output too short")
-                };
+        head_by_head(
+            self.name(),
+            q.dims,
+            &self.visible,
+            len,
+            len,
+            |row, head, scores| {
+                let visible = self.visible[row];
                 let queries: Vec<&[f32]> = (0..groups)
                     .map(|group| q.vector(row, head, group))
                     .collect();
@@ -184,13 +184,35 @@ impl CustomOp2 for ScoresWithin {
                         _ => scores_of_groups::<4>(queries, key, visible, len, scores),
                     };
                 }
-            }
-        }
-        Ok((
-            f32::to_cpu_storage_owned(out),
-            Shape::from((rows, heads, groups, len)),
-        ))
+            },
+        )
     }
+}
+
+/// Runs a decoding step's reduction key/value head by key/value head: `a_dims` are the
+/// `(rows, kv_heads, groups, _)` of the operand each row's queries or weights are in,
+/// `len` how many positions there are to reduce over, and `per_head(row, head, out)`
+/// fills one row's head of the `(rows, kv_heads, groups, width)` result.
+fn head_by_head(
+    name: &str,
+    a_dims: [usize; 4],
+    visible: &[usize],
+    len: usize,
+    width: usize,
+    mut per_head: impl FnMut(usize, usize, &mut [f32]),
+) -> Result<(CpuStorage, Shape)> {
+    let [rows, heads, groups, _] = a_dims;
+    check_visible(visible, rows, len, name)?;
+    let mut out = vec![0f32; rows * heads * groups * width];
+    if !out.is_empty() {
+        for (at, out) in out.chunks_exact_mut(groups * width).enumerate() {
+            per_head(at / heads, at % heads, out);
+        }
+    }
+    Ok((
+        f32::to_cpu_storage_owned(out),
+        Shape::from((rows, heads, groups, width)),
+    ))
 }
 
 /// The first `N` queries' scores against the first `visible` keys, written `len` apart
@@ -256,24 +278,20 @@ impl CustomOp2 for SumsWithin {
         if values.dims != [rows, heads, len, dim] {
             candle_core::bail!("sums-within: weights and values do not match")
         }
-        check_visible(&self.visible, rows, len, self.name())?;
-        let mut out = vec![0f32; rows * heads * groups * dim];
-        let mut of_head = out.chunks_exact_mut(groups * dim);
-        for (row, &visible) in self.visible.iter().enumerate() {
-            for head in 0..heads {
-                let Some(sums) = of_head.next() else {
-                    candle_core::bail!("sums-within: output too short")
-                };
+        head_by_head(
+            self.name(),
+            weights.dims,
+            &self.visible,
+            len,
+            dim,
+            |row, head, sums| {
+                let visible = self.visible[row];
                 let weights: Vec<&[f32]> = (0..groups)
                     .map(|group| &weights.vector(row, head, group)[..visible])
                     .collect();
                 sums_of_head(&weights, |at| values.vector(row, head, at), sums);
-            }
-        }
-        Ok((
-            f32::to_cpu_storage_owned(out),
-            Shape::from((rows, heads, groups, dim)),
-        ))
+            },
+        )
     }
 }
 
