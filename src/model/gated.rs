@@ -31,7 +31,8 @@ pub fn silu_times(gate: Tensor, up: &Tensor) -> Result<Tensor> {
 
 struct SiluTimes;
 
-/// candle's `silu` for f32, then the product, in the same order of operations.
+/// candle's formula for `silu`, with this crate's [`exp`] (not the C library's), then the
+/// product.
 #[inline(always)]
 fn silu_times_one(gate: f32, up: f32) -> f32 {
     let silu = gate / (1.0 + exp(-gate));
