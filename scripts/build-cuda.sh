@@ -23,11 +23,11 @@
 #   Set CUDA_COMPUTE_CAP to build for another GPU (80 for A100, 89 for L4/L40, ...).
 # * Driver library: none is needed to build. cudarc loads libcuda.so.1 (and cuBLAS,
 #   cuRAND, NVRTC) at run time, so nothing links it; no wheel ships it anyway.
-# * CPU code: .cargo/config.toml builds for `target-cpu=native`; a binary meant for a GPU
-#   server must not assume this machine's CPU (AVX-512/AMX here), so this build uses
-#   RUSTFLAGS="-C target-cpu=x86-64-v3" (AVX2/FMA/F16C: every x86 server of the last
-#   decade, and candle's AVX2 quantized kernels still apply). TARJAMA_CUDA_TARGET_CPU
-#   overrides it (e.g. native when building on the GPU server itself).
+# * CPU code: `target-cpu=x86-64-v3` (AVX2/FMA/F16C: every x86 server of the last
+#   decade), as .cargo/config.toml's portable build; the quantized kernels still pick
+#   AVX-512 VNNI tiles at run time where the CPU has them. It is set through RUSTFLAGS
+#   here because the rpath below needs RUSTFLAGS too. TARJAMA_CUDA_TARGET_CPU overrides
+#   it (e.g. native when building on the GPU server itself).
 # * Target dir: target/cuda (CARGO_TARGET_DIR), so the CPU build in target/release is
 #   never touched. `--locked`: Cargo.lock already lists the CUDA crates.
 # * The build runs under `nice -n 10`. From scratch it is long (candle's CUDA kernels

@@ -465,7 +465,37 @@ fn reuse_freed_tensor_memory() {
     }
 }
 
+/// The instruction sets this binary was compiled to use that the CPU running it lacks:
+/// a binary built for another machine would otherwise stop at its first such
+/// instruction with nothing but "illegal instruction".
+fn instructions_missing() -> Vec<&'static str> {
+    #[allow(unused_mut)]
+    let mut missing = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        macro_rules! require {
+            ($($feature:tt),*) => {$(
+                #[cfg(target_feature = $feature)]
+                if !std::arch::is_x86_feature_detected!($feature) {
+                    missing.push($feature);
+                }
+            )*};
+        }
+        require!("avx", "avx2", "fma", "f16c", "bmi2", "avx512f", "avx512bw", "avx512vl");
+    }
+    missing
+}
+
 fn main() -> ExitCode {
+    let missing = instructions_missing();
+    if !missing.is_empty() {
+        eprintln!(
+            "error: this tarjama binary was built for CPUs with {}, which this one lacks: \
+             build it here (cargo build --release builds for any x86-64-v3 CPU)",
+            missing.join(", ")
+        );
+        return ExitCode::from(1);
+    }
     reuse_freed_tensor_memory();
     let cli = Cli::parse();
     size_thread_pools(cli.global.threads.filter(|n| *n > 0));

@@ -1,8 +1,10 @@
 //! Self-attention over the key/value caches: per sequence for prompts, and for a
-//! decoding step over every sequence of a [`KvSlab`] at once, with scores, softmax and
-//! weighted sums that stop at each row's own length ([`super::within`]) so padding never
-//! changes a number. On the CPU both split their work by key/value head over candle's
-//! worker threads ([`on_every_core`]).
+//! decoding step over every sequence of a [`KvSlab`] at once. On the CPU both are rows of
+//! queries whose scores, softmax and weighted sums stop at each row's own length, in one
+//! fixed order ([`super::within`]): padding never changes a number, a prompt's position
+//! gets what it would get decoded, and nothing depends on the CPU's caches, vector width
+//! or thread count. Both split their work by key/value head over candle's worker threads
+//! ([`on_every_core`]).
 //!
 //! [`KvSlab`]: super::kv_cache::KvSlab
 
@@ -48,9 +50,13 @@ pub fn attend(
 }
 
 /// Attention per sequence, so no row is ever padded or masked for another's sake. On
-/// the CPU each key/value head of each sequence is one item of work, spread over candle's
-/// worker threads, which would otherwise wait at their barrier while one thread did all
-/// of a prompt's attention; elsewhere a sequence's heads go together, one set of kernels.
+/// the CPU a sequence's queries are the rows of a [`RowAttention`], each reduced in one
+/// fixed order over exactly the positions it sees, as a decoding step reduces; so a
+/// prompt gives every position the numbers it would get fed token by token, and none
+/// depends on the CPU's caches or the thread count (candle's products choose their
+/// blocking from both). Each key/value head of each sequence is one item of work spread
+/// over candle's worker threads. Elsewhere a sequence's heads go together through the
+/// device's products, one set of kernels.
 fn attend_each(
     layer: usize,
     shape: &AttentionShape,
@@ -64,38 +70,53 @@ fn attend_each(
         head_dim,
         ..
     } = *shape;
+    let groups = heads / kv_heads;
+    let on_cpu = q.device().is_cpu();
     let mut sequences = Vec::with_capacity(chunks.len());
     for (chunk, &(start, len)) in chunks.iter_mut().zip(spans) {
-        let own = |t: &Tensor| {
-            t.squeeze(0)?
-                .narrow(0, start, len)?
-                .transpose(0, 1)?
-                .contiguous()
-        };
+        let tokens = |t: &Tensor| t.squeeze(0)?.narrow(0, start, len);
+        let own = |t: &Tensor| tokens(t)?.transpose(0, 1)?.contiguous();
         let pos = chunk.cache.len();
         let (base, own_kv) = chunk.cache.append(layer, &own(k)?, &own(v)?)?;
-        sequences.push(SequenceAttention {
-            // Query heads that share a key/value head are stacked, so grouped-query
-            // attention needs no copy of the keys and values per query head.
-            q: own(q)?.reshape((kv_heads, (heads / kv_heads) * len, head_dim))?,
-            base,
-            own: own_kv,
-            mask: mask(len, pos, shape.window, q.device())?,
-            len,
+        sequences.push(if on_cpu {
+            Sequence::Rows(RowAttention::of_prompt(
+                tokens(q)?.reshape((len, kv_heads, groups, head_dim))?,
+                base,
+                own_kv,
+                pos,
+                shape.window,
+            )?)
+        } else {
+            Sequence::Stacked(SequenceAttention {
+                // Query heads that share a key/value head are stacked, so grouped-query
+                // attention needs no copy of the keys and values per query head.
+                q: own(q)?.reshape((kv_heads, groups * len, head_dim))?,
+                base,
+                own: own_kv,
+                mask: mask(len, pos, shape.window, q.device())?,
+                len,
+            })
         });
     }
     let parts = head_parts(q.device(), kv_heads);
     let outs = on_every_core(q.device(), sequences.len() * parts.len(), |item| {
-        sequences[item / parts.len()].attend(parts[item % parts.len()].clone(), shape)
+        let part = parts[item % parts.len()].clone();
+        match &sequences[item / parts.len()] {
+            Sequence::Rows(rows) => rows.attend(part, shape),
+            Sequence::Stacked(stacked) => stacked.attend(part, shape),
+        }
     })?;
     let mut rows = Vec::with_capacity(sequences.len());
-    for (sequence, outs) in sequences.iter().zip(outs.chunks(parts.len())) {
-        rows.push(
+    for (&(_, len), outs) in spans.iter().zip(outs.chunks(parts.len())) {
+        let out = if on_cpu {
+            // `(len, kv_heads, groups, head_dim)`: query heads in order, per position.
+            Tensor::cat(outs, 1)?
+        } else {
             Tensor::cat(outs, 0)?
-                .reshape((heads, sequence.len, head_dim))?
+                .reshape((heads, len, head_dim))?
                 .transpose(0, 1)?
-                .reshape((sequence.len, heads * head_dim))?,
-        );
+        };
+        rows.push(out.reshape((len, heads * head_dim))?);
     }
     if rows.len() == 1 {
         Ok(rows.swap_remove(0))
@@ -104,7 +125,14 @@ fn attend_each(
     }
 }
 
-/// One sequence's prompt attention, its cache already appended to.
+/// One sequence's prompt attention, as its device runs it.
+enum Sequence {
+    Rows(RowAttention),
+    Stacked(SequenceAttention),
+}
+
+/// One sequence's prompt attention through the device's matrix products (off the CPU),
+/// its cache already appended to.
 struct SequenceAttention {
     /// `(kv_heads, groups * len, head_dim)`.
     q: Tensor,
@@ -119,7 +147,7 @@ struct SequenceAttention {
 
 impl SequenceAttention {
     /// The output of the key/value heads `kv_heads`, `(kv_heads.len(), groups * len,
-    /// head_dim)`: every head's numbers are the same whichever others it is computed with.
+    /// head_dim)`.
     fn attend(&self, kv_heads: std::ops::Range<usize>, shape: &AttentionShape) -> Result<Tensor> {
         let count = kv_heads.len();
         let of_heads = |t: &Tensor| t.narrow(0, kv_heads.start, count);
@@ -129,29 +157,11 @@ impl SequenceAttention {
             Some((base_k, base_v)) => Some((of_heads(base_k)?, of_heads(base_v)?)),
             None => None,
         };
-        // A decoding step (one query) reduces as a slab's decoding step does, so a
-        // sequence decoded alone and one decoded beside others agree bit for bit; a
-        // prompt's many queries go through candle's products.
-        let decoding = self.len == 1;
-        let scores_on = |keys: &Tensor| -> Result<Tensor> {
-            if decoding {
-                scores_within(&q.unsqueeze(0)?, keys, &[keys.dim(1)?])?.squeeze(0)
-            } else {
-                q.matmul(&keys.t()?)
-            }
-        };
-        let sums_on = |weights: &Tensor, values: &Tensor| -> Result<Tensor> {
-            if decoding {
-                sums_within(&weights.unsqueeze(0)?, values, &[values.dim(1)?])?.squeeze(0)
-            } else {
-                weights.matmul(values)
-            }
-        };
         // Scores against the shared prefix and the sequence's own positions sit side by
         // side, in position order, exactly as one cache's would.
-        let own_scores = scores_on(&k)?;
+        let own_scores = q.matmul(&k.t()?)?;
         let scores = match &base {
-            Some((base_k, _)) => Tensor::cat(&[&scores_on(base_k)?, &own_scores], 2)?,
+            Some((base_k, _)) => Tensor::cat(&[&q.matmul(&base_k.t()?)?, &own_scores], 2)?,
             None => own_scores,
         };
         let mut scores = (scores * shape.scale)?;
@@ -168,17 +178,15 @@ impl SequenceAttention {
                 .where_cond(&neg_inf, &scores.reshape(full)?)?
                 .reshape((count, groups * self.len, kv_len))?;
         }
-        // Every row whole: candle's softmax, without handing the rows to rayon's pool
-        // (one thread, which every core would queue on).
-        let weights = softmax_within(&scores, &vec![kv_len; count])?;
+        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
         match &base {
             Some((_, base_v)) => {
                 let base_len = base_v.dim(1)?;
-                let on_base = sums_on(&weights.narrow(2, 0, base_len)?, base_v)?;
-                let on_own = sums_on(&weights.narrow(2, base_len, kv_len - base_len)?, &v)?;
+                let on_base = weights.narrow(2, 0, base_len)?.matmul(base_v)?;
+                let on_own = weights.narrow(2, base_len, kv_len - base_len)?.matmul(&v)?;
                 on_base + on_own
             }
-            None => sums_on(&weights, &v),
+            None => weights.matmul(&v),
         }
     }
 }
@@ -273,7 +281,7 @@ fn attend_together(
 
     let own_len = plan.max_len();
     let base_len = plan.base_len();
-    let step = DecodeStep {
+    let step = RowAttention {
         // Query heads that share a key/value head sit together, as in `attend_each`.
         q: in_rows(q)?.reshape((rows, kv_heads, groups, head_dim))?,
         keys: slab_rows(&k_slab)?.narrow(2, 0, own_len)?,
@@ -282,7 +290,7 @@ fn attend_together(
             Some(base) if base.own_len() > 0 => Some(base.written(layer)?),
             _ => None,
         },
-        mask: plan.mask(shape.window)?,
+        mask: Some(plan.mask(shape.window)?),
         visible: plan.lengths.iter().map(|&len| base_len + len).collect(),
         base_len,
     };
@@ -297,23 +305,75 @@ fn attend_together(
     }
 }
 
-/// One decoding step's attention over slab rows, their keys and values already written.
-struct DecodeStep {
+/// Attention of rows of queries, each row reduced over its own first `visible` positions
+/// in one fixed order: the sequences of a decoding step over their slab rows (keys and
+/// values already written), or the queries of one sequence's prompt over its cache. A
+/// query gets the same numbers either way, so a prompt fed whole, in pieces or token by
+/// token, alone or beside others, computes every position alike.
+struct RowAttention {
     /// `(rows, kv_heads, groups, head_dim)`.
     q: Tensor,
-    /// `(rows, kv_heads, own_len, head_dim)` each.
+    /// `(rows, kv_heads, own_len, head_dim)` each (for a prompt one sequence's, seen by
+    /// every row without a copy).
     keys: Tensor,
     values: Tensor,
     /// The shared prefix's keys and values, `(kv_heads, base_len, head_dim)` each.
     base: Option<(Tensor, Tensor)>,
     /// Added to the scores: minus infinity past a row's length or outside its window.
-    mask: Tensor,
+    mask: Option<Tensor>,
     /// Per row, how many scores the softmax reduces: the base and the row's own length.
     visible: Vec<usize>,
     base_len: usize,
 }
 
-impl DecodeStep {
+impl RowAttention {
+    /// A prompt's queries `q`, `(len, kv_heads, groups, head_dim)`, at positions `pos..`
+    /// after the cache's base `base` and with its own keys and values `own` (new positions
+    /// included), as rows: query `i` sees every position up to its own, and with a
+    /// `window` only the last `window` of them.
+    fn of_prompt(
+        q: Tensor,
+        base: Option<(Tensor, Tensor)>,
+        (keys, values): (Tensor, Tensor),
+        pos: usize,
+        window: Option<usize>,
+    ) -> Result<Self> {
+        let len = q.dim(0)?;
+        let base_len = match &base {
+            Some((base_k, _)) => base_k.dim(1)?,
+            None => 0,
+        };
+        let (kv_heads, own_len, head_dim) = keys.dims3()?;
+        let every_row = |t: Tensor| t.unsqueeze(0)?.broadcast_as((len, kv_heads, own_len, head_dim));
+        let width = base_len + own_len;
+        let mask = match window.filter(|&w| w < width) {
+            Some(_) => {
+                let values: Vec<f32> = (0..len)
+                    .flat_map(|i| {
+                        (0..width).map(move |key| {
+                            if hidden_from(pos + i, key, window) {
+                                f32::NEG_INFINITY
+                            } else {
+                                0.0
+                            }
+                        })
+                    })
+                    .collect();
+                Some(Tensor::from_vec(values, (len, 1, 1, width), q.device())?)
+            }
+            None => None,
+        };
+        Ok(Self {
+            q,
+            keys: every_row(keys)?,
+            values: every_row(values)?,
+            base,
+            mask,
+            visible: (0..len).map(|i| pos + i + 1).collect(),
+            base_len,
+        })
+    }
+
     /// The output of the key/value heads `kv_heads`, `(rows, kv_heads.len(), groups,
     /// head_dim)`: every head's numbers are the same whichever others it is computed with.
     fn attend(&self, kv_heads: std::ops::Range<usize>, shape: &AttentionShape) -> Result<Tensor> {
@@ -340,7 +400,9 @@ impl DecodeStep {
         if let Some(cap) = shape.softcap {
             scores = ((scores / cap)?.tanh()? * cap)?;
         }
-        let scores = scores.broadcast_add(&self.mask)?;
+        if let Some(mask) = &self.mask {
+            scores = scores.broadcast_add(mask)?;
+        }
         let weights = softmax_within(&scores, &self.visible)?;
         let on_own = sums_within(
             &weights.narrow(3, base_len, own_len)?,

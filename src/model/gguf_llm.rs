@@ -33,8 +33,20 @@ use super::transformer::{Chunk, Decoder, KvCache, KvSlab};
 use super::{ChatModel, ChatPrompt, Decoding, Generation, ModelError, OnDone, Throughput};
 
 /// Prompt tokens fed in one pass, roughly: enough rows per weight read, without the
-/// activations and attention scores of a whole batch of long prompts at once.
-const PREFILL_TOKENS: usize = 512;
+/// activations and attention scores of a whole batch of long prompts at once. Any size
+/// gives the same numbers (every position attends in one fixed order, however its prompt
+/// is cut), so `TARJAMA_PREFILL_TOKENS` may set another for experiments and for the test
+/// that runs the model as other machines would (`tests/same_everywhere.rs`).
+fn prefill_tokens() -> usize {
+    static TOKENS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *TOKENS.get_or_init(|| {
+        std::env::var("TARJAMA_PREFILL_TOKENS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(512)
+    })
+}
 
 /// How many distinct prompt prefixes keep their keys and values (translation and
 /// summary prompts, with a spare).
@@ -518,10 +530,10 @@ impl GgufLlm {
             self.admit(&mut schedule, prepared, slab.as_ref());
             // Prompts are fed in passes of their own, so prompt and decoding time are told
             // apart (on a CPU a mixed pass costs the same), and at most about
-            // PREFILL_TOKENS at a time: a long prompt goes on in the next pass.
+            // `prefill_tokens()` at a time: a long prompt goes on in the next pass.
             let prefill = !schedule.prefilling.is_empty();
             let (rows, chunk) = if prefill {
-                (std::mem::take(&mut schedule.prefilling), PREFILL_TOKENS)
+                (std::mem::take(&mut schedule.prefilling), prefill_tokens())
             } else {
                 (std::mem::take(&mut schedule.active), 1)
             };
@@ -534,7 +546,7 @@ impl GgufLlm {
     }
 
     /// Starts waiting requests while the batch has room and the next prefill pass has
-    /// fewer than about PREFILL_TOKENS prompt tokens.
+    /// fewer than about `prefill_tokens()` prompt tokens.
     fn admit(
         &mut self,
         schedule: &mut Schedule,
@@ -544,10 +556,10 @@ impl GgufLlm {
         let mut tokens: usize = schedule
             .prefilling
             .iter()
-            .map(|r| r.feed.len().min(PREFILL_TOKENS))
+            .map(|r| r.feed.len().min(prefill_tokens()))
             .sum();
         while schedule.active.len() + schedule.prefilling.len() < self.batch_size
-            && tokens < PREFILL_TOKENS
+            && tokens < prefill_tokens()
         {
             let Some(job) = schedule.queue.pop_front() else {
                 break;
@@ -559,7 +571,7 @@ impl GgufLlm {
             }
             match self.start_row(job, &prepared[job], slab) {
                 Ok(row) => {
-                    tokens += row.feed.len().min(PREFILL_TOKENS);
+                    tokens += row.feed.len().min(prefill_tokens());
                     schedule.prefilling.push(row);
                 }
                 Err(e) => schedule.done(job, Err(e)),

@@ -1,9 +1,11 @@
-//! A decoding step's attention reductions, each row of the batch stopping at its own
-//! length: scores, softmax and weighted sums. A sequence decoded in a slab beside longer
-//! ones then gets the numbers it gets alone, bit for bit, which candle's products do not
-//! promise: its matrix product picks kernels and blocking by shape, so a sum padded with
-//! zero weights can round differently (a reduction of 2 against a padded one, or a
-//! padded length crossing 512), and so can a score against keys stacked for more rows.
+//! Attention's reductions over rows of queries, each row stopping at its own length:
+//! scores, softmax and weighted sums. A row is a sequence of a decoding step or a query
+//! of a prompt. A sequence decoded in a slab beside longer ones then gets the numbers it
+//! gets alone, and a prompt's position the numbers it gets decoded, bit for bit, which
+//! candle's products do not promise: its matrix product picks kernels and blocking by
+//! shape and by the CPU's L1 cache, so a sum padded with zero weights can round
+//! differently (a reduction of 2 against a padded one, or a padded length crossing 512),
+//! and so can a long one on another CPU, or a score against keys stacked for more rows.
 //!
 //! On the CPU each reduction runs in one fixed order whatever the padding or the number
 //! of rows; elsewhere the masked entries (minus infinity, zero weights) weigh nothing and

@@ -621,14 +621,38 @@ unsafe fn matmul_unit_256(
     mt: usize,
     dst_ptr: *mut f32,
     n: usize,
-    vnni: bool,
+    dp: Dp256,
 ) {
     match mt {
-        1 => matmul_unit_256_rows::<1>(packed, lhs_q, kb, nt, m0, dst_ptr, n, vnni),
-        2 => matmul_unit_256_rows::<2>(packed, lhs_q, kb, nt, m0, dst_ptr, n, vnni),
-        3 => matmul_unit_256_rows::<3>(packed, lhs_q, kb, nt, m0, dst_ptr, n, vnni),
-        4 => matmul_unit_256_rows::<4>(packed, lhs_q, kb, nt, m0, dst_ptr, n, vnni),
+        1 => matmul_unit_256_rows::<1>(packed, lhs_q, kb, nt, m0, dst_ptr, n, dp),
+        2 => matmul_unit_256_rows::<2>(packed, lhs_q, kb, nt, m0, dst_ptr, n, dp),
+        3 => matmul_unit_256_rows::<3>(packed, lhs_q, kb, nt, m0, dst_ptr, n, dp),
+        4 => matmul_unit_256_rows::<4>(packed, lhs_q, kb, nt, m0, dst_ptr, n, dp),
         _ => unreachable!("units hold 1..=MAX_MT rows"),
+    }
+}
+
+// tarjama: how the 256-bit tiers multiply bytes. The AVX-VNNI tier's `vpdpbusd` has a
+// VEX encoding (AVX-VNNI) and an EVEX one (AVX-512 VNNI with VL) that compute the same
+// integers; a CPU with AVX-512 VNNI but not AVX-VNNI (Zen 4, Ice Lake) runs the tier
+// through the EVEX one when MISTRALRS_FORCE_AVXVNNI asks for it, so every x86 tier can
+// be run, and its outputs compared, on one machine.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, PartialEq)]
+enum Dp256 {
+    Avx2,
+    Vnni,
+    VnniEvex,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Dp256 {
+    fn of(lv: X86Level) -> Self {
+        match lv {
+            X86Level::AvxVnni if is_x86_feature_detected!("avxvnni") => Self::Vnni,
+            X86Level::AvxVnni => Self::VnniEvex,
+            _ => Self::Avx2,
+        }
     }
 }
 
@@ -643,7 +667,7 @@ unsafe fn matmul_unit_256_rows<const MT: usize>(
     m0: usize,
     dst_ptr: *mut f32,
     n: usize,
-    vnni: bool,
+    dp: Dp256,
 ) {
     use core::arch::x86_64::*;
     let mut acc = [[_mm256_setzero_ps(); 2]; MT];
@@ -656,29 +680,32 @@ unsafe fn matmul_unit_256_rows<const MT: usize>(
         match packed {
             PackedX86::Q4K(tiles) => {
                 let t = &tiles[nt * kb + b];
-                if vnni {
-                    kernels256::q4k_tile_avxvnni(t, &act_refs, &mut acc)
-                } else {
-                    kernels256::q4k_tile_avx2(t, &act_refs, &mut acc)
+                match dp {
+                    Dp256::Vnni => kernels256::q4k_tile_avxvnni(t, &act_refs, &mut acc),
+                    Dp256::VnniEvex => kernels256::q4k_tile_avxvnni_evex(t, &act_refs, &mut acc),
+                    Dp256::Avx2 => kernels256::q4k_tile_avx2(t, &act_refs, &mut acc),
                 }
             }
             PackedX86::Q6K(tiles) => {
                 let t = &tiles[nt * kb + b];
-                if vnni {
-                    kernels256::q6k_tile_avxvnni(t, &act_refs, &mut acc)
-                } else {
-                    kernels256::q6k_tile_avx2(t, &act_refs, &mut acc)
+                match dp {
+                    Dp256::Vnni => kernels256::q6k_tile_avxvnni(t, &act_refs, &mut acc),
+                    Dp256::VnniEvex => kernels256::q6k_tile_avxvnni_evex(t, &act_refs, &mut acc),
+                    Dp256::Avx2 => kernels256::q6k_tile_avx2(t, &act_refs, &mut acc),
                 }
             }
             PackedX86::Q8_0(tiles) => {
                 for s in (0..8).step_by(2) {
-                    kernels256::q8_0_tile2_avxvnni(
+                    let (t0, t1) = (
                         &tiles[nt * (kb * 8) + b * 8 + s],
                         &tiles[nt * (kb * 8) + b * 8 + s + 1],
-                        &act_refs,
-                        s,
-                        &mut acc,
                     );
+                    // No Q8_0 tiles on the AVX2 tier (`select`): it needs true dpbusd.
+                    if dp == Dp256::VnniEvex {
+                        kernels256::q8_0_tile2_avxvnni_evex(t0, t1, &act_refs, s, &mut acc);
+                    } else {
+                        kernels256::q8_0_tile2_avxvnni(t0, t1, &act_refs, s, &mut acc);
+                    }
                 }
             }
         }
@@ -707,8 +734,7 @@ unsafe fn matmul_unit(
     if lv == X86Level::Avx512Vnni {
         matmul_unit_512(packed, lhs_q, kb, nt, m0, mt, dst_ptr, n);
     } else {
-        let vnni = lv == X86Level::AvxVnni;
-        matmul_unit_256(packed, lhs_q, kb, nt, m0, mt, dst_ptr, n, vnni);
+        matmul_unit_256(packed, lhs_q, kb, nt, m0, mt, dst_ptr, n, Dp256::of(lv));
     }
 }
 
@@ -1212,8 +1238,11 @@ pub(crate) fn level() -> Option<X86Level> {
         {
             return Some(X86Level::Avx512Vnni);
         }
+        // tarjama: forced only where one of its encodings runs (`Dp256`).
+        let evex_vnni =
+            is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl");
         if !force_avx2
-            && (force_vnni || is_x86_feature_detected!("avxvnni"))
+            && (is_x86_feature_detected!("avxvnni") || (force_vnni && evex_vnni))
             && is_x86_feature_detected!("avx2")
             && is_x86_feature_detected!("fma")
             && is_x86_feature_detected!("f16c")
@@ -1387,6 +1416,23 @@ mod kernels256 {
         dp_vnni(dp_vnni(acc, w0, a0), w1, a1)
     }
 
+    // tarjama: the same products in AVX-512 VNNI's encoding of the 256-bit instruction.
+    #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
+    unsafe fn dp_vnni_evex(acc: __m256i, w_u8: __m256i, a_i8: __m256i) -> __m256i {
+        _mm256_dpbusd_epi32(acc, w_u8, a_i8)
+    }
+
+    #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
+    unsafe fn dp2_vnni_evex(
+        acc: __m256i,
+        w0: __m256i,
+        a0: __m256i,
+        w1: __m256i,
+        a1: __m256i,
+    ) -> __m256i {
+        dp_vnni_evex(dp_vnni_evex(acc, w0, a0), w1, a1)
+    }
+
     // dpbusd stand-in for pure AVX2. A maddubs pair of u6 weights and i8 activations lies
     // in [-16128, 16002], so two groups' pairs add exactly in i16 and are widened by one
     // madd instead of two (tarjama: the sum is the same integer as widening each).
@@ -1445,6 +1491,7 @@ mod kernels256 {
         };
     }
     q4k_tile_256!(q4k_tile_avxvnni, dp_vnni, "avx2,avxvnni,fma,f16c");
+    q4k_tile_256!(q4k_tile_avxvnni_evex, dp_vnni_evex, "avx2,avx512vnni,avx512vl,fma,f16c");
 
     // tarjama: the pure-AVX2 Q4_K tile without a `madd` per product. maddubs pairs of
     // 4-bit weights (0..=15) and i8 activations lie in [-3840, 3810]; the eight a
@@ -1556,51 +1603,58 @@ mod kernels256 {
         };
     }
     q6k_tile_256!(q6k_tile_avxvnni, dp2_vnni, "avx2,avxvnni,fma,f16c");
+    q6k_tile_256!(q6k_tile_avxvnni_evex, dp2_vnni_evex, "avx2,avx512vnni,avx512vl,fma,f16c");
     q6k_tile_256!(q6k_tile_avx2, dp2_avx2_u6, "avx2,fma,f16c");
 
     // q8_0 needs true dpbusd (u8 range overflows maddubs' i16 pairs), so vnni only.
-    #[inline]
-    #[target_feature(enable = "avx2,avxvnni,fma,f16c")]
-    pub(crate) unsafe fn q8_0_tile2_avxvnni<const MT: usize>(
-        t0: &TileQ8_0,
-        t1: &TileQ8_0,
-        acts: &[&BlockQ8K; MT],
-        sub32: usize,
-        acc: &mut [[__m256; 2]; MT],
-    ) {
-        let mut isum_a = [[_mm256_setzero_si256(); 2]; MT];
-        let mut isum_b = [[_mm256_setzero_si256(); 2]; MT];
-        for g4 in 0..8 {
-            for h in 0..2 {
-                let wa =
-                    _mm256_loadu_si256(t0.qs.as_ptr().add(g4 * TILE_N * 4 + h * 32) as *const _);
-                let wb =
-                    _mm256_loadu_si256(t1.qs.as_ptr().add(g4 * TILE_N * 4 + h * 32) as *const _);
-                for (m, act) in acts.iter().enumerate() {
-                    isum_a[m][h] = _mm256_dpbusd_avx_epi32(
-                        isum_a[m][h],
-                        wa,
-                        bcast4_256(&act.qs, sub32 * 32 + g4 * 4),
-                    );
-                    isum_b[m][h] = _mm256_dpbusd_avx_epi32(
-                        isum_b[m][h],
-                        wb,
-                        bcast4_256(&act.qs, (sub32 + 1) * 32 + g4 * 4),
-                    );
+    macro_rules! q8_0_tile2_256 {
+        ($fname:ident, $dp:path, $feat:literal) => {
+            #[inline]
+            #[target_feature(enable = $feat)]
+            pub(crate) unsafe fn $fname<const MT: usize>(
+                t0: &TileQ8_0,
+                t1: &TileQ8_0,
+                acts: &[&BlockQ8K; MT],
+                sub32: usize,
+                acc: &mut [[__m256; 2]; MT],
+            ) {
+                let mut isum_a = [[_mm256_setzero_si256(); 2]; MT];
+                let mut isum_b = [[_mm256_setzero_si256(); 2]; MT];
+                for g4 in 0..8 {
+                    for h in 0..2 {
+                        let wa =
+                            _mm256_loadu_si256(t0.qs.as_ptr().add(g4 * TILE_N * 4 + h * 32) as *const _);
+                        let wb =
+                            _mm256_loadu_si256(t1.qs.as_ptr().add(g4 * TILE_N * 4 + h * 32) as *const _);
+                        for (m, act) in acts.iter().enumerate() {
+                            isum_a[m][h] = $dp(
+                                isum_a[m][h],
+                                wa,
+                                bcast4_256(&act.qs, sub32 * 32 + g4 * 4),
+                            );
+                            isum_b[m][h] = $dp(
+                                isum_b[m][h],
+                                wb,
+                                bcast4_256(&act.qs, (sub32 + 1) * 32 + g4 * 4),
+                            );
+                        }
+                    }
+                }
+                for (blk, isum, tile) in [(sub32, &isum_a, t0), (sub32 + 1, &isum_b, t1)] {
+                    for h in 0..2 {
+                        let dw = _mm256_cvtph_ps(_mm_loadu_si128(tile.d.as_ptr().add(h * 8) as *const _));
+                        for (m, act) in acts.iter().enumerate() {
+                            let bsum = (act.bsums[blk * 2] as i32 + act.bsums[blk * 2 + 1] as i32) as f32;
+                            let f =
+                                _mm256_sub_ps(_mm256_cvtepi32_ps(isum[m][h]), _mm256_set1_ps(128.0 * bsum));
+                            acc[m][h] =
+                                _mm256_fmadd_ps(f, _mm256_mul_ps(dw, _mm256_set1_ps(act.d)), acc[m][h]);
+                        }
+                    }
                 }
             }
-        }
-        for (blk, isum, tile) in [(sub32, &isum_a, t0), (sub32 + 1, &isum_b, t1)] {
-            for h in 0..2 {
-                let dw = _mm256_cvtph_ps(_mm_loadu_si128(tile.d.as_ptr().add(h * 8) as *const _));
-                for (m, act) in acts.iter().enumerate() {
-                    let bsum = (act.bsums[blk * 2] as i32 + act.bsums[blk * 2 + 1] as i32) as f32;
-                    let f =
-                        _mm256_sub_ps(_mm256_cvtepi32_ps(isum[m][h]), _mm256_set1_ps(128.0 * bsum));
-                    acc[m][h] =
-                        _mm256_fmadd_ps(f, _mm256_mul_ps(dw, _mm256_set1_ps(act.d)), acc[m][h]);
-                }
-            }
-        }
+        };
     }
+    q8_0_tile2_256!(q8_0_tile2_avxvnni, dp_vnni, "avx2,avxvnni,fma,f16c");
+    q8_0_tile2_256!(q8_0_tile2_avxvnni_evex, dp_vnni_evex, "avx2,avx512vnni,avx512vl,fma,f16c");
 }
