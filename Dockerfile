@@ -16,7 +16,15 @@ ARG DEBIAN_IMAGE=debian:bookworm-slim
 
 FROM ${RUST_IMAGE} AS build
 WORKDIR /src
-COPY . .
+# Only what the binary is built from, so that editing docs or scripts keeps the cached
+# build.
+COPY Cargo.toml Cargo.lock ./
+COPY .cargo .cargo
+COPY third_party third_party
+COPY data data
+COPY glossary glossary
+COPY models models
+COPY src src
 # .cargo/config.toml makes this the portable build; the kernels pick AVX-512 VNNI or
 # AVX-VNNI tiles at run time on the nodes that have them.
 RUN cargo build --release --locked --bin tarjama \

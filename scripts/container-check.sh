@@ -64,9 +64,17 @@ if ! "${as_root[@]}" buildah inspect --type image "$debian_image" >/dev/null 2>&
     "${as_root[@]}" tar -C "$work/rootfs" -c . | "${as_root[@]}" podman import - "$debian_image" >/dev/null
 fi
 
+# A machine behind a TLS-inspecting proxy trusts its CA through local certificates; the
+# images' ca-certificates take them in while building (and so trust that proxy too), or
+# crates.io, PyPI and the lexicon could not be reached from inside.
+local_cas=()
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+    local_cas=(-v /usr/local/share/ca-certificates:/usr/local/share/ca-certificates:ro)
+fi
+
 if ! "${as_root[@]}" buildah inspect --type image "$rust_image" >/dev/null 2>&1; then
     say "making $rust_image (gcc; the Rust toolchain is mounted at build time)"
-    "${as_root[@]}" buildah bud --isolation chroot -q -t "$rust_image" -f - . <<EOF
+    "${as_root[@]}" buildah bud --isolation chroot -q "${local_cas[@]}" -t "$rust_image" -f - . <<EOF
 FROM $debian_image
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         ca-certificates gcc libc6-dev && rm -rf /var/lib/apt/lists/*
@@ -80,7 +88,7 @@ start=$(date +%s)
 "${as_root[@]}" buildah bud --isolation chroot --layers \
     --build-arg RUST_IMAGE="$rust_image" --build-arg DEBIAN_IMAGE="$debian_image" \
     --build-arg WITH_MODEL="${WITH_MODEL:-0}" \
-    -v "$toolchain:/usr/local/rust:ro" \
+    -v "$toolchain:/usr/local/rust:ro" "${local_cas[@]}" \
     -t "$image" . >"$work/build.log" 2>&1 || { tail -30 "$work/build.log" >&2; say "build failed: $work/build.log"; exit 1; }
 say "built in $(($(date +%s) - start)) s; $("${as_root[@]}" podman image inspect "$image" --format '{{.Size}}' | numfmt --to=iec) on disk"
 
@@ -88,12 +96,17 @@ say "built in $(($(date +%s) - start)) s; $("${as_root[@]}" podman image inspect
 # where the image keeps models (so the 1.1 GB model is not fetched again).
 models=${TARJAMA_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/tarjama}/models
 mkdir -p "$models" "$work/out"
+# Usage: in_image [buildah run options] -- COMMAND [ARGS]...
 in_image() {
-    local container status=0
+    local container status=0 options=()
+    while [ "$1" != -- ]; do
+        options+=("$1")
+        shift
+    done
     container=$("${as_root[@]}" buildah from -q "$image")
     "${as_root[@]}" buildah run --isolation chroot \
         -v "$models:/var/lib/tarjama/models" -v "$work/out:/out" -v "$PWD/samples:/feed:ro" \
-        "$@" "$container" || status=$?
+        "${options[@]}" "$container" "$@" || status=$?
     "${as_root[@]}" buildah rm "$container" >/dev/null
     return $status
 }

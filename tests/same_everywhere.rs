@@ -78,7 +78,12 @@ fn assert_pinned(setting: &Setting) {
         .collect();
     let expected: Vec<(String, String)> =
         serde_json::from_value(pinned["sentences"].clone()).unwrap();
-    assert_eq!(sentences.len(), expected.len(), "{}: sentence count", setting.name);
+    assert_eq!(
+        sentences.len(),
+        expected.len(),
+        "{}: sentence count",
+        setting.name
+    );
     for (i, (got, want)) in sentences.iter().zip(&expected).enumerate() {
         assert_eq!(
             got, want,
@@ -108,9 +113,7 @@ fn runs_the_avx_vnni_tier() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;
-        has!("avx2")
-            && has!("fma")
-            && (has!("avxvnni") || (has!("avx512vnni") && has!("avx512vl")))
+        has!("avx2") && has!("fma") && (has!("avxvnni") || (has!("avx512vnni") && has!("avx512vl")))
     }
     #[cfg(not(target_arch = "x86_64"))]
     false
@@ -141,7 +144,9 @@ fn the_pinned_outputs_with_the_avx_vnni_kernels() {
     // A CPU with neither encoding (an AVX2-only one) cannot run this tier at all; the
     // AVX2 and this machine's tiers still run there.
     if !runs_the_avx_vnni_tier() {
-        eprintln!("this CPU has neither AVX-VNNI nor AVX-512 VNNI: the AVX-VNNI tier cannot run here");
+        eprintln!(
+            "this CPU has neither AVX-VNNI nor AVX-512 VNNI: the AVX-VNNI tier cannot run here"
+        );
         return;
     }
     assert_pinned(&Setting {
@@ -183,7 +188,9 @@ fn other_cache_sizes_reach_the_process() {
     let script = root().join("scripts/with-cache-sizes.sh");
     let o = Command::new(script)
         .args(["48K", "12", "2048K", "16", "105M", "15", "--", "cat"])
-        .arg(PathBuf::from("/sys/devices/system/cpu/cpu0/cache/index0/size"))
+        .arg(PathBuf::from(
+            "/sys/devices/system/cpu/cpu0/cache/index0/size",
+        ))
         .output()
         .expect("run scripts/with-cache-sizes.sh");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -344,7 +344,10 @@ impl RowAttention {
             None => 0,
         };
         let (kv_heads, own_len, head_dim) = keys.dims3()?;
-        let every_row = |t: Tensor| t.unsqueeze(0)?.broadcast_as((len, kv_heads, own_len, head_dim));
+        let every_row = |t: Tensor| {
+            t.unsqueeze(0)?
+                .broadcast_as((len, kv_heads, own_len, head_dim))
+        };
         let width = base_len + own_len;
         let mask = match window.filter(|&w| w < width) {
             Some(_) => {
