@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use candle_core::{Device, Result, Tensor};
 
-use super::batch::{hidden_from, Batch, Chunk, DecodePlan};
+use super::batch::{additive_mask, hidden_from, Batch, Chunk, DecodePlan};
 use super::within::{scores_within, softmax_within, sums_within};
 
 /// The shape and options of one layer's attention.
@@ -349,19 +349,10 @@ impl RowAttention {
                 .broadcast_as((len, kv_heads, own_len, head_dim))
         };
         let width = base_len + own_len;
+        // The causal part needs no mask: each row stops at its own position.
         let mask = match window.filter(|&w| w < width) {
             Some(_) => {
-                let values: Vec<f32> = (0..len)
-                    .flat_map(|i| {
-                        (0..width).map(move |key| {
-                            if hidden_from(pos + i, key, window) {
-                                f32::NEG_INFINITY
-                            } else {
-                                0.0
-                            }
-                        })
-                    })
-                    .collect();
+                let values = additive_mask(pos..pos + len, width, window);
                 Some(Tensor::from_vec(values, (len, 1, 1, width), q.device())?)
             }
             None => None,

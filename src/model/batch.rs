@@ -196,24 +196,32 @@ impl DecodePlan {
             return Ok(mask.clone());
         }
         let (base_len, width) = (self.base_len(), self.base_len() + self.max_len());
-        let values: Vec<f32> = self
-            .lengths
-            .iter()
-            .flat_map(|&len| {
-                let query = base_len + len - 1;
-                (0..width).map(move |key| {
-                    if hidden_from(query, key, window) {
-                        f32::NEG_INFINITY
-                    } else {
-                        0.0
-                    }
-                })
-            })
-            .collect();
+        let queries = self.lengths.iter().map(|&len| base_len + len - 1);
+        let values = additive_mask(queries, width, window);
         let mask = Tensor::from_vec(values, (self.rows, 1, 1, width), &self.device)?;
         self.masks.borrow_mut().push((window, mask.clone()));
         Ok(mask)
     }
+}
+
+/// For each query position, `width` scores' worth of what to add to them: 0 where the
+/// query may look, minus infinity where [`hidden_from`] hides the key.
+pub(crate) fn additive_mask(
+    queries: impl Iterator<Item = usize>,
+    width: usize,
+    window: Option<usize>,
+) -> Vec<f32> {
+    queries
+        .flat_map(|query| {
+            (0..width).map(move |key| {
+                if hidden_from(query, key, window) {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+        })
+        .collect()
 }
 
 /// Whether the query at position `query` may not see position `key`: a later one, or,
