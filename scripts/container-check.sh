@@ -47,7 +47,7 @@ fi
 apt_mirror() {
     local uri
     uri=$(grep -hsE '^(URIs:|deb )' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list \
-        | grep -v security | head -1 | awk '{print ($1 == "deb") ? $2 : $2}')
+        | grep -v security | head -1 | awk '{print $2}')
     echo "${uri:-http://deb.debian.org/debian}"
 }
 
