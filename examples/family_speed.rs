@@ -159,7 +159,7 @@ fn main() -> anyhow::Result<()> {
         let mut chunks: Vec<Chunk> = caches
             .iter_mut()
             .zip(&fed)
-            .map(|(cache, tokens)| Chunk { tokens, cache })
+            .map(|(cache, tokens)| Chunk::new(tokens, cache))
             .collect();
         next = model.forward_batch(&mut chunks)?.argmax(1)?.to_vec1()?;
     }

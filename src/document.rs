@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::check::{CheckKind, Warning};
+use crate::check::{CheckKind, Severity, Warning, LOW_CONFIDENCE};
 
 /// How a paragraph is treated by the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,6 +172,10 @@ pub struct TranslatedSentence {
     /// Checks this translation failed even after a retry: reasons to doubt it.
     #[serde(default)]
     pub warnings: Vec<Warning>,
+    /// 0 to 1: how sure the model was of this English, from its own token
+    /// probabilities; absent for copied text and backends that do not report them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f32>,
 }
 
 impl TranslatedSentence {
@@ -181,7 +185,23 @@ impl TranslatedSentence {
             source: source.into(),
             translation: translation.into(),
             warnings: Vec::new(),
+            confidence: None,
         }
+    }
+
+    /// At least one warning says the meaning may be wrong.
+    pub fn has_error(&self) -> bool {
+        self.warnings.iter().any(Warning::is_error)
+    }
+
+    /// The model's confidence is below the floor at which a reader is told.
+    pub fn is_low_confidence(&self) -> bool {
+        self.confidence.is_some_and(|c| c < LOW_CONFIDENCE)
+    }
+
+    /// A writer marks it: a warning of either severity, or low confidence.
+    pub fn is_marked(&self) -> bool {
+        !self.warnings.is_empty() || self.is_low_confidence()
     }
 }
 
@@ -195,6 +215,8 @@ pub struct DocumentWarning {
     pub sentence: usize,
     pub check: CheckKind,
     pub message: String,
+    #[serde(default)]
+    pub severity: Severity,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -238,6 +260,9 @@ pub struct Settings {
     /// Candidates translated per segment (`--quality best` uses several).
     #[serde(default = "one")]
     pub candidates: usize,
+    /// Samples drawn for a doubtful segment and reranked (0: none).
+    #[serde(default)]
+    pub rerank: usize,
     /// Whether the previous segment was shown to the model as context.
     #[serde(default)]
     pub context: bool,
@@ -294,6 +319,10 @@ pub struct TranslatedDocument {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub summary_warnings: Vec<Warning>,
     pub arabic_words: usize,
+    /// 0 to 1: its sentences' confidence, weighted by length (see
+    /// [`TranslatedDocument::mean_confidence`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f32>,
     pub paragraphs: Vec<TranslatedParagraph>,
     /// Every flagged sentence of the document, in reading order.
     #[serde(default)]
@@ -313,6 +342,7 @@ impl TranslatedDocument {
                         sentence: s,
                         check: w.check,
                         message: w.message.clone(),
+                        severity: w.severity,
                     });
                 }
             }
@@ -320,13 +350,55 @@ impl TranslatedDocument {
         all
     }
 
-    /// Number of sentences with at least one warning.
-    pub fn flagged_sentences(&self) -> usize {
+    fn translated_sentences(&self) -> impl Iterator<Item = &TranslatedSentence> {
         self.paragraphs
             .iter()
+            .filter(|p| p.kind != ParagraphKind::Passthrough)
             .flat_map(|p| &p.sentences)
-            .filter(|s| !s.warnings.is_empty())
+    }
+
+    /// Number of sentences with at least one error-severity warning: the headline count.
+    pub fn flagged_sentences(&self) -> usize {
+        self.translated_sentences()
+            .filter(|s| s.has_error())
             .count()
+    }
+
+    /// Number of sentences whose only warnings are notes.
+    pub fn noted_sentences(&self) -> usize {
+        self.translated_sentences()
+            .filter(|s| !s.warnings.is_empty() && !s.has_error())
+            .count()
+    }
+
+    /// Number of sentences below the confidence floor.
+    pub fn low_confidence_sentences(&self) -> usize {
+        self.translated_sentences()
+            .filter(|s| s.is_low_confidence())
+            .count()
+    }
+
+    /// The document's confidence: its sentences' mean, each weighted by its Arabic
+    /// length, so a long doubtful sentence counts for more than a short sure one.
+    pub fn mean_confidence(&self) -> Option<f32> {
+        let (mut sum, mut weight) = (0f64, 0f64);
+        for s in self.translated_sentences() {
+            if let Some(c) = s.confidence {
+                let w = s.source.chars().count().max(1) as f64;
+                sum += c as f64 * w;
+                weight += w;
+            }
+        }
+        (weight > 0.0).then(|| ((sum / weight * 100.0).round() / 100.0) as f32)
+    }
+
+    /// Share of translated sentences below the confidence floor, 0 to 1.
+    pub fn low_confidence_share(&self) -> f64 {
+        let total = self
+            .translated_sentences()
+            .filter(|s| s.confidence.is_some())
+            .count();
+        self.low_confidence_sentences() as f64 / total.max(1) as f64
     }
 
     /// The English text, one paragraph per block.

@@ -8,10 +8,12 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use crate::check::Checker;
+use crate::check::LOW_CONFIDENCE;
 use crate::load::{count_arabic_words, normalize};
 use crate::memory::fuzzy::{FuzzyMatch, MemoryExamples};
 use crate::memory::{Memory, MemoryError};
-use crate::metrics::{self, BLEU_SIGNATURE, CHRF_SIGNATURE};
+use crate::metrics::detection::{flag_quality, roc_auc, worst_share, FlagQuality};
+use crate::metrics::{self, sentence_chrf, BLEU_SIGNATURE, CHRF_SIGNATURE};
 use crate::model::ModelError;
 use crate::segment;
 use crate::settings::RunSettings;
@@ -34,6 +36,9 @@ pub struct EvalOptions {
     pub progress_bar: bool,
     /// Write each segment with its translation and warnings here, as JSON lines.
     pub segments_out: Option<PathBuf>,
+    /// Score each translation with and without its source (see
+    /// [`Translator::source_contrast`]).
+    pub source_contrast: bool,
 }
 
 /// Scores and cost of one evaluation.
@@ -47,14 +52,38 @@ pub struct EvalReport {
     pub words_per_second: f64,
     /// Lines with at least one flagged segment.
     pub flagged_lines: usize,
+    /// How well confidence and error flags find the worst quarter of lines.
+    pub detection: Detection,
     pub bleu_signature: String,
     pub chrf_signature: String,
+}
+
+/// Confidence and flags against the references: the quarter of lines with the lowest
+/// sentence chrF are the bad translations they should find.
+#[derive(Debug, Clone, Serialize)]
+pub struct Detection {
+    /// ROC-AUC of low confidence (a line's least confident segment) for the bad lines.
+    pub confidence_auc: Option<f64>,
+    /// The same for each signal alone: mean, minimum and share of doubtful token
+    /// log-probabilities, and the source contrast when measured.
+    pub mean_logprob_auc: Option<f64>,
+    pub min_logprob_auc: Option<f64>,
+    pub doubtful_share_auc: Option<f64>,
+    pub source_contrast_auc: Option<f64>,
+    /// Lines with an error-severity warning.
+    pub errors: FlagQuality,
+    /// Lines with a note and no error.
+    pub notes_only: FlagQuality,
+    /// Lines shown as low-confidence (below the confidence floor).
+    pub low_confidence: FlagQuality,
+    /// Share of segments with an error-severity warning.
+    pub segments_with_error: f64,
 }
 
 impl EvalReport {
     pub fn render(&self) -> String {
         format!(
-            "BLEU = {:.2} {}\nchrF2 = {:.2} {}\n{} lines, {} Arabic words in {:.1} s ({:.2} words/s); {} lines flagged",
+            "BLEU = {:.2} {}\nchrF2 = {:.2} {}\n{} lines, {} Arabic words in {:.1} s ({:.2} words/s); {} lines flagged\n{}",
             self.bleu,
             self.bleu_signature,
             self.chrf,
@@ -63,7 +92,34 @@ impl EvalReport {
             self.arabic_words,
             self.seconds,
             self.words_per_second,
-            self.flagged_lines
+            self.flagged_lines,
+            self.detection.render()
+        )
+    }
+}
+
+impl Detection {
+    fn render(&self) -> String {
+        let auc = |a: Option<f64>| a.map_or("–".to_string(), |a| format!("{a:.3}"));
+        let flag = |q: &FlagQuality| {
+            format!(
+                "{} lines, precision {:.1} %, recall {:.1} %",
+                q.flagged,
+                100.0 * q.precision,
+                100.0 * q.recall
+            )
+        };
+        format!(
+            "worst quarter by chrF: confidence ROC-AUC {} (mean log-prob {}, min {}, doubtful share {}, source contrast {})\nerrors: {}; {:.1} % of segments\nnotes only: {}\nlow confidence: {}",
+            auc(self.confidence_auc),
+            auc(self.mean_logprob_auc),
+            auc(self.min_logprob_auc),
+            auc(self.doubtful_share_auc),
+            auc(self.source_contrast_auc),
+            flag(&self.errors),
+            100.0 * self.segments_with_error,
+            flag(&self.notes_only),
+            flag(&self.low_confidence),
         )
     }
 }
@@ -111,9 +167,23 @@ pub fn run(opts: &EvalOptions, translator: &mut dyn Translator) -> Result<EvalRe
         .collect();
     let bar = progress_bar(opts.progress_bar, segments.len());
     let translations = translate(opts, translator, &segments, &matches, &bar)?;
+    let contrasts: Vec<Option<f32>> = if opts.source_contrast {
+        source_contrasts(opts, translator, &segments, &translations)
+    } else {
+        vec![None; segments.len()]
+    };
     if let Some(path) = &opts.segments_out {
-        write_segments(path, opts.offset, &segments, &translations, &matches)?;
+        let rows = SegmentRows {
+            offset: opts.offset,
+            segments: &segments,
+            translations: &translations,
+            matches: &matches,
+            contrasts: &contrasts,
+        };
+        write_segments(path, &rows)?;
     }
+    let line_of: Vec<usize> = segments.iter().map(|(line, _)| *line).collect();
+    let per_line = LineSignals::gather(lines.len(), &line_of, &translations, &contrasts);
     let (hypotheses, flagged_lines) = hypotheses(lines.len(), &segments, translations);
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
@@ -136,6 +206,7 @@ pub fn run(opts: &EvalOptions, translator: &mut dyn Translator) -> Result<EvalRe
             0.0
         },
         flagged_lines,
+        detection: per_line.detection(&hypotheses, &references),
         bleu_signature: BLEU_SIGNATURE.to_string(),
         chrf_signature: CHRF_SIGNATURE.to_string(),
     })
@@ -281,23 +352,48 @@ fn translate_in_order(
     Ok(out)
 }
 
-/// Each segment with its translation, attempts, warnings and memory match, as JSON lines.
-fn write_segments(
-    path: &Path,
-    offset: usize,
+/// The source contrast of every segment's kept translation.
+fn source_contrasts(
+    opts: &EvalOptions,
+    translator: &mut dyn Translator,
     segments: &[(usize, String)],
     translations: &[CheckedTranslation],
-    matches: &[Option<FuzzyMatch>],
-) -> Result<(), EvalError> {
+) -> Vec<Option<f32>> {
+    segments
+        .iter()
+        .zip(translations)
+        .map(|((_, source), t)| {
+            let terms = opts.run.glossary.find(source);
+            translator.source_contrast(&Request::new(source, &terms), &t.text)
+        })
+        .collect()
+}
+
+/// What `--segments-out` writes.
+struct SegmentRows<'a> {
+    offset: usize,
+    segments: &'a [(usize, String)],
+    translations: &'a [CheckedTranslation],
+    matches: &'a [Option<FuzzyMatch>],
+    contrasts: &'a [Option<f32>],
+}
+
+/// Each segment with its translation, attempts, warnings, confidence and memory match,
+/// as JSON lines.
+fn write_segments(path: &Path, rows: &SegmentRows) -> Result<(), EvalError> {
     let mut text = String::new();
-    for (((line, source), t), found) in segments.iter().zip(translations).zip(matches) {
+    for (i, (line, source)) in rows.segments.iter().enumerate() {
+        let t = &rows.translations[i];
         let record = serde_json::json!({
-            "line": offset + line + 1,
+            "line": rows.offset + line + 1,
             "source": source,
             "translation": t.text,
             "attempts": t.attempts,
             "warnings": t.warnings,
-            "memory_match": found.as_ref().map(|m| m.similarity),
+            "confidence": t.confidence(),
+            "signals": t.signals,
+            "source_contrast": rows.contrasts[i],
+            "memory_match": rows.matches[i].as_ref().map(|m| m.similarity),
         });
         text.push_str(&record.to_string());
         text.push('\n');
@@ -320,6 +416,97 @@ fn hypotheses(
     }
     let hypotheses = parts.into_iter().map(|p| p.join(" ")).collect();
     (hypotheses, flagged.iter().filter(|f| **f).count())
+}
+
+/// Per test line, what its segments' confidence and warnings say: a line is as doubtful
+/// as its most doubtful segment.
+struct LineSignals {
+    confidence: Vec<Option<f64>>,
+    mean: Vec<Option<f64>>,
+    min: Vec<Option<f64>>,
+    doubtful: Vec<Option<f64>>,
+    contrast: Vec<Option<f64>>,
+    error: Vec<bool>,
+    note: Vec<bool>,
+    segments_with_error: f64,
+}
+
+impl LineSignals {
+    fn gather(
+        lines: usize,
+        line_of: &[usize],
+        translations: &[CheckedTranslation],
+        contrasts: &[Option<f32>],
+    ) -> Self {
+        let mut s = Self {
+            confidence: vec![None; lines],
+            mean: vec![None; lines],
+            min: vec![None; lines],
+            doubtful: vec![None; lines],
+            contrast: vec![None; lines],
+            error: vec![false; lines],
+            note: vec![false; lines],
+            segments_with_error: 0.0,
+        };
+        // Each a "higher is worse" view, so the worst segment of a line is its maximum.
+        let worse = |slot: &mut Option<f64>, value: Option<f64>| {
+            if let Some(v) = value {
+                *slot = Some(slot.map_or(v, |old: f64| old.max(v)));
+            }
+        };
+        let mut with_error = 0usize;
+        for ((&line, t), contrast) in line_of.iter().zip(translations).zip(contrasts) {
+            worse(&mut s.confidence[line], t.confidence().map(|c| -c as f64));
+            worse(&mut s.mean[line], t.signals.map(|x| -x.mean as f64));
+            worse(&mut s.min[line], t.signals.map(|x| -x.min as f64));
+            worse(&mut s.doubtful[line], t.signals.map(|x| x.doubtful as f64));
+            worse(&mut s.contrast[line], contrast.map(|c| -c as f64));
+            s.error[line] |= t.has_error();
+            s.note[line] |= t.warnings.iter().any(|w| !w.is_error());
+            with_error += usize::from(t.has_error());
+        }
+        s.segments_with_error = with_error as f64 / translations.len().max(1) as f64;
+        s
+    }
+
+    fn detection(&self, hypotheses: &[String], references: &[String]) -> Detection {
+        let chrf: Vec<f64> = hypotheses
+            .iter()
+            .zip(references)
+            .map(|(h, r)| sentence_chrf(h, r).score)
+            .collect();
+        let bad = worst_share(&chrf, 0.25);
+        let auc = |scores: &[Option<f64>]| {
+            let (s, b): (Vec<f64>, Vec<bool>) = scores
+                .iter()
+                .zip(&bad)
+                .filter_map(|(s, b)| s.map(|s| (s, *b)))
+                .unzip();
+            roc_auc(&s, &b)
+        };
+        let low: Vec<bool> = self
+            .confidence
+            .iter()
+            .map(|c| c.is_some_and(|c| -c < LOW_CONFIDENCE as f64))
+            .collect();
+        let notes_only: Vec<bool> = self
+            .note
+            .iter()
+            .zip(&self.error)
+            .map(|(n, e)| *n && !*e)
+            .collect();
+        Detection {
+            confidence_auc: auc(&self.confidence),
+            mean_logprob_auc: auc(&self.mean),
+            min_logprob_auc: auc(&self.min),
+            doubtful_share_auc: auc(&self.doubtful),
+            source_contrast_auc: auc(&self.contrast),
+            errors: flag_quality(&self.error, &bad),
+            notes_only: flag_quality(&notes_only, &bad),
+            low_confidence: flag_quality(&low, &bad),
+            segments_with_error: self.segments_with_error,
+        }
+    }
 }
 
 fn write(path: &Path, text: &str) -> Result<(), EvalError> {
@@ -367,6 +554,7 @@ mod tests {
             offset: 0,
             limit: None,
             hyp_out: Some(dir.path().join("hyp.en")),
+            source_contrast: false,
             progress_bar: false,
             segments_out: Some(dir.path().join("segments.jsonl")),
         };

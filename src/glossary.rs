@@ -19,7 +19,7 @@ pub enum GlossaryError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}:{line}: expected `Arabic term<TAB>English rendering`; fix or comment out the line with #")]
+    #[error("{path}:{line}: expected `Arabic term<TAB>English rendering[<TAB>form]`; fix or comment out the line with #")]
     Malformed { path: String, line: usize },
 }
 
@@ -29,6 +29,9 @@ pub struct Term {
     pub arabic: String,
     /// Accepted English renderings; the first is the one asked for.
     pub english: Vec<String>,
+    /// Leaving the term out loses a form, not the meaning (an honorific such as
+    /// «معالي»): the third column of the glossary says `form`.
+    pub form_only: bool,
     /// The Arabic folded and split into words, for matching.
     words: Vec<String>,
 }
@@ -93,7 +96,13 @@ impl Glossary {
                 path: path.to_string(),
                 line: i + 1,
             };
-            let (arabic, english) = line.split_once('\t').ok_or_else(malformed)?;
+            let (arabic, rest) = line.split_once('\t').ok_or_else(malformed)?;
+            let (english, kind) = rest.split_once('\t').unwrap_or((rest, ""));
+            let form_only = match kind.trim() {
+                "" => false,
+                "form" => true,
+                _ => return Err(malformed()),
+            };
             let english: Vec<String> = english
                 .split('|')
                 .map(|e| e.trim().to_string())
@@ -106,6 +115,7 @@ impl Glossary {
             terms.push(Term {
                 arabic: arabic.trim().to_string(),
                 english,
+                form_only,
                 words,
             });
         }
@@ -322,7 +332,7 @@ mod tests {
         let e = Glossary::parse("g.tsv", "# ok\nالرياض\tRiyadh\nno tab here\n").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "g.tsv:3: expected `Arabic term<TAB>English rendering`; fix or comment out the line with #"
+            "g.tsv:3: expected `Arabic term<TAB>English rendering[<TAB>form]`; fix or comment out the line with #"
         );
         let e = Glossary::from_file(Path::new("/nonexistent/g.tsv")).unwrap_err();
         assert!(e.to_string().starts_with("/nonexistent/g.tsv: cannot read"));

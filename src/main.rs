@@ -254,6 +254,10 @@ struct EvalArgs {
     /// Write every segment with its translation, attempts and warnings here (JSON lines).
     #[arg(long, value_name = "FILE")]
     segments_out: Option<PathBuf>,
+    /// Also score every translation with and without its source (two teacher-forced
+    /// passes per segment) and report how well that contrast finds bad translations.
+    #[arg(long, hide = true)]
+    source_contrast: bool,
     /// Show the model, as a worked example, the translation memory's closest match of each
     /// segment when it is at least PERCENT similar (word edits, as translation tools
     /// count them). Imported pairs (`tarjama memory import`) are offered first.
@@ -305,6 +309,10 @@ struct ModelArgs {
     /// Candidates per segment, overriding --quality (for quality experiments).
     #[arg(long, hide = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=16))]
     candidates: Option<u32>,
+    /// Samples drawn for a doubtful segment and reranked, overriding the default (for
+    /// quality experiments; 0 turns reranking off).
+    #[arg(long, hide = true, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=8))]
+    rerank: Option<u32>,
     /// Show the model the previous segment and its translation (for quality experiments).
     #[arg(long, hide = true)]
     context: bool,
@@ -345,6 +353,7 @@ impl ModelArgs {
             quality: self.quality,
             retry: !self.no_retry,
             candidates: self.candidates.map(|n| n as usize),
+            rerank: self.rerank.map(|n| n as usize),
             context: self.context,
             glossary: match (&self.glossary, self.no_glossary) {
                 (_, true) => GlossaryChoice::Off,
@@ -607,6 +616,7 @@ fn evaluate(args: EvalArgs, progress: bool) -> anyhow::Result<ExitCode> {
         hyp_out: args.hyp_out,
         progress_bar: progress,
         segments_out: args.segments_out,
+        source_contrast: args.source_contrast,
     };
     let mut engine = engine::load(&opts.run)?;
     let report = eval::run(&opts, engine.translator.as_mut())?;

@@ -49,6 +49,8 @@ pub struct Choices {
     pub retry: bool,
     /// Candidates per segment, overriding `quality`.
     pub candidates: Option<usize>,
+    /// Samples drawn for a doubtful segment, overriding the default.
+    pub rerank: Option<usize>,
     /// Show the model the previous segment.
     pub context: bool,
     pub glossary: GlossaryChoice,
@@ -152,6 +154,9 @@ impl RunSettings {
         if let Some(n) = choices.candidates {
             strategy.candidates = n;
         }
+        if let Some(n) = choices.rerank {
+            strategy.rerank = n;
+        }
         Ok(Self {
             model: ModelChoice::identify(&choices.model),
             summary_model: choices.summary_model,
@@ -194,6 +199,7 @@ impl RunSettings {
             prompt_style: self.prompt_style.name().to_string(),
             retry: self.strategy.retry,
             candidates: self.strategy.candidates,
+            rerank: self.strategy.rerank,
             context: self.strategy.context,
             lexicon: self.lexicon.is_some(),
             hints: self.lexicon.as_ref().map_or(0, |_| self.hints),
@@ -213,6 +219,7 @@ pub fn memory_key(settings: &Settings, model_sha256: &str) -> String {
         ("max_new_tokens", settings.max_new_tokens.to_string()),
         ("retry", settings.retry.to_string()),
         ("candidates", settings.candidates.to_string()),
+        ("rerank", settings.rerank.to_string()),
         (
             "glossary",
             settings.glossary_sha256.clone().unwrap_or_default(),
@@ -247,6 +254,7 @@ pub(crate) mod testing {
             quality: Quality::Fast,
             retry: true,
             candidates: None,
+            rerank: None,
             context: false,
             glossary: GlossaryChoice::BuiltIn,
             lexicon: false,
@@ -261,10 +269,10 @@ pub(crate) mod testing {
 mod tests {
     use super::*;
 
-    /// A record written before settings were resolved in one place, for the default
-    /// flags: the fingerprint must serialize to exactly these bytes, or every existing
-    /// output would be redone.
-    const RECORDED: &str = r#"{"max_new_tokens":512,"max_segment_tokens":160,"summary":true,"prompt_version":7,"glossary_sha256":null,"prompt_style":"few-shot","retry":true,"candidates":1,"context":false,"lexicon":false,"hints":0}"#;
+    /// The record of the default flags: the fingerprint must serialize to exactly these
+    /// bytes, or every existing output would be redone. (Prompt version 8 and `rerank`
+    /// came with confidence and repair, which redo every output on purpose.)
+    const RECORDED: &str = r#"{"max_new_tokens":512,"max_segment_tokens":160,"summary":true,"prompt_version":8,"glossary_sha256":null,"prompt_style":"few-shot","retry":true,"candidates":1,"rerank":1,"context":false,"lexicon":false,"hints":0}"#;
 
     #[test]
     fn the_fingerprint_keeps_its_recorded_form() {

@@ -4,9 +4,14 @@
 //! longer than one prompt's budget is summarized chunk by chunk, then the chunk summaries
 //! are summarized together. Every summary is checked against the English it summarizes
 //! and retried once when it states what the English does not, or says too little.
+//!
+//! A summary is written only from the sentences a reader can trust: those without an
+//! error-severity warning and not below the confidence floor. A reader who cannot check
+//! the Arabic would otherwise get a doubtful sentence's mistake restated as a fact, with
+//! no flag on it. When sentences are left out, the summary says so.
 
 use crate::check::{check_summary, Finding, FlaggedSentence, SummarySubject, Warning};
-use crate::document::{ParagraphKind, Role, TranslatedParagraph};
+use crate::document::{ParagraphKind, Role, TranslatedParagraph, TranslatedSentence};
 use crate::lexicon::Lexicon;
 use crate::model::{ChatModel, ChatPrompt, Decoding, ModelError};
 
@@ -48,8 +53,11 @@ pub fn summarize_checked_batch(
     documents: &[SummaryInput],
     lexicon: Option<&Lexicon>,
 ) -> Vec<Result<CheckedSummary, ModelError>> {
-    let paragraphs: Vec<&[TranslatedParagraph]> = documents.iter().map(|d| d.paragraphs).collect();
-    let drafts = draft_batch(model, &paragraphs);
+    let trusted: Vec<Vec<String>> = documents
+        .iter()
+        .map(|d| trusted_texts(d.paragraphs))
+        .collect();
+    let drafts = draft_batch(model, &trusted);
     let check = |d: usize, summary: &str| check_document_summary(&documents[d], summary, lexicon);
     let mut kept: Vec<Result<(String, Vec<Finding>), ModelError>> = drafts
         .iter()
@@ -95,13 +103,55 @@ pub fn summarize_checked_batch(
         }
     }
     kept.into_iter()
-        .map(|k| {
+        .zip(documents)
+        .map(|(k, document)| {
             k.map(|(text, findings)| CheckedSummary {
-                text,
+                text: with_omission_note(text, document.paragraphs),
                 warnings: findings.into_iter().map(|f| f.warning).collect(),
             })
         })
         .collect()
+}
+
+/// A sentence the summary may draw on: no error, and the model was not unsure of it.
+fn trusted(s: &TranslatedSentence) -> bool {
+    !s.has_error() && !s.is_low_confidence()
+}
+
+fn translated_sentences(
+    paragraphs: &[TranslatedParagraph],
+) -> impl Iterator<Item = &TranslatedSentence> {
+    paragraphs
+        .iter()
+        .filter(|p| p.kind != ParagraphKind::Passthrough)
+        .flat_map(|p| &p.sentences)
+        .filter(|s| !s.translation.trim().is_empty())
+}
+
+/// `summary` followed, when sentences were left out of it, by a sentence saying how many
+/// and why (written here, not by the model, so it is always there and always right).
+fn with_omission_note(summary: String, paragraphs: &[TranslatedParagraph]) -> String {
+    let total = translated_sentences(paragraphs).count();
+    let left_out = translated_sentences(paragraphs)
+        .filter(|s| !trusted(s))
+        .count();
+    if left_out == 0 {
+        return summary;
+    }
+    let note = if left_out == total {
+        format!(
+            "No summary: the translation of all {total} sentences may be wrong (see the flags)."
+        )
+    } else {
+        format!(
+            "This summary leaves out {left_out} of {total} sentences whose translation may be wrong (see the flags)."
+        )
+    };
+    if summary.is_empty() {
+        note
+    } else {
+        format!("{summary} {note}")
+    }
 }
 
 /// Everything wrong with `summary` as a summary of `document` ([`check_summary`] against
@@ -111,7 +161,7 @@ pub fn check_document_summary(
     summary: &str,
     lexicon: Option<&Lexicon>,
 ) -> Vec<Finding> {
-    let english = english_of(document.paragraphs);
+    let english = trusted_texts(document.paragraphs).join("\n\n");
     let flagged = flagged_sentences(document.paragraphs);
     check_summary(
         &SummarySubject {
@@ -123,11 +173,6 @@ pub fn check_document_summary(
         },
         lexicon,
     )
-}
-
-/// The English of a document as the summarizer reads it.
-fn english_of(paragraphs: &[TranslatedParagraph]) -> String {
-    english_texts(paragraphs).join("\n\n")
 }
 
 fn flagged_sentences(paragraphs: &[TranslatedParagraph]) -> Vec<FlaggedSentence<'_>> {
@@ -143,11 +188,25 @@ fn flagged_sentences(paragraphs: &[TranslatedParagraph]) -> Vec<FlaggedSentence<
         .collect()
 }
 
-fn english_texts(paragraphs: &[TranslatedParagraph]) -> Vec<&str> {
+/// The English the summarizer reads: each paragraph's trusted sentences, the whole
+/// paragraph as written when all of them are.
+fn trusted_texts(paragraphs: &[TranslatedParagraph]) -> Vec<String> {
     paragraphs
         .iter()
         .filter(|p| p.kind != ParagraphKind::Passthrough)
-        .map(|p| p.translation.as_str())
+        .map(|p| {
+            if p.sentences.iter().all(trusted) {
+                p.translation.trim().to_string()
+            } else {
+                p.sentences
+                    .iter()
+                    .filter(|s| trusted(s))
+                    .map(|s| s.translation.trim())
+                    .filter(|t| !t.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
+        })
         .filter(|t| !t.trim().is_empty())
         .collect()
 }
@@ -163,16 +222,12 @@ struct Draft {
 /// and all second-round prompts (combining a long document's chunk summaries) as another.
 fn draft_batch(
     model: &mut dyn ChatModel,
-    documents: &[&[TranslatedParagraph]],
+    documents: &[Vec<String>],
 ) -> Vec<Result<Draft, ModelError>> {
     let budget = CHUNK_TOKENS.min(model.context_length().saturating_sub(SUMMARY_TOKENS + 200));
     let chunked: Vec<Result<Vec<String>, ModelError>> = documents
         .iter()
-        .map(|paragraphs| {
-            chunk_by_tokens(&english_texts(paragraphs), budget, |t| {
-                model.count_tokens(t)
-            })
-        })
+        .map(|texts| chunk_by_tokens(texts, budget, |t| model.count_tokens(t)))
         .collect();
     let first: Vec<(usize, (&str, String))> = chunked
         .iter()
@@ -270,7 +325,7 @@ fn summarize_texts(
 /// Groups paragraphs into chunks of at most `budget` tokens (a single longer paragraph
 /// becomes a chunk of its own).
 fn chunk_by_tokens(
-    texts: &[&str],
+    texts: &[String],
     budget: usize,
     mut count: impl FnMut(&str) -> Result<usize, ModelError>,
 ) -> Result<Vec<String>, ModelError> {
@@ -462,7 +517,7 @@ mod tests {
 
     #[test]
     fn chunks_respect_the_budget_and_keep_order() {
-        let texts = ["a b c", "d e", "f g h i", "j"];
+        let texts = ["a b c", "d e", "f g h i", "j"].map(String::from);
         let chunks = chunk_by_tokens(&texts, 5, |t| Ok(t.split_whitespace().count())).unwrap();
         assert_eq!(chunks, vec!["a b c\n\nd e", "f g h i\n\nj"]);
         assert_eq!(chunks.join(" ").split_whitespace().count(), 10);

@@ -78,6 +78,7 @@ fn translated() -> TranslatedDocument {
             prompt_style: "instructed".into(),
             retry: true,
             candidates: 1,
+            rerank: 0,
             context: false,
             lexicon: true,
             hints: 8,
@@ -88,6 +89,7 @@ fn translated() -> TranslatedDocument {
         summary: Some("The summit met.".into()),
         summary_warnings: Vec::new(),
         arabic_words: doc.arabic_words(),
+        confidence: None,
         warnings: TranslatedDocument::collect_warnings(&paragraphs),
         paragraphs,
         timings: Timings::default(),
@@ -109,13 +111,14 @@ fn paragraph(p: &tarjama::document::Paragraph, english: &str) -> TranslatedParag
             source: a.to_string(),
             translation: e.to_string(),
             warnings: if e.contains("2023") {
-                vec![Warning {
-                    check: CheckKind::Numbers,
-                    message: "number(s) from the source missing: 2024".into(),
-                }]
+                vec![Warning::error(
+                    CheckKind::Numbers,
+                    "number(s) from the source missing: 2024",
+                )]
             } else {
                 Vec::new()
             },
+            confidence: None,
         })
         .collect();
     TranslatedParagraph {

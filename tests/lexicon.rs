@@ -386,11 +386,10 @@ mod checks {
         let title = "The sixth Asian-Pacific Council meeting agreed on the integration path.";
         let other =
             "The GCC states welcomed the outcome. The meeting was chaired by President Tokayev.";
-        let flags = [Warning {
-            check: CheckKind::UnsupportedName,
-            message: "not in the source: “Asian-Pacific Council” (Pacific, Council); “GCC” (GCC)"
-                .into(),
-        }];
+        let flags = [Warning::error(
+            CheckKind::UnsupportedName,
+            "not in the source: “Asian-Pacific Council” (Pacific, Council); “GCC” (GCC)",
+        )];
         let flagged = [FlaggedSentence {
             english: title,
             warnings: &flags,

@@ -124,11 +124,11 @@ fn reusing_the_shared_prompt_prefix_changes_no_token() {
     let greedy = Decoding::greedy(48);
 
     let mut fresh = GgufLlm::load(&file.path, &candle_core::Device::Cpu).unwrap();
-    let alone = fresh.generate(&prompt(second), greedy).unwrap();
+    let alone = fresh.generate(&prompt(second), greedy.clone()).unwrap();
 
     let mut warm = GgufLlm::load(&file.path, &candle_core::Device::Cpu).unwrap();
-    warm.generate(&prompt(first), greedy).unwrap();
-    let after_other = warm.generate(&prompt(second), greedy).unwrap();
+    warm.generate(&prompt(first), greedy.clone()).unwrap();
+    let after_other = warm.generate(&prompt(second), greedy.clone()).unwrap();
     let again = warm.generate(&prompt(second), greedy).unwrap();
 
     eprintln!("{:?}\n{:?}", alone.text, after_other.text);
@@ -218,4 +218,27 @@ fn batched_greedy_decoding_gives_the_unbatched_answers() {
     eprintln!("{one_at_a_time:#?}");
     assert!(one_at_a_time.iter().all(|t| !t.is_empty()));
     assert_eq!(one_at_a_time, batched);
+}
+
+/// A phrase the glossary requires is forced in where the model gives it a fair chance,
+/// and the answer reads on from it; the decoder's own log-probabilities come with it.
+#[test]
+fn a_required_phrase_is_forced_into_the_answer() {
+    let file = default_model();
+    let mut llm = GgufLlm::load(&file.path, &candle_core::Device::Cpu).unwrap();
+    let source = "استقبل معالي الأمين العام وفدا من كازاخستان.";
+    let free = llm.generate(&prompt(source), Decoding::greedy(40)).unwrap();
+    let mut constrained = Decoding::greedy(40);
+    constrained.required = vec!["His Excellency".into(), "Kazakhstan".into()];
+    let forced = llm.generate(&prompt(source), constrained).unwrap();
+    eprintln!("{:?}\n{:?}", free.text, forced.text);
+    assert!(
+        !free.text.contains("His Excellency"),
+        "the test needs a sentence the model translates without the phrase: {}",
+        free.text
+    );
+    assert!(forced.text.contains("His Excellency"), "{}", forced.text);
+    assert!(forced.text.contains("Kazakhstan"), "{}", forced.text);
+    assert_eq!(forced.token_logprobs.len(), forced.generated_tokens);
+    assert!(forced.token_logprobs.iter().all(|lp| *lp <= 0.0));
 }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::glossary::Term;
 use crate::lexicon::Lexicon;
 
+mod confidence;
 mod glossary;
 mod length;
 mod lost;
@@ -27,6 +28,7 @@ mod summary;
 mod truncated;
 mod words;
 
+pub use confidence::{low_confidence, weigh, Signals, LOW as LOW_CONFIDENCE, RERANK_BELOW};
 pub use lost::LostContent;
 pub use names::{name_spans, UnsupportedNames};
 pub use numbers::{added_numbers, backwards_compound_numbers, missing_numbers, numbers};
@@ -58,10 +60,12 @@ pub enum CheckKind {
     UnsupportedName,
     /// A rare, unambiguous source word whose meaning is nowhere in the English.
     LostContent,
+    /// The model itself gave its English a very low probability.
+    LowConfidence,
 }
 
 impl CheckKind {
-    pub const ALL: [CheckKind; 9] = [
+    pub const ALL: [CheckKind; 10] = [
         CheckKind::Numbers,
         CheckKind::Untranslated,
         CheckKind::Echo,
@@ -71,6 +75,7 @@ impl CheckKind {
         CheckKind::Glossary,
         CheckKind::UnsupportedName,
         CheckKind::LostContent,
+        CheckKind::LowConfidence,
     ];
 
     /// The name of a check as the JSON record spells it.
@@ -85,6 +90,30 @@ impl CheckKind {
             CheckKind::Glossary => "glossary",
             CheckKind::UnsupportedName => "unsupported_name",
             CheckKind::LostContent => "lost_content",
+            CheckKind::LowConfidence => "low_confidence",
+        }
+    }
+}
+
+/// How much a warning matters to a reader.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// The meaning may be wrong: a number, a name, lost content, very low confidence.
+    #[default]
+    Error,
+    /// The meaning stands but a form is missing: an honorific, a glossary's preferred
+    /// spelling of a term the English otherwise gets right.
+    Note,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Note => "note",
         }
     }
 }
@@ -94,6 +123,24 @@ impl CheckKind {
 pub struct Warning {
     pub check: CheckKind,
     pub message: String,
+    /// Records written before severities existed read as errors.
+    #[serde(default)]
+    pub severity: Severity,
+}
+
+impl Warning {
+    /// An error-severity warning.
+    pub fn error(check: CheckKind, message: impl Into<String>) -> Self {
+        Self {
+            check,
+            message: message.into(),
+            severity: Severity::Error,
+        }
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
 }
 
 /// What a check found: the warning a reader sees, and what the model is told on a retry.
@@ -103,15 +150,30 @@ pub struct Finding {
     pub retry_hint: String,
     /// Shown to the reader when it survives the retry; a retry trigger only otherwise.
     pub flags: bool,
+    /// An English phrase the retry is made to contain (lexically constrained decoding).
+    pub required: Option<String>,
 }
 
 impl Finding {
     pub fn new(check: CheckKind, message: String, retry_hint: String) -> Self {
         Self {
-            warning: Warning { check, message },
+            warning: Warning::error(check, message),
             retry_hint,
             flags: true,
+            required: None,
         }
+    }
+
+    /// The same finding at `severity`.
+    pub fn with_severity(mut self, severity: Severity) -> Self {
+        self.warning.severity = severity;
+        self
+    }
+
+    /// The same finding, with `phrase` forced into the retry.
+    pub fn requiring(mut self, phrase: impl Into<String>) -> Self {
+        self.required = Some(phrase.into());
+        self
     }
 }
 

@@ -305,14 +305,14 @@ mod tests {
     #[test]
     fn a_summary_carries_the_flags_of_what_it_repeats() {
         let title = "The sixth Asian-Pacific Council meeting agreed on the integration path.";
-        let name_flag = [Warning {
-            check: CheckKind::UnsupportedName,
-            message: "not in the source: “Asian-Pacific Council” (Pacific, Council)".into(),
-        }];
-        let lost_flag = [Warning {
-            check: CheckKind::LostContent,
-            message: "no English for «التشاوري» (advisory; consultative)".into(),
-        }];
+        let name_flag = [Warning::error(
+            CheckKind::UnsupportedName,
+            "not in the source: “Asian-Pacific Council” (Pacific, Council)",
+        )];
+        let lost_flag = [Warning::error(
+            CheckKind::LostContent,
+            "no English for «التشاوري» (advisory; consultative)",
+        )];
         let flagged = [FlaggedSentence {
             english: title,
             warnings: &name_flag,

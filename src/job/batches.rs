@@ -54,7 +54,10 @@ fn translate_in_order(
         }
         let requests: Vec<Request> = wave
             .iter()
-            .map(|&i| Request::after(&refs[i].source, &terms[i], previous[refs[i].doc].as_ref()))
+            .map(|&i| Request {
+                prominent: refs[i].prominent,
+                ..Request::after(&refs[i].source, &terms[i], previous[refs[i].doc].as_ref())
+            })
             .collect();
         let strategy = &stage.job.run.strategy;
         let out = translate_checked_batch(
@@ -103,6 +106,7 @@ fn translate_with_memory(
             example: found
                 .as_ref()
                 .map(|m| (m.source.as_str(), m.translation.as_str())),
+            prominent: refs[i].prominent,
             ..Request::new(&refs[i].source, &terms[i])
         })
         .collect();

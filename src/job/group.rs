@@ -205,7 +205,7 @@ fn record(
     summarize_seconds: f64,
 ) -> TranslatedDocument {
     let load_seconds = pending.load_seconds;
-    TranslatedDocument {
+    let mut doc = TranslatedDocument {
         name: pending.input.name.clone(),
         source_path: pending.input.display.clone(),
         source_sha256: pending.doc.source_sha256.clone(),
@@ -218,6 +218,7 @@ fn record(
         summary,
         summary_warnings,
         arabic_words: pending.doc.arabic_words(),
+        confidence: None,
         warnings: TranslatedDocument::collect_warnings(&draft.paragraphs),
         paragraphs: draft.paragraphs,
         timings: Timings {
@@ -226,7 +227,9 @@ fn record(
             summarize_seconds,
             total_seconds: load_seconds + draft.translate_seconds + summarize_seconds,
         },
-    }
+    };
+    doc.confidence = doc.mean_confidence();
+    doc
 }
 
 /// Writes every format of `doc` (each atomically), translated in `segments`, and logs

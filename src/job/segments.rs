@@ -50,6 +50,9 @@ pub(super) struct SegmentRef {
     pub(super) doc: usize,
     pub(super) paragraph: usize,
     pub(super) source: String,
+    /// It may become the document's title (a heading before the running text, or the
+    /// first segment of the first body paragraph): an error in it is repaired harder.
+    pub(super) prominent: bool,
 }
 
 /// A slot per segment, filled as each is settled.
@@ -58,13 +61,22 @@ pub(super) type Results = Vec<Option<Result<CheckedTranslation, ModelError>>>;
 /// Every segment of a group, document by document, in reading order.
 pub(super) fn segment_refs(group: &[(Pending, Segmented)]) -> Vec<SegmentRef> {
     let mut refs = Vec::new();
-    for (doc, (_, segmented)) in group.iter().enumerate() {
+    for (doc, (pending, segmented)) in group.iter().enumerate() {
+        let paragraphs = &pending.doc.paragraphs;
+        let first_body = paragraphs
+            .iter()
+            .position(|p| p.kind == ParagraphKind::Body && !p.block.is_running_header_or_footer());
         for (paragraph, segments) in segmented.segments.iter().enumerate() {
-            for source in segments {
+            let p = &paragraphs[paragraph];
+            let title_heading = p.kind == ParagraphKind::Heading
+                && !p.block.is_running_header_or_footer()
+                && first_body.is_none_or(|b| paragraph < b);
+            for (k, source) in segments.iter().enumerate() {
                 refs.push(SegmentRef {
                     doc,
                     paragraph,
                     source: source.clone(),
+                    prominent: title_heading || (Some(paragraph) == first_body && k == 0),
                 });
             }
         }
@@ -105,6 +117,7 @@ pub(super) fn collect(
                 }
                 c.generated += t.generated_tokens;
                 c.sentences[r.paragraph].push(TranslatedSentence {
+                    confidence: t.confidence(),
                     source: r.source,
                     translation: t.text,
                     warnings: t.warnings,

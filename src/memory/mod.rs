@@ -96,6 +96,17 @@ fn key(fingerprint: &str, source: &str) -> String {
     hex::encode(h.finalize())
 }
 
+/// Memories written before confidence existed gain its column (empty for their rows).
+fn add_signals_column(conn: &Connection) -> rusqlite::Result<()> {
+    let has = conn
+        .prepare("SELECT 1 FROM pragma_table_info('translations') WHERE name = 'signals'")?
+        .exists([])?;
+    if !has {
+        conn.execute_batch("ALTER TABLE translations ADD COLUMN signals TEXT;")?;
+    }
+    Ok(())
+}
+
 /// What `tarjama memory stats` shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stats {
@@ -139,10 +150,12 @@ impl Memory {
                 translation TEXT NOT NULL,
                 warnings TEXT NOT NULL,
                 attempts INTEGER NOT NULL,
-                created TEXT NOT NULL
+                created TEXT NOT NULL,
+                signals TEXT
             );",
         )
         .map_err(|e| err(&e))?;
+        add_signals_column(&conn).map_err(|e| err(&e))?;
         Ok(Self {
             conn,
             path: path.to_path_buf(),
@@ -170,27 +183,34 @@ impl Memory {
         let row = self
             .conn
             .query_row(
-                "SELECT translation, warnings, attempts FROM translations WHERE key = ?1",
+                "SELECT translation, warnings, attempts, signals FROM translations
+                 WHERE key = ?1",
                 params![key(fingerprint, source)],
                 |r| {
                     Ok((
                         r.get::<_, String>(0)?,
                         r.get::<_, String>(1)?,
                         r.get::<_, i64>(2)?,
+                        r.get::<_, Option<String>>(3)?,
                     ))
                 },
             )
             .optional()
             .map_err(|e| self.err(e))?;
-        let Some((text, warnings, attempts)) = row else {
+        let Some((text, warnings, attempts, signals)) = row else {
             return Ok(None);
         };
         let warnings: Vec<Warning> = serde_json::from_str(&warnings).map_err(|e| self.err(e))?;
+        let signals = signals
+            .map(|s| serde_json::from_str(&s))
+            .transpose()
+            .map_err(|e| self.err(e))?;
         Ok(Some(CheckedTranslation {
             text,
             warnings,
             attempts: attempts.max(0) as usize,
             generated_tokens: 0,
+            signals,
         }))
     }
 
@@ -203,11 +223,17 @@ impl Memory {
         translation: &CheckedTranslation,
     ) -> Result<(), MemoryError> {
         let warnings = serde_json::to_string(&translation.warnings).map_err(|e| self.err(e))?;
+        let signals = translation
+            .signals
+            .map(|s| serde_json::to_string(&s))
+            .transpose()
+            .map_err(|e| self.err(e))?;
         self.conn
             .execute(
                 "INSERT OR REPLACE INTO translations
-                 (key, fingerprint, model, source, translation, warnings, attempts, created)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, strftime('%Y%m%dT%H%M%SZ', 'now'))",
+                 (key, fingerprint, model, source, translation, warnings, attempts, created,
+                  signals)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, strftime('%Y%m%dT%H%M%SZ', 'now'), ?8)",
                 params![
                     key(fingerprint, source),
                     fingerprint,
@@ -216,6 +242,7 @@ impl Memory {
                     translation.text,
                     warnings,
                     translation.attempts as i64,
+                    signals,
                 ],
             )
             .map_err(|e| self.err(e))?;
@@ -351,6 +378,7 @@ mod tests {
             warnings: Vec::new(),
             attempts: 1,
             generated_tokens: 7,
+            signals: None,
         }
     }
 
@@ -398,10 +426,10 @@ mod tests {
         m.store(&fp, "tiny", "اجتمع المجلس", &translation("The board met"))
             .unwrap();
         let mut flagged = translation("The Monetary Fund met");
-        flagged.warnings.push(Warning {
-            check: crate::check::CheckKind::UnsupportedName,
-            message: "not in the source".into(),
-        });
+        flagged.warnings.push(Warning::error(
+            crate::check::CheckKind::UnsupportedName,
+            "not in the source",
+        ));
         m.store(&fp, "tiny", "اجتمع الصندوق", &flagged).unwrap();
         let pairs = vec![("اجتمع المجلس".to_string(), "The council met".to_string())];
         assert_eq!(m.import(&pairs, "approved.tmx").unwrap(), 1);

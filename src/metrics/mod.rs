@@ -6,6 +6,7 @@
 
 mod bleu;
 mod chrf;
+pub mod detection;
 
 use std::path::{Path, PathBuf};
 

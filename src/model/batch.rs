@@ -14,6 +14,20 @@ use super::kv_cache::{KvCache, KvSlab};
 pub struct Chunk<'a> {
     pub tokens: &'a [u32],
     pub cache: &'a mut KvCache,
+    /// Trailing tokens whose logits the pass returns: 1 when decoding, more when a given
+    /// answer is scored token by token (teacher forcing).
+    pub scored: usize,
+}
+
+impl<'a> Chunk<'a> {
+    /// A chunk whose last token's logits are returned.
+    pub fn new(tokens: &'a [u32], cache: &'a mut KvCache) -> Self {
+        Self {
+            tokens,
+            cache,
+            scored: 1,
+        }
+    }
 }
 
 /// The tokens of a batched pass stacked into one matrix, with where each chunk's rows are.
@@ -24,6 +38,8 @@ pub struct Batch {
     pub positions: Tensor,
     /// `(first row, rows)` of each chunk.
     pub spans: Vec<(usize, usize)>,
+    /// Trailing rows of each chunk whose logits are wanted.
+    scored: Vec<usize>,
     /// Set when attention can run over the whole batch in one set of products.
     pub(crate) decode: Option<DecodePlan>,
 }
@@ -35,6 +51,7 @@ impl Batch {
         let mut ids = Vec::new();
         let mut positions = Vec::new();
         let mut spans = Vec::with_capacity(chunks.len());
+        let mut scored = Vec::with_capacity(chunks.len());
         for chunk in chunks.iter_mut() {
             let start = chunk.cache.len();
             let end = start + chunk.tokens.len();
@@ -46,6 +63,7 @@ impl Batch {
             }
             chunk.cache.reserve(chunk.tokens.len())?;
             spans.push((ids.len(), chunk.tokens.len()));
+            scored.push(chunk.scored.clamp(1, chunk.tokens.len()));
             ids.extend_from_slice(chunk.tokens);
             positions.extend((start..end).map(|p| p as u32));
         }
@@ -54,6 +72,7 @@ impl Batch {
             positions: Tensor::new(positions.as_slice(), device)?,
             decode: DecodePlan::new(chunks, device)?,
             spans,
+            scored,
         })
     }
 
@@ -64,14 +83,17 @@ impl Batch {
         }
     }
 
-    /// The rows of `xs` (one per token) that are each chunk's last token.
-    pub fn last_rows(&self, xs: &Tensor) -> Result<Tensor> {
-        let last: Vec<u32> = self
+    /// The rows of `xs` (one per token) whose logits are wanted: each chunk's last
+    /// `scored` tokens, chunk after chunk.
+    pub fn scored_rows(&self, xs: &Tensor) -> Result<Tensor> {
+        let rows: Vec<u32> = self
             .spans
             .iter()
-            .map(|&(start, len)| (start + len - 1) as u32)
+            .zip(&self.scored)
+            .flat_map(|(&(start, len), &scored)| start + len - scored..start + len)
+            .map(|row| row as u32)
             .collect();
-        xs.index_select(&Tensor::new(last.as_slice(), xs.device())?, 0)
+        xs.index_select(&Tensor::new(rows.as_slice(), xs.device())?, 0)
     }
 }
 

@@ -358,7 +358,7 @@ impl Decoder for Gemma {
         batch.advance(chunks);
         let logits = self
             .output
-            .forward(&self.norm.forward(&batch.last_rows(&xs)?)?)?;
+            .forward(&self.norm.forward(&batch.scored_rows(&xs)?)?)?;
         match self.cfg.final_softcap {
             Some(cap) => (logits / cap)?.tanh()? * cap,
             None => Ok(logits),
@@ -1019,10 +1019,7 @@ mod tests {
             let mut rest: Vec<Option<&mut KvCache>> = caches.iter_mut().map(Some).collect();
             let mut chunks: Vec<Chunk> = feeds
                 .iter()
-                .map(|(i, tokens)| Chunk {
-                    tokens,
-                    cache: rest[*i].take().unwrap(),
-                })
+                .map(|(i, tokens)| Chunk::new(tokens, rest[*i].take().unwrap()))
                 .collect();
             let out = model.forward_batch(&mut chunks).unwrap();
             for (row, (i, _)) in feeds.iter().enumerate() {

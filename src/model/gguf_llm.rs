@@ -24,9 +24,11 @@ use candle_transformers::generation::{LogitsProcessor, Sampling};
 use tokenizers::Tokenizer;
 
 use super::chat_template::{self, ChatTemplate};
+use super::constraint::Constraints;
 use super::gemma::{self, Gemma};
 use super::gguf_tokenizer;
 use super::llama::{self, Llama};
+use super::logprob::log_prob;
 use super::qwen2::{self, Qwen2};
 use super::qwen3::{self, Qwen3};
 use super::transformer::{Chunk, Decoder, KvCache, KvSlab};
@@ -135,7 +137,10 @@ struct Row {
     feed: Vec<u32>,
     cache: KvCache,
     generated: Vec<u32>,
+    /// The log-probability of each generated token.
+    logprobs: Vec<f32>,
     sampler: Option<LogitsProcessor>,
+    constraints: Constraints,
 }
 
 pub struct GgufLlm {
@@ -150,9 +155,6 @@ pub struct GgufLlm {
     context_length: usize,
     /// Requests decoded together at most.
     batch_size: usize,
-    /// Advanced for every sampled request, in request order, so repeated samples differ
-    /// yet a run is reproducible whatever the batch size.
-    sampling_seed: u64,
     throughput: Throughput,
 }
 
@@ -272,7 +274,6 @@ impl GgufLlm {
         Ok(Self {
             template,
             bos,
-            sampling_seed: 0,
             batch_size: 1,
             throughput: Throughput::default(),
             decoder,
@@ -355,10 +356,7 @@ impl GgufLlm {
     fn prepare(&mut self, prompt: &ChatPrompt, decoding: Decoding) -> Result<Prepared, ModelError> {
         let (ids, prefix_len) = self.encode_prompt(prompt)?;
         let budget = self.context_length.saturating_sub(ids.len());
-        let seed = decoding.temperature.map(|_| {
-            self.sampling_seed += 1;
-            self.sampling_seed
-        });
+        let seed = decoding.temperature.map(|_| decoding.seed);
         Ok(Prepared {
             max_new_tokens: decoding.max_new_tokens.min(budget),
             ids,
@@ -382,7 +380,7 @@ impl GgufLlm {
     /// Picks the next token from `logits`: greedy, or sampled when `sampler` is given.
     fn pick(
         logits: Tensor,
-        decoding: Decoding,
+        decoding: &Decoding,
         generated: &[u32],
         sampler: Option<&mut LogitsProcessor>,
     ) -> Result<u32, ModelError> {
@@ -405,6 +403,7 @@ impl GgufLlm {
         &self,
         prepared: &Prepared,
         generated: &[u32],
+        logprobs: Vec<f32>,
         hit_cap: bool,
     ) -> Result<Generation, ModelError> {
         let text = self
@@ -416,7 +415,14 @@ impl GgufLlm {
             prompt_tokens: prepared.ids.len(),
             generated_tokens: generated.len(),
             hit_cap,
+            tokens: generated.to_vec(),
+            token_logprobs: logprobs,
         })
+    }
+
+    /// A token's text as it reads inside an answer.
+    fn piece(&self, token: u32) -> String {
+        self.tokenizer.decode(&[token], false).unwrap_or_default()
     }
 
     /// A fresh cache for `prepared` holding its prefix, computed now unless cached, in a
@@ -461,51 +467,60 @@ impl GgufLlm {
             feed: prepared.ids[prepared.prefix_len..].to_vec(),
             cache,
             generated: Vec::new(),
+            logprobs: Vec::new(),
             sampler: Self::sampler(prepared),
+            constraints: Constraints::new(&prepared.decoding.required, |t| self.encode(t))?,
         })
     }
 
     /// One forward pass over `rows`, each feeding at most `chunk` tokens of its `feed`;
-    /// returns the next token of each row that fed all of it (`None` for a row whose
-    /// prompt goes on in the next pass).
+    /// returns the next token of each row that fed all of it, with its log-probability
+    /// (`None` for a row whose prompt goes on in the next pass).
     fn step(
         &mut self,
         rows: &mut [Row],
         chunk: usize,
         prepared: &[Prepared],
-    ) -> Result<Vec<Option<u32>>, ModelError> {
+    ) -> Result<Vec<Option<(u32, f32)>>, ModelError> {
         let model = &self.decoder;
         let logits = {
             let mut chunks: Vec<Chunk> = rows
                 .iter_mut()
-                .map(|row| Chunk {
-                    tokens: &row.feed[..row.feed.len().min(chunk)],
-                    cache: &mut row.cache,
-                })
+                .map(|row| Chunk::new(&row.feed[..row.feed.len().min(chunk)], &mut row.cache))
                 .collect();
             model.forward_batch(&mut chunks)?
         };
         // One argmax over the whole batch for the plain greedy rows.
         let greedy: Vec<u32> = logits.argmax(1)?.to_vec1()?;
+        let each: Vec<Vec<f32>> = logits.to_vec2()?;
+        let piece = |t: u32| self.piece(t);
+        let stop = |t: u32| self.stop_ids.contains(&t);
         rows.iter_mut()
             .enumerate()
             .map(|(i, row)| {
                 if row.feed.len() > chunk {
                     return Ok(None);
                 }
-                let decoding = prepared[row.job].decoding;
-                if row.sampler.is_none()
+                let decoding = &prepared[row.job].decoding;
+                let chosen = if row.sampler.is_none()
                     && (decoding.repeat_penalty == 1.0 || row.generated.is_empty())
                 {
-                    return Ok(Some(greedy[i]));
-                }
-                Self::pick(
-                    logits.get(i)?,
-                    decoding,
-                    &row.generated,
-                    row.sampler.as_mut(),
-                )
-                .map(Some)
+                    greedy[i]
+                } else {
+                    Self::pick(
+                        logits.get(i)?,
+                        decoding,
+                        &row.generated,
+                        row.sampler.as_mut(),
+                    )?
+                };
+                let next = if row.constraints.is_done() {
+                    chosen
+                } else {
+                    row.constraints
+                        .steer(&each[i], chosen, &row.generated, &piece, &stop)
+                };
+                Ok(Some((next, log_prob(&each[i], next))))
             })
             .collect()
     }
@@ -565,7 +580,7 @@ impl GgufLlm {
                 break;
             };
             if prepared[job].max_new_tokens == 0 {
-                let g = self.finish(&prepared[job], &[], true);
+                let g = self.finish(&prepared[job], &[], Vec::new(), true);
                 schedule.done(job, g);
                 continue;
             }
@@ -610,7 +625,7 @@ impl GgufLlm {
             self.throughput.decode_seconds += seconds;
         }
         for (mut row, next) in rows.into_iter().zip(next) {
-            let Some(next) = next else {
+            let Some((next, logprob)) = next else {
                 row.feed.drain(..chunk);
                 schedule.prefilling.push(row);
                 continue;
@@ -619,15 +634,81 @@ impl GgufLlm {
             let stop = self.stop_ids.contains(&next);
             if !stop {
                 row.generated.push(next);
+                row.logprobs.push(logprob);
             }
             if stop || row.generated.len() >= p.max_new_tokens {
-                let g = self.finish(p, &row.generated, !stop);
+                let logprobs = std::mem::take(&mut row.logprobs);
+                let g = self.finish(p, &row.generated, logprobs, !stop);
                 schedule.done(row.job, g);
             } else {
                 row.feed = vec![next];
                 schedule.active.push(row);
             }
         }
+    }
+    /// The log-probability of each token of `answer`, and of the end of the turn after
+    /// it, under `prompt`: the answer is fed after the prompt (in passes of about
+    /// `prefill_tokens()`) and the logits of the positions before each of its tokens are
+    /// kept. On the CPU each equals the log-probability the token would get if it had
+    /// been decoded (a prompt gives the same numbers whole or token by token).
+    fn score(&mut self, prompt: &ChatPrompt, answer: &str) -> Result<Vec<f32>, ModelError> {
+        let end_of_turn = *self
+            .stop_ids
+            .first()
+            .ok_or_else(|| ModelError::Inference("no end-of-turn token".into()))?;
+        let mut targets = self.encode(answer)?;
+        targets.push(end_of_turn);
+        self.score_tokens(prompt, &targets)
+    }
+
+    /// The log-probability of each of `targets` after `prompt` and the targets before it.
+    fn score_tokens(
+        &mut self,
+        prompt: &ChatPrompt,
+        targets: &[u32],
+    ) -> Result<Vec<f32>, ModelError> {
+        let started = Instant::now();
+        let (mut ids, prefix_len) = self.encode_prompt(prompt)?;
+        if targets.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The last target itself is never fed: nothing after it is scored.
+        ids.extend_from_slice(&targets[..targets.len() - 1]);
+        let prepared = Prepared {
+            max_new_tokens: 0,
+            prefix_len,
+            decoding: Decoding::greedy(0),
+            seed: None,
+            ids,
+        };
+        let mut row = self.start_row(0, &prepared, None)?;
+        // Positions whose logits predict a target: the last `targets.len()` fed.
+        let first_scored = prepared.ids.len() - targets.len();
+        let mut fed = prepared.prefix_len;
+        let mut logprobs = Vec::with_capacity(targets.len());
+        while !row.feed.is_empty() {
+            let take = row.feed.len().min(prefill_tokens());
+            let end = fed + take;
+            let scored = end.saturating_sub(first_scored.max(fed));
+            let logits = {
+                let mut chunk = Chunk::new(&row.feed[..take], &mut row.cache);
+                chunk.scored = scored.max(1);
+                self.decoder
+                    .forward_batch(std::slice::from_mut(&mut chunk))?
+            };
+            if scored > 0 {
+                let rows: Vec<Vec<f32>> = logits.to_vec2()?;
+                let at = end - scored - first_scored;
+                for (row_logits, &target) in rows.iter().zip(&targets[at..at + scored]) {
+                    logprobs.push(log_prob(row_logits, target));
+                }
+            }
+            row.feed.drain(..take);
+            fed = end;
+        }
+        self.throughput.prompt_tokens += prepared.ids.len() - prepared.prefix_len;
+        self.throughput.prompt_seconds += started.elapsed().as_secs_f64();
+        Ok(logprobs)
     }
 }
 
@@ -691,6 +772,14 @@ impl ChatModel for GgufLlm {
             .unwrap_or_else(|| Err(ModelError::Inference("no result".into())))
     }
 
+    fn score_batch(&mut self, jobs: &[(ChatPrompt, String)]) -> Vec<Result<Vec<f32>, ModelError>> {
+        // One at a time: a translation prompt is a few hundred tokens, enough rows for
+        // each weight read, and the logits of every scored position stay small.
+        jobs.iter()
+            .map(|(prompt, answer)| self.score(prompt, answer))
+            .collect()
+    }
+
     fn generate_batch(
         &mut self,
         jobs: &[(ChatPrompt, Decoding)],
@@ -698,7 +787,7 @@ impl ChatModel for GgufLlm {
     ) -> Vec<Result<Generation, ModelError>> {
         let prepared: Vec<Result<Prepared, ModelError>> = jobs
             .iter()
-            .map(|(prompt, decoding)| self.prepare(prompt, *decoding))
+            .map(|(prompt, decoding)| self.prepare(prompt, decoding.clone()))
             .collect();
         let mut results: Vec<Option<Result<Generation, ModelError>>> =
             jobs.iter().map(|_| None).collect();
@@ -819,6 +908,68 @@ mod tests {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         random_gguf::write_with(Arch::Llama, &shape, extras, 5, file.as_file_mut()).unwrap();
         file
+    }
+
+    /// A tiny random Qwen2 in a file, loaded as users' models are.
+    fn tiny_qwen2() -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        random_gguf::write(Arch::Qwen2, &Shape::tiny(), 11, file.as_file_mut()).unwrap();
+        file
+    }
+
+    fn translate_prompt(user: &str) -> ChatPrompt {
+        ChatPrompt {
+            system: "Translate.".into(),
+            user: user.to_string(),
+            ..ChatPrompt::default()
+        }
+    }
+
+    #[test]
+    fn scoring_an_answer_gives_the_log_probs_it_was_decoded_with() {
+        let file = tiny_qwen2();
+        let mut llm = GgufLlm::load(file.path(), &Device::Cpu).unwrap();
+        for user in ["one", "a longer request"] {
+            let prompt = translate_prompt(user);
+            let g = llm.generate(&prompt, Decoding::greedy(6)).unwrap();
+            assert_eq!(g.token_logprobs.len(), g.tokens.len());
+            assert!(g
+                .token_logprobs
+                .iter()
+                .all(|lp| *lp <= 0.0 && lp.is_finite()));
+            let scored = llm.score_tokens(&prompt, &g.tokens).unwrap();
+            // Bit for bit: a prompt gives the same numbers whole or token by token.
+            assert_eq!(scored, g.token_logprobs, "{user}");
+        }
+    }
+
+    #[test]
+    fn required_phrases_decode_the_same_at_any_batch_size() {
+        let file = tiny_qwen2();
+        let jobs: Vec<(ChatPrompt, Decoding)> = ["one", "a longer request", "3"]
+            .iter()
+            .enumerate()
+            .map(|(i, user)| {
+                let mut decoding = Decoding::greedy(8);
+                if i != 1 {
+                    decoding.required = vec!["request".into(), "one more".into()];
+                }
+                (translate_prompt(user), decoding)
+            })
+            .collect();
+        let generate = |batch_size: usize| {
+            let mut llm = GgufLlm::load(file.path(), &Device::Cpu)
+                .unwrap()
+                .with_batch_size(batch_size);
+            llm.generate_batch(&jobs, &mut |_, _| {})
+                .into_iter()
+                .map(|g| {
+                    let g = g.unwrap();
+                    (g.text, g.tokens, g.token_logprobs)
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(generate(1), generate(3));
     }
 
     #[test]

@@ -253,7 +253,7 @@ impl Decoder for Llama {
         }
         batch.advance(chunks);
         self.output
-            .forward(&self.norm.forward(&batch.last_rows(&xs)?)?)
+            .forward(&self.norm.forward(&batch.scored_rows(&xs)?)?)
     }
 }
 

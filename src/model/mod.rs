@@ -4,6 +4,7 @@
 pub mod attention;
 pub mod batch;
 pub mod chat_template;
+pub mod constraint;
 pub mod embeddings;
 pub mod exp;
 pub mod gated;
@@ -13,6 +14,7 @@ pub mod gguf_tokenizer;
 pub mod kv_cache;
 pub mod lanes;
 pub mod llama;
+pub mod logprob;
 pub mod marian;
 pub mod opus_mt;
 pub mod qwen2;
@@ -173,13 +175,19 @@ pub struct Example {
 }
 
 /// How to decode one answer.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Decoding {
     pub max_new_tokens: usize,
     /// 1.0 = no penalty; above 1.0 discourages tokens already generated.
     pub repeat_penalty: f32,
     /// `None` decodes greedily; `Some(t)` samples (nucleus 0.9) at temperature `t`.
     pub temperature: Option<f64>,
+    /// Seeds the sampler: the same request and seed give the same sample, whatever it is
+    /// batched with and whatever was sampled before it.
+    pub seed: u64,
+    /// Phrases the answer must contain: each is forced in, whole, where the model gives
+    /// its first word a fair chance (see [`constraint`]).
+    pub required: Vec<String>,
 }
 
 impl Decoding {
@@ -188,6 +196,8 @@ impl Decoding {
             max_new_tokens,
             repeat_penalty: 1.0,
             temperature: None,
+            seed: 0,
+            required: Vec::new(),
         }
     }
 }
@@ -200,6 +210,12 @@ pub struct Generation {
     pub generated_tokens: usize,
     /// True when generation stopped at the token cap rather than at end-of-turn.
     pub hit_cap: bool,
+    /// The generated tokens, end of turn excluded.
+    pub tokens: Vec<u32>,
+    /// The model's natural-log probability of each generated token (forced ones
+    /// included), before any repeat penalty or sampling temperature; empty where the
+    /// backend does not report them.
+    pub token_logprobs: Vec<f32>,
 }
 
 /// Work done by a model and the time it took, for benchmarks.
@@ -236,9 +252,21 @@ pub trait ChatModel {
         jobs.iter()
             .enumerate()
             .map(|(i, (prompt, decoding))| {
-                let result = self.generate(prompt, *decoding);
+                let result = self.generate(prompt, decoding.clone());
                 on_done(i, &result);
                 result
+            })
+            .collect()
+    }
+    /// The natural-log probability of each token of each given answer under its prompt
+    /// (teacher forcing), the end of the turn included as the last token. Models that
+    /// cannot say return an error.
+    fn score_batch(&mut self, jobs: &[(ChatPrompt, String)]) -> Vec<Result<Vec<f32>, ModelError>> {
+        jobs.iter()
+            .map(|_| {
+                Err(ModelError::Inference(
+                    "this model does not score given answers".into(),
+                ))
             })
             .collect()
     }

@@ -195,7 +195,7 @@ impl Decoder for Qwen2 {
         }
         batch.advance(chunks);
         self.output
-            .forward(&self.norm.forward(&batch.last_rows(&xs)?)?)
+            .forward(&self.norm.forward(&batch.scored_rows(&xs)?)?)
     }
 }
 

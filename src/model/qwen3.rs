@@ -208,7 +208,7 @@ impl Decoder for Qwen3 {
         }
         batch.advance(chunks);
         self.output
-            .forward(&self.norm.forward(&batch.last_rows(&xs)?)?)
+            .forward(&self.norm.forward(&batch.scored_rows(&xs)?)?)
     }
 }
 

@@ -23,13 +23,14 @@ pub trait Decoder {
     /// Positions the model can attend to.
     fn context_length(&self) -> usize;
     /// One forward pass over several sequences, each feeding its own tokens after those
-    /// already in its cache; returns the logits of each chunk's last token, shape
-    /// `(chunks, vocab)`. A sequence gets the same numbers whatever it is batched with.
+    /// already in its cache; returns the logits of each chunk's last `scored` tokens,
+    /// chunk after chunk, shape `(Σ scored, vocab)`. A sequence gets the same numbers
+    /// whatever it is batched with.
     fn forward_batch(&self, chunks: &mut [Chunk]) -> Result<Tensor>;
 
     /// Feeds `tokens` after those already in `cache`; the logits of the last one.
     fn forward(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Tensor> {
-        self.forward_batch(&mut [Chunk { tokens, cache }])?
+        self.forward_batch(&mut [Chunk::new(tokens, cache)])?
             .squeeze(0)
     }
 }
@@ -256,7 +257,7 @@ pub(crate) fn assert_batched_equals_alone(model: &dyn Decoder) {
             .enumerate()
             .filter_map(|(i, cache)| {
                 let &(_, tokens) = step.iter().find(|(s, _)| *s == i)?;
-                Some(Chunk { tokens, cache })
+                Some(Chunk::new(tokens, cache))
             })
             .collect();
         let out = model.forward_batch(&mut chunks).unwrap();

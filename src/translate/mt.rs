@@ -38,6 +38,8 @@ fn translation(out: &MtOutput) -> Translation {
         prompt_tokens: out.source_tokens,
         generated_tokens: out.tokens.len(),
         hit_cap: out.hit_cap,
+        // Beam search ranks whole hypotheses; per-token probabilities are not kept.
+        logprobs: Vec::new(),
     }
 }
 

@@ -68,6 +68,7 @@ impl Translator for Scripted {
             prompt_tokens: 0,
             generated_tokens: 1,
             hit_cap: false,
+            logprobs: Vec::new(),
         })
     }
     fn count_tokens(&self, text: &str) -> Result<usize, ModelError> {
@@ -108,6 +109,46 @@ impl ChatModel for ScriptedChat {
             prompt_tokens: 0,
             generated_tokens: 1,
             hit_cap: false,
+            tokens: Vec::new(),
+            token_logprobs: Vec::new(),
         })
+    }
+}
+
+/// A backend whose answers come with token log-probabilities, and which scores how well
+/// each English gives its source back, for the reranker's tests.
+#[derive(Default)]
+pub(crate) struct Weighed {
+    /// (English, log-probability of each of its tokens), one per request, in turn.
+    pub(crate) answers: Vec<(&'static str, Vec<f32>)>,
+    /// The reconstruction score of each English.
+    pub(crate) reconstruction: HashMap<&'static str, f32>,
+    /// How many requests were sampled.
+    pub(crate) sampled: usize,
+}
+
+impl Translator for Weighed {
+    fn translate(&mut self, request: &Request) -> Result<Translation, ModelError> {
+        self.sampled += usize::from(request.sample);
+        if self.answers.is_empty() {
+            return Err(ModelError::Inference("no answer left".into()));
+        }
+        let (text, logprobs) = self.answers.remove(0);
+        Ok(Translation {
+            text: text.to_string(),
+            prompt_tokens: 0,
+            generated_tokens: logprobs.len(),
+            hit_cap: false,
+            logprobs,
+        })
+    }
+    fn count_tokens(&self, text: &str) -> Result<usize, ModelError> {
+        Ok(text.split_whitespace().count())
+    }
+    fn chat_model(&mut self) -> Option<&mut dyn ChatModel> {
+        None
+    }
+    fn reconstruction(&mut self, _source: &str, english: &str) -> Option<f32> {
+        self.reconstruction.get(english).copied()
     }
 }

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use html_escape::{encode_double_quoted_attribute, encode_text};
 
 use super::markdown::{self, escape_line};
-use super::{ensure_dir, html, one_line, reasons, sentences_count, write_file, Format, WriteError};
+use super::{ensure_dir, html, one_line, sentences_count, write_file, Format, WriteError};
+use crate::check::Warning;
 use crate::document::{ExtractionMethod, TranslatedDocument};
 
 pub const INDEX_HTML: &str = "index.html";
@@ -107,20 +108,24 @@ fn relative_dir(from: &Path, dir: &Path) -> String {
 }
 
 /// What the digest shows of one translated document.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DigestEntry {
     /// Output stem: the entry links to `NAME.html`, `NAME.md`, ...
     pub name: String,
     pub source_path: String,
     pub title: String,
     /// Why the sentence the title comes from is doubted; empty when it is not.
-    pub title_flag: String,
+    pub title_warnings: Vec<Warning>,
     pub summary: Option<String>,
     /// Why the summary is doubted; empty when it is not.
-    pub summary_flag: String,
+    pub summary_warnings: Vec<Warning>,
     pub arabic_words: usize,
-    /// Sentences whose translation failed a check: the reader should review them.
+    /// Sentences with an error-severity warning: the reader should review them.
     pub flagged: usize,
+    /// 0 to 1: the document's confidence; `None` when the model reported none.
+    pub confidence: Option<f32>,
+    /// 0 to 1: the share of its sentences below the confidence floor.
+    pub low_confidence_share: f64,
     /// "read by OCR" or "damaged PDF text layer" when the Arabic itself may be wrong;
     /// empty when the source was read as it is.
     pub caution: String,
@@ -135,11 +140,13 @@ impl From<&TranslatedDocument> for DigestEntry {
             name: doc.name.clone(),
             source_path: doc.source_path.clone(),
             title: doc.title.clone(),
-            title_flag: reasons(&doc.title_warnings),
+            title_warnings: doc.title_warnings.clone(),
             summary: doc.summary.clone(),
-            summary_flag: reasons(&doc.summary_warnings),
+            summary_warnings: doc.summary_warnings.clone(),
             arabic_words: doc.arabic_words,
             flagged: doc.flagged_sentences(),
+            confidence: doc.confidence,
+            low_confidence_share: doc.low_confidence_share(),
             caution: caution(doc),
             dir: String::new(),
         }
@@ -228,7 +235,7 @@ fn html_entry(out: &mut String, entry: &DigestEntry, target: Format) {
         "<li>\n<h2><a href=\"{}\">{}</a>{}</h2>",
         encode_double_quoted_attribute(&href),
         encode_text(&entry.title),
-        html::flag_badge(&entry.title_flag, "title flagged")
+        html::flag_badge(&entry.title_warnings, "title flagged")
     );
     match &entry.summary {
         Some(summary) => {
@@ -236,20 +243,23 @@ fn html_entry(out: &mut String, entry: &DigestEntry, target: Format) {
                 out,
                 "<p>{}{}</p>",
                 encode_text(summary.trim()),
-                html::flag_badge(&entry.summary_flag, "summary flagged")
+                html::flag_badge(&entry.summary_warnings, "summary flagged")
             );
         }
         None => out.push_str("<p class=\"none\">No summary.</p>\n"),
     }
     let _ = writeln!(
         out,
-        "<p class=\"meta\">Source: <code>{}</code> · {}{}{}</p>\n</li>",
+        "<p class=\"meta\">Source: <code>{}</code> · {}{}{}{}</p>\n</li>",
         encode_text(&entry.source_path),
         words(entry.arabic_words),
         match entry.flagged {
             0 => String::new(),
             n => format!(" · <strong>{}</strong>", flagged(n)),
         },
+        confidence(entry)
+            .map(|c| format!(" · {}", encode_text(&c)))
+            .unwrap_or_default(),
         match entry.caution.as_str() {
             "" => String::new(),
             c => format!(" · <strong>{}</strong>", encode_text(c)),
@@ -276,7 +286,7 @@ pub fn render_digest_md(
             "{}. [{}]({href}){}",
             i + 1,
             escape_line(&entry.title),
-            markdown::flag_note(&entry.title_flag, "title flagged")
+            markdown::flag_note(&entry.title_warnings, "title flagged")
         );
         // Indented by the list marker's width so these lines stay inside the item.
         let indent = " ".repeat((i + 1).to_string().len() + 2);
@@ -284,20 +294,23 @@ pub fn render_digest_md(
             Some(summary) => format!(
                 "{}{}",
                 escape_line(summary),
-                markdown::flag_note(&entry.summary_flag, "summary flagged")
+                markdown::flag_note(&entry.summary_warnings, "summary flagged")
             ),
             None => "_No summary._".to_string(),
         };
         let _ = writeln!(out, "\n{indent}{summary}\n");
         let _ = writeln!(
             out,
-            "{indent}_Source: {} · {}{}{}_\n",
+            "{indent}_Source: {} · {}{}{}{}_\n",
             escape_line(&entry.source_path),
             words(entry.arabic_words),
             match entry.flagged {
                 0 => String::new(),
                 n => format!(" · ⚠️ {}", flagged(n)),
             },
+            confidence(entry)
+                .map(|c| format!(" · {}", escape_line(&c)))
+                .unwrap_or_default(),
             match entry.caution.as_str() {
                 "" => String::new(),
                 c => format!(" · ⚠️ {c}"),
@@ -372,6 +385,27 @@ fn flagged(n: usize) -> String {
     format!("{} flagged", sentences_count(n))
 }
 
+/// "confidence 0.78 · 12 % low-confidence": how sure the model was of the document, and
+/// how much of it it was unsure of; `None` when it reported no confidence.
+fn confidence(entry: &DigestEntry) -> Option<String> {
+    let confidence = entry.confidence?;
+    Some(format!(
+        "confidence {confidence:.2} · {} low-confidence",
+        percent(entry.low_confidence_share)
+    ))
+}
+
+/// A share as a whole percentage; "under 1 %" rather than "0 %" for a share that is not
+/// nothing.
+fn percent(share: f64) -> String {
+    let rounded = (share * 100.0).round();
+    if rounded == 0.0 && share > 0.0 {
+        "under 1 %".to_string()
+    } else {
+        format!("{rounded} %")
+    }
+}
+
 /// The run's flagged sentences and the documents they are in, when there are any.
 fn flagged_total(entries: &[DigestEntry]) -> Option<String> {
     let total: usize = entries.iter().map(|e| e.flagged).sum();
@@ -408,11 +442,13 @@ mod tests {
             name: name.to_string(),
             source_path: format!("press/{name}.txt"),
             title: title.to_string(),
-            title_flag: String::new(),
+            title_warnings: Vec::new(),
             summary: Some(format!("Summary of {title}.")),
-            summary_flag: String::new(),
+            summary_warnings: Vec::new(),
             arabic_words: 120,
             flagged: 0,
+            confidence: None,
+            low_confidence_share: 0.0,
             caution: String::new(),
             dir: String::new(),
         }
@@ -502,6 +538,67 @@ mod tests {
             .contains("_Source: press/scan.txt · 120 Arabic words · ⚠️ read by OCR_"));
         assert!(render_index_html(&scanned, &[], &Format::ALL)
             .contains("120 Arabic words · <strong>read by OCR</strong></p>"));
+    }
+
+    #[test]
+    fn entry_counts_errors_only_and_takes_the_confidence() {
+        let doc = fixture::review_document();
+        let e = DigestEntry::from(&doc);
+        assert_eq!(e.flagged, 1, "the noted sentence is not flagged");
+        assert_eq!(e.confidence, doc.confidence);
+        assert!(e.confidence.is_some());
+        // Of the four sentences with a confidence, two are below the floor.
+        assert_eq!(e.low_confidence_share, 0.5);
+        let shown = format!(
+            "confidence {:.2} · 50 % low-confidence",
+            doc.confidence.unwrap_or_default()
+        );
+        let html = render_index_html(std::slice::from_ref(&e), &[], &Format::ALL);
+        assert!(
+            html.contains(&format!(
+                "· <strong>1 sentence flagged</strong> · {shown}</p>"
+            )),
+            "{html}"
+        );
+        let md = render_digest_md(&[e], &[], &Format::ALL);
+        assert!(
+            md.contains(&format!("· ⚠️ 1 sentence flagged · {shown}_\n")),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn confidence_and_low_confidence_share_beside_the_flags() {
+        let (mut entries, _) = sample();
+        entries[0].confidence = Some(0.78);
+        entries[0].low_confidence_share = 0.12;
+        entries[0].flagged = 2;
+        entries[1].confidence = Some(0.9);
+        entries[1].low_confidence_share = 0.001;
+        entries[1].caution = "read by OCR".into();
+        let html = render_index_html(&entries, &[], &Format::ALL);
+        assert!(html.contains(
+            "<p class=\"meta\">Source: <code>press/zeta.txt</code> · 120 Arabic words · \
+             <strong>2 sentences flagged</strong> · confidence 0.78 · 12 % low-confidence</p>"
+        ));
+        assert!(html.contains(
+            "<p class=\"meta\">Source: <code>press/alpha.txt</code> · 120 Arabic words · \
+             confidence 0.90 · under 1 % low-confidence · <strong>read by OCR</strong></p>"
+        ));
+        // A model that reports no confidence: nothing is said of it.
+        assert!(html.contains(
+            "<p class=\"meta\">Source: <code>press/mid.txt</code> · 120 Arabic words</p>"
+        ));
+        let md = render_digest_md(&entries, &[], &Format::ALL);
+        assert!(md.contains(
+            "   _Source: press/zeta.txt · 120 Arabic words · ⚠️ 2 sentences flagged · \
+             confidence 0.78 · 12 % low-confidence_\n"
+        ));
+        assert!(md.contains(
+            "   _Source: press/alpha.txt · 120 Arabic words · confidence 0.90 · \
+             under 1 % low-confidence · ⚠️ read by OCR_\n"
+        ));
+        assert!(md.contains("   _Source: press/mid.txt · 120 Arabic words_\n"));
     }
 
     #[test]

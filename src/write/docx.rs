@@ -11,7 +11,11 @@ use std::io::{self, Cursor, Write};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipWriter};
 
-use super::{extraction_note, pieces, reasons, sentences_count, Piece, NO_TRANSLATION};
+use super::{
+    extraction_note, hover, notes_count, pieces, sentences_count, Mark, MarkCounts, Piece,
+    NO_TRANSLATION,
+};
+use crate::check::Warning;
 use crate::document::{
     ParagraphKind, Role, TranslatedDocument, TranslatedParagraph, TranslatedSentence,
 };
@@ -23,6 +27,8 @@ const DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\
 const COLUMN_WIDTH: u32 = 4819;
 /// Separates the cells of one source table row inside a bilingual cell.
 const CELL_SEPARATOR: &str = " │ ";
+/// The colour of what marks a sentence the model was unsure of, its brackets included.
+const UNSURE_COLOUR: &str = "6A3D9A";
 
 /// Renders `doc` as a `.docx` package.
 pub fn render(doc: &TranslatedDocument) -> io::Result<Vec<u8>> {
@@ -81,9 +87,13 @@ struct Look {
     bold: bool,
     italic: bool,
     grey: bool,
+    /// A colour other than grey, as `RRGGBB`.
+    colour: Option<&'static str>,
     /// Half-points.
     size: Option<u32>,
     highlight: bool,
+    /// The underline's kind (`dotted`, `dottedHeavy`) and colour.
+    underline: Option<(&'static str, &'static str)>,
     arabic: bool,
 }
 
@@ -100,14 +110,17 @@ impl Look {
         if self.italic {
             out.push_str("<w:i/><w:iCs/>");
         }
-        if self.grey {
-            out.push_str("<w:color w:val=\"666666\"/>");
+        if let Some(colour) = self.colour.or(self.grey.then_some("666666")) {
+            let _ = write!(out, "<w:color w:val=\"{colour}\"/>");
         }
         if let Some(size) = self.size {
             let _ = write!(out, "<w:sz w:val=\"{size}\"/><w:szCs w:val=\"{size}\"/>");
         }
         if self.highlight {
             out.push_str("<w:highlight w:val=\"yellow\"/>");
+        }
+        if let Some((kind, colour)) = self.underline {
+            let _ = write!(out, "<w:u w:val=\"{kind}\" w:color=\"{colour}\"/>");
         }
         if self.arabic {
             out.push_str("<w:rtl/><w:lang w:bidi=\"ar-SA\"/>");
@@ -116,18 +129,35 @@ impl Look {
         out
     }
 
-    fn flagged(self) -> Self {
-        Self {
-            highlight: true,
-            ..self
+    /// This look on a sentence marked `mark`: a flag highlighted, an unsure sentence
+    /// underlined with heavy coloured dots, a noted one with light grey dots, so that
+    /// only a flag looks like a flag.
+    fn marked(self, mark: Mark) -> Self {
+        match mark {
+            Mark::Error => Self {
+                highlight: true,
+                ..self
+            },
+            Mark::LowConfidence => Self {
+                underline: Some(("dottedHeavy", UNSURE_COLOUR)),
+                ..self
+            },
+            Mark::Note => Self {
+                underline: Some(("dotted", "A0A0A0")),
+                ..self
+            },
+            Mark::None => self,
         }
     }
 
-    /// The bracketed reasons after a flagged sentence: small, whatever the paragraph.
-    fn note() -> Self {
+    /// The bracketed reasons after a marked sentence: small, whatever the paragraph;
+    /// an unsure sentence's in the colour of its underline.
+    fn aside(mark: Mark) -> Self {
+        let colour = (mark == Mark::LowConfidence).then_some(UNSURE_COLOUR);
         Self {
             size: Some(16),
             grey: true,
+            colour,
             ..Self::default()
         }
     }
@@ -180,7 +210,7 @@ impl Body {
         );
         self.title(doc);
         self.summary(doc);
-        self.notice(doc.flagged_sentences());
+        self.notices(MarkCounts::of(doc));
         self.table(&doc.paragraphs);
         // Word wants a paragraph between a table and the section properties.
         self.xml.push_str(
@@ -194,11 +224,7 @@ impl Body {
         self.xml
             .push_str("<w:p><w:pPr><w:pStyle w:val=\"Title\"/></w:pPr>");
         run(&mut self.xml, &doc.title, Look::default());
-        flag(
-            &mut self.xml,
-            &reasons(&doc.title_warnings),
-            "title flagged",
-        );
+        flag(&mut self.xml, &doc.title_warnings, "title flagged");
         self.xml.push_str("</w:p><w:p>");
         let meta = Look {
             grey: true,
@@ -232,7 +258,7 @@ impl Body {
                 run(&mut self.xml, "Summary", Look::default());
                 self.xml.push_str("</w:p><w:p>");
                 run(&mut self.xml, text.trim(), Look::default());
-                flag(&mut self.xml, &reasons(&doc.summary_warnings), "flagged");
+                flag(&mut self.xml, &doc.summary_warnings, "flagged");
             }
             None => {
                 self.xml.push_str("<w:p>");
@@ -247,21 +273,49 @@ impl Body {
         self.xml.push_str("</w:p>");
     }
 
-    /// Tells the reader, before the table, that some sentences are doubted.
-    fn notice(&mut self, flagged: usize) {
-        if flagged == 0 {
-            return;
+    /// Tells the reader, before the table, what the marks below mean and how many there
+    /// are: flagged sentences first and in bold, notes on form last and small.
+    fn notices(&mut self, counts: MarkCounts) {
+        if counts.errors > 0 {
+            let text = format!(
+                "{} flagged for review: highlighted below, with the reasons in brackets.",
+                sentences_count(counts.errors)
+            );
+            let look = Look {
+                bold: true,
+                ..Look::default()
+            };
+            self.paragraph(&text, look);
         }
+        if counts.unsure > 0 {
+            let text = format!(
+                "{} the model was unsure of: underlined with dots below, with its confidence in brackets.",
+                sentences_count(counts.unsure)
+            );
+            let look = Look {
+                colour: Some(UNSURE_COLOUR),
+                ..Look::default()
+            };
+            self.paragraph(&text, look);
+        }
+        if counts.notes > 0 {
+            let text = format!(
+                "{} on form: underlined in grey below, with the note in brackets.",
+                notes_count(counts.notes)
+            );
+            let look = Look {
+                grey: true,
+                size: Some(18),
+                ..Look::default()
+            };
+            self.paragraph(&text, look);
+        }
+    }
+
+    /// A paragraph of one run.
+    fn paragraph(&mut self, text: &str, look: Look) {
         self.xml.push_str("<w:p>");
-        let text = format!(
-            "{} flagged for review: highlighted below, with the reasons in brackets.",
-            sentences_count(flagged)
-        );
-        let look = Look {
-            bold: true,
-            ..Look::default()
-        };
-        run(&mut self.xml, &text, look);
+        run(&mut self.xml, text, look);
         self.xml.push_str("</w:p>");
     }
 
@@ -332,8 +386,8 @@ impl Body {
         self.xml.push_str("</w:p></w:tc>");
     }
 
-    /// A paragraph's text on one side, each flagged sentence highlighted; in English
-    /// each is followed by why it is flagged.
+    /// A paragraph's text on one side, each marked sentence in its [`Look::marked`] look;
+    /// in English each is followed by why it is marked.
     fn content(&mut self, p: &TranslatedParagraph, side: Side) {
         let look = look_of(p, side);
         if let Some(marker) = list_marker(&p.block.role) {
@@ -352,22 +406,28 @@ impl Body {
             Side::Arabic => arabic,
         };
         for piece in pieces(whole, &p.sentences, part) {
-            match piece {
-                Piece::Text(text) | Piece::Sentence { text, warnings: [] } => {
-                    run(&mut self.xml, text, look)
-                }
-                Piece::Sentence { text, warnings } => {
-                    let text = if text.is_empty() {
-                        NO_TRANSLATION
-                    } else {
-                        text
-                    };
-                    run(&mut self.xml, text, look.flagged());
-                    if side == Side::English {
-                        let note = format!(" [⚠ {}]", reasons(warnings));
-                        run(&mut self.xml, &note, Look::note());
-                    }
-                }
+            let (text, warnings, confidence) = match piece {
+                Piece::Text(text) => (text, &[][..], None),
+                Piece::Sentence {
+                    text,
+                    warnings,
+                    confidence,
+                } => (text, warnings, confidence),
+            };
+            let mark = Mark::of(warnings, confidence);
+            if mark == Mark::None {
+                run(&mut self.xml, text, look);
+                continue;
+            }
+            let text = if text.is_empty() {
+                NO_TRANSLATION
+            } else {
+                text
+            };
+            run(&mut self.xml, text, look.marked(mark));
+            if side == Side::English {
+                let why = bracket(mark, &hover(warnings, confidence));
+                run(&mut self.xml, &why, Look::aside(mark));
             }
         }
     }
@@ -436,17 +496,31 @@ impl Body {
     }
 }
 
-/// A highlighted "⚠ LABEL: reasons" after the title or summary; nothing without reasons.
-fn flag(out: &mut String, reasons: &str, label: &str) {
-    if reasons.is_empty() {
-        return;
+/// The reasons after a marked sentence: ` [⚠ reasons]` for a flag, in round brackets for
+/// the rest (` (low confidence: 0.32)`, ` (note: …)`), whose text says what they are.
+fn bracket(mark: Mark, why: &str) -> String {
+    match mark {
+        Mark::Error => format!(" [⚠ {why}]"),
+        _ => format!(" ({why})"),
     }
-    let look = Look {
-        highlight: true,
-        size: Some(18),
-        ..Look::default()
-    };
-    run(out, &format!(" ⚠ {label}: {reasons}"), look);
+}
+
+/// After the title or summary: a highlighted "⚠ LABEL: reasons" when an error doubts it,
+/// the notes small and grey when only notes do; nothing without warnings.
+fn flag(out: &mut String, warnings: &[Warning], label: &str) {
+    let why = hover(warnings, None);
+    match Mark::of(warnings, None) {
+        Mark::Error => {
+            let look = Look {
+                highlight: true,
+                size: Some(18),
+                ..Look::default()
+            };
+            run(out, &format!(" ⚠ {label}: {why}"), look);
+        }
+        Mark::Note => run(out, &bracket(Mark::Note, &why), Look::aside(Mark::Note)),
+        Mark::LowConfidence | Mark::None => {}
+    }
 }
 
 fn english(s: &TranslatedSentence) -> &str {
@@ -674,6 +748,10 @@ mod tests {
 
     #[test]
     fn every_part_is_well_formed_and_declared() {
+        let review = render(&fixture::review_document()).expect("renders");
+        for (name, xml) in &parts(&review) {
+            roxmltree::Document::parse(xml).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
         let bytes = render(&fixture::flagged_document()).expect("renders");
         let parts = parts(&bytes);
         let names: Vec<&str> = parts.iter().map(|(n, _)| n.as_str()).collect();
@@ -825,13 +903,86 @@ mod tests {
             == "1 sentence flagged for review: highlighted below, with the reasons in brackets."));
     }
 
+    /// The text of each run of `xml` whose properties satisfy `look`, in document order.
+    fn runs_where(xml: &str, look: impl Fn(roxmltree::Node) -> bool) -> Vec<String> {
+        let tree = roxmltree::Document::parse(xml).expect("xml");
+        tree.descendants()
+            .filter(|n| w(*n, "r"))
+            .filter(|r| r.children().find(|c| w(*c, "rPr")).is_some_and(&look))
+            .map(text_of)
+            .collect()
+    }
+
+    /// The `w:val` of the `w:u` underline in run properties `rpr`, if any.
+    fn underline(rpr: roxmltree::Node) -> Option<String> {
+        rpr.children()
+            .find(|c| w(*c, "u"))
+            .and_then(|u| u.attribute((W_NS, "val")))
+            .map(str::to_string)
+    }
+
+    #[test]
+    fn unsure_and_noted_sentences_look_apart_from_flags() {
+        let doc = fixture::review_document();
+        let bytes = render(&doc).expect("renders");
+        let xml = part(&bytes, "word/document.xml");
+        let [unsure, flagged] = [0, 1].map(|i| &doc.paragraphs[1].sentences[i]);
+        let noted = &doc.paragraphs[2].sentences[0];
+        let highlighted = runs_where(&xml, |rpr| has_child(rpr, &["highlight"]));
+        assert_eq!(
+            highlighted,
+            [flagged.translation.clone(), flagged.source.clone()]
+        );
+        let heavy = runs_where(&xml, |rpr| underline(rpr).as_deref() == Some("dottedHeavy"));
+        assert_eq!(heavy, [unsure.translation.clone(), unsure.source.clone()]);
+        let light = runs_where(&xml, |rpr| underline(rpr).as_deref() == Some("dotted"));
+        assert_eq!(light, [noted.translation.clone(), noted.source.clone()]);
+
+        let blocks = Docx.read("out.docx", &bytes).expect("reads back").blocks;
+        let english = format!(
+            "{} (low confidence: 0.32) {} [⚠ numbers: number(s) from the source missing: 5; \
+             low confidence: 0.41]",
+            unsure.translation, flagged.translation
+        );
+        assert!(blocks.iter().any(|b| b.text == english), "{blocks:#?}");
+        let english = format!("{} (note: glossary: {})", noted.translation, fixture::NOTE);
+        assert!(blocks.iter().any(|b| b.text == english), "{blocks:#?}");
+        for notice in [
+            "1 sentence flagged for review: highlighted below, with the reasons in brackets.",
+            "1 sentence the model was unsure of: underlined with dots below, with its confidence in brackets.",
+            "1 note on form: underlined in grey below, with the note in brackets.",
+        ] {
+            assert!(blocks.iter().any(|b| b.text == notice), "{notice}");
+        }
+        // The bracket after an unsure sentence is in the colour of its underline.
+        let coloured = runs_where(&xml, |rpr| {
+            rpr.children()
+                .any(|c| w(c, "color") && c.attribute((W_NS, "val")) == Some(UNSURE_COLOUR))
+        });
+        assert!(
+            coloured.contains(&" (low confidence: 0.32)".to_string()),
+            "{coloured:?}"
+        );
+    }
+
+    #[test]
+    fn a_title_with_only_notes_is_not_flagged() {
+        let mut doc = fixture::document();
+        doc.title_warnings = vec![fixture::note(crate::check::CheckKind::Glossary, "form")];
+        let bytes = render(&doc).expect("renders");
+        let blocks = Docx.read("out.docx", &bytes).expect("reads back").blocks;
+        assert_eq!(
+            blocks[0].text,
+            format!("{} (note: glossary: form)", doc.title)
+        );
+        let xml = part(&bytes, "word/document.xml");
+        assert!(runs_where(&xml, |rpr| has_child(rpr, &["highlight"])).is_empty());
+    }
+
     #[test]
     fn flagged_title_summary_and_empty_translation_show_their_flags() {
         let mut doc = fixture::flagged_document();
-        let warning = crate::check::Warning {
-            check: crate::check::CheckKind::Length,
-            message: "too short".to_string(),
-        };
+        let warning = crate::check::Warning::error(crate::check::CheckKind::Length, "too short");
         doc.title_warnings = vec![warning.clone()];
         doc.summary_warnings = vec![warning];
         doc.paragraphs[1].sentences[1].translation.clear();

@@ -5,8 +5,10 @@ use std::fmt::Write;
 use html_escape::{encode_double_quoted_attribute, encode_text};
 
 use super::{
-    extraction_note, pieces, reasons, rows, safe_href, sentences_count, Piece, Row, NO_TRANSLATION,
+    extraction_note, hover, notes_count, pieces, rows, safe_href, sentences_count, Mark,
+    MarkCounts, Piece, Row, NO_TRANSLATION,
 };
+use crate::check::Warning;
 use crate::document::{ParagraphKind, Role, TranslatedDocument, TranslatedParagraph};
 
 /// Shared by the document pages and the digest so a run's files look like one set.
@@ -21,8 +23,15 @@ h1 { font-size: 1.75rem; line-height: 1.25; margin: 0 0 .25rem; }
 .summary p { margin: 0; white-space: pre-line; }
 .none { color: #5a5a5a; font-style: italic; }
 .flags { background: #fff6dc; border-left: 4px solid #d9a400; padding: .4rem 1rem; margin: 0 0 1.5rem; }
+.unsure-notice { border-left: 4px dotted #6a3d9a; padding: .4rem 1rem; margin: 0 0 1.5rem; }
+.note-notice { color: #5a5a5a; font-size: .85rem; padding: 0 1.25rem; margin: 0 0 1.5rem; }
+.flags + .unsure-notice, .flags + .note-notice, .unsure-notice + .note-notice { margin-top: -1rem; }
 mark.flag { background: #ffe8a3; color: inherit; text-decoration: underline dotted #a26f00;
   text-underline-offset: .2em; cursor: help; }
+span.unsure { text-decoration: underline dotted #6a3d9a; text-decoration-thickness: 2px;
+  text-underline-offset: .25em; cursor: help; }
+span.note { text-decoration: underline dotted #a0a0a0; text-underline-offset: .25em; cursor: help; }
+span.note.badge { font-size: .6em; font-weight: normal; color: #5a5a5a; vertical-align: middle; }
 table.bilingual { width: 100%; border-collapse: collapse; table-layout: fixed; }
 table.bilingual > thead th { font-size: .8rem; text-transform: uppercase; letter-spacing: .06em; color: #5a5a5a;
   text-align: left; border-bottom: 2px solid #ccc; padding: .4rem .75rem; }
@@ -59,6 +68,8 @@ a { color: #1f4f7f; }
   thead { display: table-header-group; }
   a { color: inherit; text-decoration: none; }
   mark.flag::after { content: " [" attr(title) "]"; font-size: .85em; }
+  span.unsure::after { content: " (" attr(title) ")"; font-size: .85em; }
+  span.note::after { content: " (" attr(title) ")"; font-size: .75em; color: #5a5a5a; }
 }
 "#;
 
@@ -78,7 +89,7 @@ pub fn render(doc: &TranslatedDocument) -> String {
     header(&mut body, doc);
     extraction(&mut body, doc);
     summary(&mut body, doc);
-    flags_notice(&mut body, doc.flagged_sentences());
+    notices(&mut body, doc);
     table(&mut body, &doc.paragraphs);
     page(&doc.title, &body)
 }
@@ -88,7 +99,7 @@ fn header(out: &mut String, doc: &TranslatedDocument) {
         out,
         "<header>\n<h1>{}{}</h1>\n<p class=\"meta\">Source: <code>{}</code> · Model: {}</p>\n</header>\n",
         encode_text(&doc.title),
-        flag_badge(&reasons(&doc.title_warnings), "title flagged"),
+        flag_badge(&doc.title_warnings, "title flagged"),
         encode_text(&doc.source_path),
         encode_text(&doc.model.name),
     );
@@ -117,7 +128,7 @@ fn summary(out: &mut String, doc: &TranslatedDocument) {
             let _ = write!(
                 out,
                 "<section class=\"summary\">\n<h2>Summary{}</h2>\n<p>{}</p>\n</section>\n",
-                flag_badge(&reasons(&doc.summary_warnings), "flagged"),
+                flag_badge(&doc.summary_warnings, "flagged"),
                 encode_text(text.trim())
             );
         }
@@ -125,26 +136,46 @@ fn summary(out: &mut String, doc: &TranslatedDocument) {
     }
 }
 
-/// A highlighted "⚠ LABEL" after a title or summary whose tooltip gives `reasons`;
-/// nothing when there are none.
-pub(crate) fn flag_badge(reasons: &str, label: &str) -> String {
-    if reasons.is_empty() {
-        return String::new();
+/// What follows a title or summary that `warnings` doubt, its tooltip giving the
+/// reasons: a highlighted "⚠ LABEL" when one is an error, a small grey "ⁱ note" when
+/// all are notes, nothing when there are none.
+pub(crate) fn flag_badge(warnings: &[Warning], label: &str) -> String {
+    let title = encode_double_quoted_attribute(&hover(warnings, None)).into_owned();
+    match Mark::of(warnings, None) {
+        Mark::Error => format!(
+            " <mark class=\"flag\" title=\"{title}\">⚠ {}</mark>",
+            encode_text(label)
+        ),
+        Mark::Note => format!(" <span class=\"note badge\" title=\"{title}\">ⁱ note</span>"),
+        Mark::LowConfidence | Mark::None => String::new(),
     }
-    format!(
-        " <mark class=\"flag\" title=\"{}\">⚠ {}</mark>",
-        encode_double_quoted_attribute(reasons),
-        encode_text(label)
-    )
 }
 
-/// Tells the reader, before the text, that some sentences are doubted and how to see why.
-fn flags_notice(out: &mut String, flagged: usize) {
-    if flagged > 0 {
+/// Tells the reader, before the text, what the marks below mean and how many there are:
+/// flagged sentences first, as they matter most, and notes on form last, subdued.
+fn notices(out: &mut String, doc: &TranslatedDocument) {
+    let counts = MarkCounts::of(doc);
+    if counts.errors > 0 {
         let _ = writeln!(
             out,
             "<p class=\"flags\">{} flagged for review: highlighted below; hover for the reason.</p>",
-            sentences_count(flagged)
+            sentences_count(counts.errors)
+        );
+    }
+    if counts.unsure > 0 {
+        let _ = writeln!(
+            out,
+            "<p class=\"unsure-notice\">{} the model was unsure of: underlined with dots below; \
+             hover for its confidence.</p>",
+            sentences_count(counts.unsure)
+        );
+    }
+    if counts.notes > 0 {
+        let _ = writeln!(
+            out,
+            "<p class=\"note-notice\">{} on form: underlined in grey below; hover to read {}.</p>",
+            notes_count(counts.notes),
+            if counts.notes == 1 { "it" } else { "them" }
         );
     }
 }
@@ -309,30 +340,47 @@ fn link_in_text(html: &str, text: &str, href: &str) -> Option<String> {
     None
 }
 
-/// Escaped cell text with each flagged sentence in a `<mark>` whose title gives the reasons.
+/// Escaped cell text with each marked sentence wrapped by [`wrapper`], its title giving
+/// the reasons and the confidence.
 fn cell(pieces: &[Piece]) -> String {
     let mut out = String::new();
     for piece in pieces {
-        match *piece {
-            Piece::Text(text) | Piece::Sentence { text, warnings: [] } => {
-                out.push_str(&encode_text(text))
-            }
-            Piece::Sentence { text, warnings } => {
-                let text = if text.is_empty() {
-                    NO_TRANSLATION
-                } else {
-                    text
-                };
-                let _ = write!(
-                    out,
-                    "<mark class=\"flag\" title=\"{}\">{}</mark>",
-                    encode_double_quoted_attribute(&reasons(warnings)),
-                    encode_text(text)
-                );
-            }
-        }
+        let (text, warnings, confidence) = match *piece {
+            Piece::Text(text) => (text, &[][..], None),
+            Piece::Sentence {
+                text,
+                warnings,
+                confidence,
+            } => (text, warnings, confidence),
+        };
+        let Some((tag, class)) = wrapper(Mark::of(warnings, confidence)) else {
+            out.push_str(&encode_text(text));
+            continue;
+        };
+        let text = if text.is_empty() {
+            NO_TRANSLATION
+        } else {
+            text
+        };
+        let _ = write!(
+            out,
+            "<{tag} class=\"{class}\" title=\"{}\">{}</{tag}>",
+            encode_double_quoted_attribute(&hover(warnings, confidence)),
+            encode_text(text)
+        );
     }
     out
+}
+
+/// The element and class a marked sentence is wrapped in: a highlighting `<mark>` only
+/// for a flag, so that an unsure or noted sentence never looks like one.
+fn wrapper(mark: Mark) -> Option<(&'static str, &'static str)> {
+    match mark {
+        Mark::Error => Some(("mark", "flag")),
+        Mark::LowConfidence => Some(("span", "unsure")),
+        Mark::Note => Some(("span", "note")),
+        Mark::None => None,
+    }
 }
 
 #[cfg(test)]
@@ -493,7 +541,11 @@ mod tests {
 
     #[test]
     fn cells_show_exactly_the_paragraph_text() {
-        for doc in [fixture::document(), fixture::flagged_document()] {
+        for doc in [
+            fixture::document(),
+            fixture::flagged_document(),
+            fixture::review_document(),
+        ] {
             let html = render(&doc);
             let cells = cells(&html);
             assert_eq!(cells.len(), 2 * doc.paragraphs.len());
@@ -509,7 +561,87 @@ mod tests {
         for doc in [fixture::document(), fixture::hostile_document()] {
             let html = render(&doc);
             assert!(!html.contains("<mark"), "{html}");
+            assert!(!html.contains("<span"), "{html}");
             assert!(!html.contains("class=\"flags\""));
+            assert!(!html.contains("-notice\""));
+        }
+    }
+
+    #[test]
+    fn unsure_and_noted_sentences_look_apart_from_flags() {
+        let doc = fixture::review_document();
+        let html = render(&doc);
+        let cells = cells(&html);
+        let (arabic, english) = (cells[2], cells[3]);
+        let [unsure, flagged] = [0, 1].map(|i| &doc.paragraphs[1].sentences[i]);
+
+        // Unsure: a dotted underline, not a highlight, its confidence on hover.
+        let title = "title=\"low confidence: 0.32\"";
+        assert!(
+            english.starts_with(&format!(
+                "<span class=\"unsure\" {title}>{}</span> ",
+                unsure.translation
+            )),
+            "{english}"
+        );
+        assert!(arabic.starts_with(&format!(
+            "<span class=\"unsure\" {title}>{}</span> ",
+            unsure.source
+        )));
+        // Flagged and unsure: a flag, whose hover gives the reason, then the confidence.
+        let title = "title=\"numbers: number(s) from the source missing: 5; low confidence: 0.41\"";
+        assert!(
+            english.ends_with(&format!(
+                "<mark class=\"flag\" {title}>{}</mark>",
+                encode_text(&flagged.translation)
+            )),
+            "{english}"
+        );
+        assert!(arabic.contains(&format!("<mark class=\"flag\" {title}>")));
+        // Noted: a grey underline, never a mark.
+        let title = format!("title=\"note: glossary: {}\"", fixture::NOTE);
+        let noted = &doc.paragraphs[2].sentences[0];
+        assert_eq!(
+            cells[5],
+            format!("<span class=\"note\" {title}>{}</span>", noted.translation)
+        );
+        assert_eq!(
+            html.matches("<mark").count(),
+            2,
+            "only the flag, on both sides"
+        );
+        assert_eq!(html.matches("<span class=\"unsure\"").count(), 2);
+        assert_eq!(html.matches("<span class=\"note\"").count(), 2);
+
+        // The notices count what is marked, the note apart from the flags.
+        let notices = [
+            "<p class=\"flags\">1 sentence flagged for review: highlighted below; hover for the reason.</p>",
+            "<p class=\"unsure-notice\">1 sentence the model was unsure of: underlined with dots below; \
+             hover for its confidence.</p>",
+            "<p class=\"note-notice\">1 note on form: underlined in grey below; hover to read it.</p>",
+            "<table class=\"bilingual\">",
+        ];
+        let at: Vec<usize> = notices
+            .iter()
+            .map(|n| html.find(n).unwrap_or_else(|| panic!("{n} in {html}")))
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "in this order: {at:?}");
+
+        // Each look is styled, on screen and in print, and the two differ.
+        let rule = |selector: &str| {
+            let start = STYLE
+                .find(&format!("\n{selector} {{"))
+                .unwrap_or_else(|| panic!("{selector}"));
+            &STYLE[start..start + STYLE[start..].find('}').unwrap()]
+        };
+        assert!(rule("span.unsure").contains("underline dotted #6a3d9a"));
+        assert!(rule("span.note").contains("underline dotted #a0a0a0"));
+        assert!(!rule("span.unsure").contains("background"));
+        for print in ["span.unsure::after", "span.note::after"] {
+            assert!(
+                STYLE.contains(&format!("  {print} {{ content: ")),
+                "{print}"
+            );
         }
     }
 
@@ -520,10 +652,10 @@ mod tests {
             &mut doc,
             0,
             0,
-            vec![Warning {
-                check: CheckKind::Glossary,
-                message: "«مجلس التعاون» should be rendered as “GCC”".to_string(),
-            }],
+            vec![Warning::error(
+                CheckKind::Glossary,
+                "«مجلس التعاون» should be rendered as “GCC”",
+            )],
         );
         let html = render(&doc);
         let title = "title=\"glossary: «مجلس التعاون» should be rendered as “GCC”\"";

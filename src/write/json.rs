@@ -71,6 +71,56 @@ mod tests {
     }
 
     #[test]
+    fn confidence_and_severity_round_trip() {
+        let doc = fixture::review_document();
+        let json = render(&doc).unwrap();
+        let back: TranslatedDocument = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, doc);
+        assert_eq!(back.confidence, doc.confidence);
+        assert!(back.confidence.is_some());
+
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let sentences = &value["paragraphs"][1]["sentences"];
+        assert_eq!(sentences[0]["confidence"], 0.32);
+        assert_eq!(sentences[1]["confidence"], 0.41);
+        assert_eq!(sentences[1]["warnings"][0]["severity"], "error");
+        let noted = &value["paragraphs"][2]["sentences"][0];
+        assert_eq!(noted["warnings"][0]["severity"], "note");
+        assert_eq!(noted["warnings"][0]["check"], "glossary");
+        // The document-level list keeps each warning's severity, in reading order.
+        assert_eq!(value["warnings"][0]["severity"], "error");
+        assert_eq!(value["warnings"][1]["severity"], "note");
+        // Copied text has no confidence, and says nothing of one.
+        assert!(value["paragraphs"][3]["sentences"][0]
+            .get("confidence")
+            .is_none());
+        assert!(render(&fixture::document())
+            .unwrap()
+            .lines()
+            .all(|l| !l.contains("\"confidence\"")));
+    }
+
+    #[test]
+    fn records_from_before_severities_read_as_errors() {
+        let doc = fixture::review_document();
+        let mut value = serde_json::to_value(&doc).unwrap();
+        let mut removed = 0;
+        for p in value["paragraphs"].as_array_mut().unwrap() {
+            for s in p["sentences"].as_array_mut().unwrap() {
+                for w in s["warnings"].as_array_mut().unwrap() {
+                    w.as_object_mut().unwrap().remove("severity").unwrap();
+                    removed += 1;
+                }
+            }
+        }
+        assert_eq!(removed, 2);
+        let back: TranslatedDocument = serde_json::from_value(value).unwrap();
+        let noted = &back.paragraphs[2].sentences[0];
+        assert!(noted.has_error(), "an old glossary warning is an error");
+        assert_eq!(back.flagged_sentences(), 2);
+    }
+
+    #[test]
     fn round_trips_without_summary() {
         let mut doc = fixture::document();
         doc.summary = None;

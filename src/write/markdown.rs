@@ -3,12 +3,18 @@
 use std::fmt::Write;
 
 use super::{
-    extraction_note, pieces, reasons, rows, safe_href, sentences_count, Piece, Row, NO_TRANSLATION,
+    extraction_note, hover, notes_count, pieces, rows, safe_href, sentences_count, Mark,
+    MarkCounts, Piece, Row, NO_TRANSLATION,
 };
+use crate::check::Warning;
 use crate::document::{ParagraphKind, Role, TranslatedDocument, TranslatedParagraph};
 
-/// Follows a flagged English sentence; the reasons come after it in brackets.
+/// Follows a flagged English sentence; the reasons come after it in square brackets.
 const FLAG: &str = "⚠️";
+/// Follows a sentence the model was unsure of; its confidence comes after it.
+const UNSURE: &str = "❔";
+/// Follows a sentence with only notes on form: a small mark, as they matter least.
+const NOTE: &str = "ⁱ";
 
 /// Renders `doc` as Markdown: title, summary, then one table row per paragraph.
 pub fn render(doc: &TranslatedDocument) -> String {
@@ -17,7 +23,7 @@ pub fn render(doc: &TranslatedDocument) -> String {
         out,
         "# {}{}\n",
         escape_line(&doc.title),
-        flag_note(&reasons(&doc.title_warnings), "title flagged")
+        flag_note(&doc.title_warnings, "title flagged")
     );
     match &doc.summary {
         Some(summary) => {
@@ -25,19 +31,12 @@ pub fn render(doc: &TranslatedDocument) -> String {
                 out,
                 "**Summary:** {}{}\n",
                 escape_line(summary),
-                flag_note(&reasons(&doc.summary_warnings), "summary flagged")
+                flag_note(&doc.summary_warnings, "summary flagged")
             );
         }
         None => out.push_str("_No summary for this document._\n\n"),
     }
-    let flagged = doc.flagged_sentences();
-    if flagged > 0 {
-        let _ = writeln!(
-            out,
-            "**{} flagged for review** (marked {FLAG}).\n",
-            sentences_count(flagged)
-        );
-    }
+    notices(&mut out, doc);
     let _ = writeln!(
         out,
         "_Source: {} · Model: {}_\n",
@@ -55,6 +54,33 @@ pub fn render(doc: &TranslatedDocument) -> String {
         }
     }
     out
+}
+
+/// What the marks below mean and how many there are: flagged sentences first, as they
+/// matter most, and notes on form last, in italics.
+fn notices(out: &mut String, doc: &TranslatedDocument) {
+    let counts = MarkCounts::of(doc);
+    if counts.errors > 0 {
+        let _ = writeln!(
+            out,
+            "**{} flagged for review** (marked {FLAG}).\n",
+            sentences_count(counts.errors)
+        );
+    }
+    if counts.unsure > 0 {
+        let _ = writeln!(
+            out,
+            "**{} the model was unsure of** (marked {UNSURE}, with its confidence).\n",
+            sentences_count(counts.unsure)
+        );
+    }
+    if counts.notes > 0 {
+        let _ = writeln!(
+            out,
+            "_{} on form (marked {NOTE})._\n",
+            notes_count(counts.notes)
+        );
+    }
 }
 
 /// A paragraph's row, with the mark of its role in front of both sides and its links'
@@ -118,7 +144,7 @@ fn links(p: &TranslatedParagraph) -> String {
 }
 
 /// Both sides of a paragraph as cell text: bold for a heading, a marker after each
-/// flagged sentence.
+/// marked sentence.
 fn cells(p: &TranslatedParagraph) -> (String, String) {
     let source = escape_cell(&p.source);
     let heading = p.block.role.is_heading();
@@ -127,14 +153,7 @@ fn cells(p: &TranslatedParagraph) -> (String, String) {
             // A heading is one unit: bold text, then the reasons outside the bold.
             let pieces = pieces(&p.translation, &p.sentences, |s| &s.translation);
             let translation = english_cell(&pieces, false);
-            let mut markers = String::new();
-            for piece in &pieces {
-                if let Piece::Sentence { warnings, .. } = piece {
-                    if !warnings.is_empty() {
-                        markers.push_str(&marker(warnings));
-                    }
-                }
-            }
+            let markers: String = pieces.iter().map(piece_marker).collect();
             if heading {
                 (
                     format!("**{source}**"),
@@ -153,16 +172,14 @@ fn cells(p: &TranslatedParagraph) -> (String, String) {
 }
 
 /// The English cell from its pieces, escaped like [`escape_cell`], with a [`marker`]
-/// after each flagged sentence when `markers` is set.
+/// after each marked sentence when `markers` is set.
 fn english_cell(pieces: &[Piece], markers: bool) -> String {
     let mut out = String::new();
     let last = pieces.len().saturating_sub(1);
     for (i, piece) in pieces.iter().enumerate() {
-        let (mut text, warnings) = match *piece {
-            Piece::Text(text) => (text, &[][..]),
-            Piece::Sentence { text, warnings } => (text, warnings),
-        };
-        if !warnings.is_empty() && text.is_empty() {
+        let (Piece::Text(mut text) | Piece::Sentence { mut text, .. }) = *piece;
+        let marker = piece_marker(piece);
+        if !marker.is_empty() && text.is_empty() {
             text = NO_TRANSLATION;
         }
         if i == 0 {
@@ -172,24 +189,48 @@ fn english_cell(pieces: &[Piece], markers: bool) -> String {
             text = text.trim_end();
         }
         out.push_str(&escape_fragment(text));
-        if markers && !warnings.is_empty() {
-            out.push_str(&marker(warnings));
+        if markers {
+            out.push_str(&marker);
         }
     }
     out
 }
 
-/// ` ⚠️ LABEL *[reasons]*` after a title or summary; nothing when `reasons` is empty.
-pub(crate) fn flag_note(reasons: &str, label: &str) -> String {
-    if reasons.is_empty() {
-        return String::new();
+/// ` ⚠️ LABEL *[reasons]*` after a title or summary that an error doubts, ` ⁱ *(note: …)*`
+/// after one with only notes; nothing when there are no warnings.
+pub(crate) fn flag_note(warnings: &[Warning], label: &str) -> String {
+    match Mark::of(warnings, None) {
+        Mark::Error => format!(
+            " {FLAG} {label} *[{}]*",
+            escape_fragment(&hover(warnings, None))
+        ),
+        _ => marker(warnings, None),
     }
-    format!(" {FLAG} {label} *[{}]*", escape_fragment(reasons))
 }
 
-/// ` ⚠️ *[check: message; …]*`: the reasons, escaped so that they stay in their cell.
-fn marker(warnings: &[crate::check::Warning]) -> String {
-    format!(" {FLAG} *[{}]*", escape_fragment(&reasons(warnings)))
+/// The [`marker`] of a piece: nothing for plain text.
+fn piece_marker(piece: &Piece) -> String {
+    match *piece {
+        Piece::Text(_) => String::new(),
+        Piece::Sentence {
+            warnings,
+            confidence,
+            ..
+        } => marker(warnings, confidence),
+    }
+}
+
+/// What follows a marked sentence, its reasons and confidence escaped so that they stay
+/// in their cell: ` ⚠️ *[check: message; …]*` for a flag, ` ❔ *(low confidence: 0.32)*`
+/// for an unsure sentence, ` ⁱ *(note: …)*` for notes only; nothing for an unmarked one.
+fn marker(warnings: &[Warning], confidence: Option<f32>) -> String {
+    let why = escape_fragment(&hover(warnings, confidence));
+    match Mark::of(warnings, confidence) {
+        Mark::Error => format!(" {FLAG} *[{why}]*"),
+        Mark::LowConfidence => format!(" {UNSURE} *({why})*"),
+        Mark::Note => format!(" {NOTE} *({why})*"),
+        Mark::None => String::new(),
+    }
 }
 
 /// Escapes text for a table cell, so that it stays in its cell and renders as written:
@@ -339,10 +380,7 @@ mod tests {
     #[test]
     fn reasons_with_pipes_and_line_breaks_stay_in_their_cell() {
         let mut doc = fixture::document();
-        let warning = |message: &str| Warning {
-            check: CheckKind::Repetition,
-            message: message.to_string(),
-        };
+        let warning = |message: &str| Warning::error(CheckKind::Repetition, message);
         fixture::flag(&mut doc, 0, 0, vec![warning("repeats «a | b»\nand *more*")]);
         fixture::flag(&mut doc, 2, 0, vec![warning("x || y"), warning("[z]")]);
         let md = render(&doc);
@@ -367,9 +405,71 @@ mod tests {
     fn unflagged_documents_have_no_markers() {
         for doc in [fixture::document(), fixture::hostile_document()] {
             let md = render(&doc);
-            assert!(!md.contains("⚠️"), "{md}");
-            assert!(!md.contains("flagged"));
+            for marker in [FLAG, UNSURE, NOTE, "flagged", "unsure", "note"] {
+                assert!(!md.contains(marker), "{marker} in {md}");
+            }
         }
+    }
+
+    #[test]
+    fn unsure_and_noted_sentences_carry_their_own_markers() {
+        let doc = fixture::review_document();
+        let md = render(&doc);
+        let rows = table_rows(&md);
+        for row in &rows {
+            assert_eq!(unescaped_pipes(row), 3, "row {row:?}");
+        }
+        let p = &doc.paragraphs[1].sentences;
+        assert!(
+            rows[3].ends_with(&format!(
+                "| {} ❔ *(low confidence: 0.32)* {} ⚠️ *[numbers: number(s) from the source \
+                 missing: 5; low confidence: 0.41]* |",
+                p[0].translation, p[1].translation
+            )),
+            "{}",
+            rows[3]
+        );
+        assert!(
+            rows[4].ends_with(&format!(
+                "security. ⁱ *(note: glossary: {})* |",
+                fixture::NOTE
+            )),
+            "{}",
+            rows[4]
+        );
+        // The Arabic stays as it is, and only the flag carries the flag's marker.
+        assert!(rows[3].starts_with(&format!("| {} |", doc.paragraphs[1].source)));
+        assert_eq!(
+            md.matches(FLAG).count(),
+            2,
+            "one marker and the notice: {md}"
+        );
+        let notices = [
+            "\n**1 sentence flagged for review** (marked ⚠️).\n",
+            "\n**1 sentence the model was unsure of** (marked ❔, with its confidence).\n",
+            "\n_1 note on form (marked ⁱ)._\n",
+            "\n| Arabic |",
+        ];
+        let at: Vec<usize> = notices
+            .iter()
+            .map(|n| md.find(n).unwrap_or_else(|| panic!("{n} in {md}")))
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "in this order: {md}");
+    }
+
+    #[test]
+    fn an_unsure_heading_keeps_its_marker_outside_the_bold() {
+        let mut doc = fixture::document();
+        doc.paragraphs[0].sentences[0].confidence = Some(0.2);
+        let md = render(&doc);
+        let rows = table_rows(&md);
+        assert_eq!(
+            rows[2],
+            format!(
+                "| **{}** | **{}** ❔ *(low confidence: 0.20)* |",
+                doc.paragraphs[0].source, doc.paragraphs[0].translation
+            )
+        );
     }
 
     #[test]

@@ -17,9 +17,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use crate::check::Warning;
+use crate::check::{CheckKind, Warning};
 use crate::document::{
-    ExtractionMethod, Settings, TranslatedDocument, TranslatedParagraph, TranslatedSentence,
+    ExtractionMethod, ParagraphKind, Settings, TranslatedDocument, TranslatedParagraph,
+    TranslatedSentence,
 };
 
 pub use atomic::write_atomic;
@@ -224,14 +225,63 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
 }
 
 /// A stretch of a paragraph's text as a writer lays it out: plain text, or one sentence
-/// with the checks it failed (none for a sentence nobody doubts).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// with the checks it failed (none for a sentence nobody doubts) and the model's
+/// confidence in it.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Piece<'a> {
     Text(&'a str),
     Sentence {
         text: &'a str,
         warnings: &'a [Warning],
+        confidence: Option<f32>,
     },
+}
+
+/// How a writer shows a sentence, most serious first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mark {
+    /// A warning says the meaning may be wrong: highlighted.
+    Error,
+    /// The model was unsure, and no check found an error: marked apart from flags.
+    LowConfidence,
+    /// Only a form is missing (an honorific, a preferred spelling): shown subdued.
+    Note,
+    /// Nothing to show.
+    None,
+}
+
+impl Mark {
+    pub(crate) fn of(warnings: &[Warning], confidence: Option<f32>) -> Self {
+        if warnings.iter().any(Warning::is_error) {
+            Mark::Error
+        } else if confidence.is_some_and(|c| c < crate::check::LOW_CONFIDENCE) {
+            Mark::LowConfidence
+        } else if !warnings.is_empty() {
+            Mark::Note
+        } else {
+            Mark::None
+        }
+    }
+}
+
+/// What a marked sentence's hover text (or bracket) says: the reasons, errors first,
+/// then the confidence when it is low.
+pub(crate) fn hover(warnings: &[Warning], confidence: Option<f32>) -> String {
+    let mut parts = Vec::new();
+    let errors: Vec<Warning> = warnings.iter().filter(|w| w.is_error()).cloned().collect();
+    let notes: Vec<Warning> = warnings.iter().filter(|w| !w.is_error()).cloned().collect();
+    if !errors.is_empty() {
+        parts.push(reasons(&errors));
+    }
+    if !notes.is_empty() {
+        parts.push(format!("note: {}", reasons(&notes)));
+    }
+    // A very low confidence is a warning of its own, which already gives the value.
+    let said = warnings.iter().any(|w| w.check == CheckKind::LowConfidence);
+    if let Some(c) = confidence.filter(|&c| c < crate::check::LOW_CONFIDENCE && !said) {
+        parts.push(format!("low confidence: {c:.2}"));
+    }
+    parts.join("; ")
 }
 
 /// Cuts `whole`, a paragraph's source or translation, into its sentences so that writers
@@ -251,7 +301,7 @@ pub(crate) fn pieces<'a>(
     if let Some(located) = locate(whole, sentences, part) {
         return located;
     }
-    if sentences.iter().all(|s| s.warnings.is_empty()) {
+    if !sentences.iter().any(TranslatedSentence::is_marked) {
         return vec![Piece::Text(whole)];
     }
     let mut out = Vec::new();
@@ -264,10 +314,7 @@ pub(crate) fn pieces<'a>(
         if !out.is_empty() {
             out.push(Piece::Text(" "));
         }
-        out.push(Piece::Sentence {
-            text,
-            warnings: &s.warnings,
-        });
+        out.push(sentence_piece(text, s));
     }
     out
 }
@@ -287,10 +334,7 @@ fn locate<'a>(
         let text = part(s);
         if text.is_empty() {
             if !s.warnings.is_empty() {
-                pending.push(Piece::Sentence {
-                    text,
-                    warnings: &s.warnings,
-                });
+                pending.push(sentence_piece(text, s));
             }
             continue;
         }
@@ -307,10 +351,7 @@ fn locate<'a>(
             out.push(empty);
             out.push(Piece::Text(" "));
         }
-        out.push(Piece::Sentence {
-            text,
-            warnings: &s.warnings,
-        });
+        out.push(sentence_piece(text, s));
         cursor += start + text.len();
     }
     let tail = &whole[cursor..];
@@ -327,6 +368,14 @@ fn locate<'a>(
         out.push(empty);
     }
     Some(out)
+}
+
+fn sentence_piece<'a>(text: &'a str, s: &'a TranslatedSentence) -> Piece<'a> {
+    Piece::Sentence {
+        text,
+        warnings: &s.warnings,
+        confidence: s.confidence,
+    }
 }
 
 /// How the writers lay a document out: a row per paragraph, except that the cells of one
@@ -405,6 +454,38 @@ pub(crate) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// How many sentences of a document a writer shows with each mark: what the notices
+/// above the text count. Counted by [`Mark::of`], as the marks are drawn, so that each
+/// notice matches what the reader finds below it (a low-confidence sentence that is
+/// also flagged is shown, and counted, once, as flagged).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct MarkCounts {
+    pub errors: usize,
+    pub unsure: usize,
+    pub notes: usize,
+}
+
+impl MarkCounts {
+    pub(crate) fn of(doc: &TranslatedDocument) -> Self {
+        let mut counts = Self::default();
+        // Copied text is never marked.
+        let translated = doc
+            .paragraphs
+            .iter()
+            .filter(|p| p.kind != ParagraphKind::Passthrough)
+            .flat_map(|p| &p.sentences);
+        for s in translated {
+            match Mark::of(&s.warnings, s.confidence) {
+                Mark::Error => counts.errors += 1,
+                Mark::LowConfidence => counts.unsure += 1,
+                Mark::Note => counts.notes += 1,
+                Mark::None => {}
+            }
+        }
+        counts
+    }
+}
+
 /// "1 sentence" or "N sentences".
 pub(crate) fn sentences_count(n: usize) -> String {
     if n == 1 {
@@ -414,12 +495,21 @@ pub(crate) fn sentences_count(n: usize) -> String {
     }
 }
 
+/// "1 note" or "N notes".
+pub(crate) fn notes_count(n: usize) -> String {
+    if n == 1 {
+        "1 note".to_string()
+    } else {
+        format!("{n} notes")
+    }
+}
+
 /// A small realistic document shared by the writers' tests.
 #[cfg(test)]
 pub(crate) mod fixture {
     use std::path::Path;
 
-    use crate::check::{CheckKind, Warning};
+    use crate::check::{CheckKind, Severity, Warning};
     use crate::document::*;
 
     /// The file names in `dir`, sorted: what a writer left behind.
@@ -464,6 +554,7 @@ pub(crate) mod fixture {
             prompt_style: "instructed".into(),
             retry: true,
             candidates: 1,
+            rerank: 0,
             context: false,
             lexicon: false,
             hints: 0,
@@ -521,6 +612,7 @@ pub(crate) mod fixture {
             ),
             summary_warnings: Vec::new(),
             arabic_words: 42,
+            confidence: None,
             paragraphs,
             warnings: Vec::new(),
             timings: Timings {
@@ -575,16 +667,54 @@ pub(crate) mod fixture {
             1,
             1,
             vec![
-                Warning {
-                    check: CheckKind::Numbers,
-                    message: format!("number(s) from the source missing: 5 {FLAG_EVIL}"),
-                },
-                Warning {
-                    check: CheckKind::Length,
-                    message: "English is 2.60× the length of the Arabic".to_string(),
-                },
+                Warning::error(
+                    CheckKind::Numbers,
+                    format!("number(s) from the source missing: 5 {FLAG_EVIL}"),
+                ),
+                Warning::error(
+                    CheckKind::Length,
+                    "English is 2.60× the length of the Arabic",
+                ),
             ],
         );
+        doc
+    }
+
+    /// A note-severity warning: a form is missing, not the meaning.
+    pub fn note(check: CheckKind, message: &str) -> Warning {
+        Warning {
+            check,
+            message: message.to_string(),
+            severity: Severity::Note,
+        }
+    }
+
+    /// The note on the noted sentence of [`review_document`].
+    pub const NOTE: &str = "«التبادل التجاري» should be rendered as “trade exchange”";
+
+    /// The fixture with one sentence of each mark and confidences as the pipeline sets
+    /// them. First body paragraph: the first sentence unsure (0.32), the second flagged
+    /// and unsure (0.41); second body paragraph: its only sentence noted, and sure
+    /// (0.90); the heading sure (0.95); the copied text without a confidence.
+    pub fn review_document() -> TranslatedDocument {
+        let mut doc = document();
+        let confidences: [&[f32]; 3] = [&[0.95], &[0.32, 0.41], &[0.90]];
+        for (p, values) in doc.paragraphs.iter_mut().zip(confidences) {
+            for (s, &c) in p.sentences.iter_mut().zip(values) {
+                s.confidence = Some(c);
+            }
+        }
+        flag(
+            &mut doc,
+            1,
+            1,
+            vec![Warning::error(
+                CheckKind::Numbers,
+                "number(s) from the source missing: 5",
+            )],
+        );
+        flag(&mut doc, 2, 0, vec![note(CheckKind::Glossary, NOTE)]);
+        doc.confidence = doc.mean_confidence();
         doc
     }
 
@@ -696,10 +826,7 @@ mod tests {
     }
 
     fn warning(message: &str) -> Warning {
-        Warning {
-            check: CheckKind::Numbers,
-            message: message.to_string(),
-        }
+        Warning::error(CheckKind::Numbers, message)
     }
 
     fn sentence(source: &str, translation: &str, warnings: &[Warning]) -> TranslatedSentence {
@@ -707,6 +834,7 @@ mod tests {
             source: source.to_string(),
             translation: translation.to_string(),
             warnings: warnings.to_vec(),
+            confidence: None,
         }
     }
 
@@ -724,12 +852,14 @@ mod tests {
             [
                 Piece::Sentence {
                     text: "One.",
-                    warnings: &[]
+                    warnings: &[],
+                    confidence: None
                 },
                 Piece::Text("\n"),
                 Piece::Sentence {
                     text: "Two.",
-                    warnings: &w
+                    warnings: &w,
+                    confidence: None
                 },
             ]
         );
@@ -762,9 +892,31 @@ mod tests {
             pieces[2],
             Piece::Sentence {
                 text: "Two.",
-                warnings: &w
+                warnings: &w,
+                confidence: None
             }
         );
+    }
+
+    #[test]
+    fn unsure_sentences_are_pieces_of_their_own() {
+        let mut unsure = sentence("ب.", "Two.", &[]);
+        unsure.confidence = Some(0.3);
+        let sentences = [sentence("أ.", "One.", &[]), unsure];
+        // Even where the paragraph disagrees with its sentences, which keeps unmarked
+        // paragraphs whole.
+        for whole in ["One. Two.", "Edited. One. Two."] {
+            let pieces = pieces(whole, &sentences, english);
+            assert_eq!(
+                pieces.last(),
+                Some(&Piece::Sentence {
+                    text: "Two.",
+                    warnings: &[],
+                    confidence: Some(0.3)
+                }),
+                "{whole}"
+            );
+        }
     }
 
     #[test]
@@ -782,7 +934,8 @@ mod tests {
             pieces[2],
             Piece::Sentence {
                 text: "",
-                warnings: &w
+                warnings: &w,
+                confidence: None
             }
         );
         let last = [sentence("أ.", "One.", &[]), sentence("ب.", "", &w)];
@@ -794,14 +947,14 @@ mod tests {
     #[test]
     fn flagged_titles_and_summaries_are_shown_in_every_output() {
         let mut doc = fixture::document();
-        doc.title_warnings = vec![Warning {
-            check: CheckKind::UnsupportedName,
-            message: "not in the source: “Asian-Pacific” (Pacific)".to_string(),
-        }];
-        doc.summary_warnings = vec![Warning {
-            check: CheckKind::Numbers,
-            message: "summary number(s) not in the translation: 2024".to_string(),
-        }];
+        doc.title_warnings = vec![Warning::error(
+            CheckKind::UnsupportedName,
+            "not in the source: “Asian-Pacific” (Pacific)",
+        )];
+        doc.summary_warnings = vec![Warning::error(
+            CheckKind::Numbers,
+            "summary number(s) not in the translation: 2024",
+        )];
         let html = html::render(&doc);
         let h1 = &html[html.find("<h1>").unwrap()..html.find("</h1>").unwrap()];
         assert!(
@@ -833,13 +986,93 @@ mod tests {
     }
 
     #[test]
+    fn titles_and_summaries_with_only_notes_are_shown_subdued() {
+        let mut doc = fixture::document();
+        let note = fixture::note(CheckKind::Glossary, fixture::NOTE);
+        doc.title_warnings = vec![note.clone()];
+        doc.summary_warnings = vec![note];
+        let shown = format!("note: glossary: {}", fixture::NOTE);
+        let html = html::render(&doc);
+        let h1 = &html[html.find("<h1>").unwrap()..html.find("</h1>").unwrap()];
+        assert!(
+            h1.contains(&format!(
+                "<span class=\"note badge\" title=\"{shown}\">ⁱ note</span>"
+            )),
+            "{h1}"
+        );
+        assert!(!html.contains("<mark"), "a note is no flag: {html}");
+        let md = markdown::render(&doc);
+        assert!(
+            md.lines()
+                .next()
+                .unwrap()
+                .ends_with(&format!(" ⁱ *({shown})*")),
+            "{md}"
+        );
+        assert!(!md.contains("flagged"), "{md}");
+        let entries = [digest::DigestEntry::from(&doc)];
+        let index = digest::render_index_html(&entries, &[], &Format::ALL);
+        assert!(
+            !index.contains("flagged") && index.contains("ⁱ note</span>"),
+            "{index}"
+        );
+        let md_digest = digest::render_digest_md(&entries, &[], &Format::ALL);
+        assert!(!md_digest.contains("flagged") && md_digest.contains(&shown));
+        // One error among the notes makes it a flag, the error's reason first.
+        doc.title_warnings
+            .push(Warning::error(CheckKind::Numbers, "missing: 5"));
+        let html = html::render(&doc);
+        assert!(html.contains(&format!(
+            "<mark class=\"flag\" title=\"numbers: missing: 5; {shown}\">⚠ title flagged</mark>"
+        )));
+    }
+
+    #[test]
+    fn marks_rank_errors_then_low_confidence_then_notes() {
+        let error = [Warning::error(CheckKind::Numbers, "missing: 5")];
+        let note = [fixture::note(CheckKind::Glossary, "form")];
+        let both = [note[0].clone(), error[0].clone()];
+        assert_eq!(Mark::of(&error, Some(0.1)), Mark::Error);
+        assert_eq!(Mark::of(&both, None), Mark::Error);
+        assert_eq!(Mark::of(&note, Some(0.69)), Mark::LowConfidence);
+        assert_eq!(Mark::of(&[], Some(0.69)), Mark::LowConfidence);
+        assert_eq!(Mark::of(&note, Some(0.7)), Mark::Note);
+        assert_eq!(Mark::of(&[], Some(0.7)), Mark::None);
+        assert_eq!(Mark::of(&[], None), Mark::None);
+        assert_eq!(
+            hover(&both, Some(0.32)),
+            "numbers: missing: 5; note: glossary: form; low confidence: 0.32"
+        );
+        assert_eq!(hover(&note, Some(0.9)), "note: glossary: form");
+    }
+
+    #[test]
+    fn notices_count_the_marks_the_reader_will_find() {
+        let doc = fixture::review_document();
+        let counts = MarkCounts::of(&doc);
+        assert_eq!(
+            counts,
+            MarkCounts {
+                errors: 1,
+                unsure: 1,
+                notes: 1
+            }
+        );
+        assert_eq!(
+            counts.errors,
+            doc.flagged_sentences(),
+            "notes are not flagged"
+        );
+        // The flagged sentence is unsure too, but is shown, and counted, as a flag.
+        assert_eq!(doc.low_confidence_sentences(), 2);
+        assert_eq!(MarkCounts::of(&fixture::document()), MarkCounts::default());
+    }
+
+    #[test]
     fn reasons_on_one_line() {
         let warnings = [
             warning("missing: 5\nand 6"),
-            Warning {
-                check: CheckKind::Truncated,
-                message: "cut".to_string(),
-            },
+            Warning::error(CheckKind::Truncated, "cut"),
         ];
         assert_eq!(
             reasons(&warnings),

@@ -4,10 +4,11 @@ use crate::document::TranslatedDocument;
 
 /// The English text, paragraphs separated by a blank line.
 ///
-/// Flagged sentences are deliberately left unmarked here: this file is meant for further
-/// processing (search, diffing, feeding other tools), where inline markers would end up
-/// in the text as if the translation said them. The flags are shown in the HTML and
-/// Markdown outputs and listed in `NAME.json` (`warnings`).
+/// Sentences the other outputs mark (flagged, unsure or noted) are deliberately left
+/// unmarked here: this file is meant for further processing (search, diffing, feeding
+/// other tools), where inline markers would end up in the text as if the translation
+/// said them. The marks are shown in the HTML, Markdown and Word outputs, and
+/// `NAME.json` has the warnings and confidences.
 pub fn render(doc: &TranslatedDocument) -> String {
     doc.english_text()
 }
@@ -39,6 +40,16 @@ mod tests {
         assert_eq!(text, doc.english_text());
         assert!(text.contains(&doc.paragraphs[1].translation));
         for marker in ["⚠", "<mark", "numbers:", "flagged"] {
+            assert!(!text.contains(marker), "{marker} in {text}");
+        }
+    }
+
+    #[test]
+    fn unsure_and_noted_sentences_are_not_marked_either() {
+        let doc = fixture::review_document();
+        let text = render(&doc);
+        assert_eq!(text, doc.english_text());
+        for marker in ["❔", "ⁱ", "confidence", "note:", "0.32"] {
             assert!(!text.contains(marker), "{marker} in {text}");
         }
     }
