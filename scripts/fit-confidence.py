@@ -10,8 +10,9 @@ in the lowest quarter of its run. Every segment of a line shares the line's labe
     scripts/fit-confidence.py --fit SEG-1-200.jsonl REF-lines-1-200 \
         --check SEG-201-400.jsonl REF-lines-201-400
 
-Prints the fitted weights (bias, mean, min, doubtful), and on each set the ROC-AUC of
-every signal and of the fitted confidence.
+Prints, for the mean alone (what tarjama uses) and for the mean, minimum and doubtful
+share together, the fitted weights and on each set the ROC-AUC of every signal and of
+the fitted confidence, and what flagging below each confidence floor would catch.
 """
 import argparse
 import json
@@ -64,13 +65,19 @@ def auc(scores, bad):
     return wins / (len(pos) * len(neg))
 
 
-def features(d):
-    return np.array([1.0, d["mean"], d["min"], d["doubtful"]])
+FEATURES = {
+    "mean": lambda d: [d["mean"]],
+    "mean+min+doubtful": lambda d: [d["mean"], d["min"], d["doubtful"]],
+}
 
 
-def fit(data, l2=1e-3, steps=20000, rate=0.5):
+def features(d, which="mean"):
+    return np.array([1.0] + FEATURES[which](d))
+
+
+def fit(data, which="mean", l2=1e-3, steps=20000, rate=0.5):
     """Logistic regression of 'not bad' on the features, by gradient descent."""
-    x = np.array([features(d) for d in data])
+    x = np.array([features(d, which) for d in data])
     y = np.array([0.0 if d["bad"] else 1.0 for d in data])
     w = np.zeros(x.shape[1])
     for _ in range(steps):
@@ -80,9 +87,9 @@ def fit(data, l2=1e-3, steps=20000, rate=0.5):
     return w
 
 
-def report(name, data, w):
+def report(name, data, w, which="mean"):
     bad = [d["bad"] for d in data]
-    conf = [1 / (1 + math.exp(-features(d) @ w)) for d in data]
+    conf = [1 / (1 + math.exp(-features(d, which) @ w)) for d in data]
     print(f"{name}: {len(data)} segments, {sum(bad)} in bad lines")
     print(f"  mean log-prob   AUC {auc([-d['mean'] for d in data], bad):.3f}")
     print(f"  min log-prob    AUC {auc([-d['min'] for d in data], bad):.3f}")
@@ -114,11 +121,13 @@ def main():
     ap.add_argument("--check", nargs=2, metavar=("SEGMENTS", "REFERENCE"))
     args = ap.parse_args()
     train = load(*args.fit, 0)
-    w = fit(train)
-    print("weights: bias {:.4f}, mean {:.4f}, min {:.4f}, doubtful {:.4f}".format(*w))
-    report("fit", train, w)
-    if args.check:
-        report("check", load(*args.check, 0), w)
+    check = load(*args.check, 0) if args.check else None
+    for which in FEATURES:
+        w = fit(train, which)
+        print(f"{which}: weights (bias first) " + ", ".join(f"{x:.4f}" for x in w))
+        report("fit", train, w, which)
+        if check:
+            report("check", check, w, which)
 
 
 if __name__ == "__main__":

@@ -224,13 +224,20 @@ fn batched_greedy_decoding_gives_the_unbatched_answers() {
 /// and the answer reads on from it; the decoder's own log-probabilities come with it.
 #[test]
 fn a_required_phrase_is_forced_into_the_answer() {
+    use tarjama::glossary::Glossary;
     let file = default_model();
+    let llm = GgufLlm::load(&file.path, &candle_core::Device::Cpu).unwrap();
+    let translator = LlmTranslator::new(llm, 512, PromptStyle::FewShot);
+    let glossary = Glossary::default_glossary();
+    // «معاليه» (his excellency, as a suffixed pronoun) is one the model leaves out.
+    let source = "وأشاد معاليه بالعلاقات المتميزة التي تربط المجلس بجمهورية كازاخستان.";
+    let terms = glossary.find(source);
+    let (prompt, decoding) = translator.chat_job(&Request::new(source, &terms)).unwrap();
     let mut llm = GgufLlm::load(&file.path, &candle_core::Device::Cpu).unwrap();
-    let source = "استقبل معالي الأمين العام وفدا من كازاخستان.";
-    let free = llm.generate(&prompt(source), Decoding::greedy(40)).unwrap();
-    let mut constrained = Decoding::greedy(40);
+    let free = llm.generate(&prompt, decoding.clone()).unwrap();
+    let mut constrained = decoding;
     constrained.required = vec!["His Excellency".into(), "Kazakhstan".into()];
-    let forced = llm.generate(&prompt(source), constrained).unwrap();
+    let forced = llm.generate(&prompt, constrained).unwrap();
     eprintln!("{:?}\n{:?}", free.text, forced.text);
     assert!(
         !free.text.contains("His Excellency"),
