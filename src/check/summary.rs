@@ -138,7 +138,13 @@ fn repeated_flags(s: &SummarySubject, lexicon: Option<&Lexicon>) -> Vec<Finding>
         .filter(|w| w.len() >= 4)
         .collect();
     for flagged in s.flagged {
-        let Some(first) = flagged.warnings.first() else {
+        // The repeated sentence's most serious warning: the summary is as doubtful.
+        let Some(first) = flagged
+            .warnings
+            .iter()
+            .find(|w| w.is_error())
+            .or(flagged.warnings.first())
+        else {
             continue;
         };
         let theirs = content_words(flagged.english);
@@ -147,17 +153,20 @@ fn repeated_flags(s: &SummarySubject, lexicon: Option<&Lexicon>) -> Vec<Finding>
             .any(|ours| share_in(ours, &theirs) >= REPEAT_SHARE && share_in(&theirs, ours) >= 0.5);
         if repeats {
             let short = shorten(flagged.english, 12);
-            found.push(Finding::new(
-                first.check,
-                format!(
-                    "summary repeats a flagged sentence (“{short}”: {})",
-                    first.message
-                ),
-                format!(
-                    "Do not repeat “{short}” word for word: its translation is doubtful ({}).",
-                    first.message
-                ),
-            ));
+            found.push(
+                Finding::new(
+                    first.check,
+                    format!(
+                        "summary repeats a flagged sentence (“{short}”: {})",
+                        first.message
+                    ),
+                    format!(
+                        "Do not repeat “{short}” word for word: its translation is doubtful ({}).",
+                        first.message
+                    ),
+                )
+                .with_severity(first.severity),
+            );
         }
     }
     found
@@ -171,7 +180,8 @@ fn flagged_names_repeated(s: &SummarySubject, lexicon: &Lexicon) -> Vec<String> 
     for sentence in s.flagged {
         in_flagged.extend(english_words(sentence.english));
         for w in sentence.warnings {
-            if w.check == CheckKind::UnsupportedName {
+            // A name flag that is only a note (the model was sure) is not passed on.
+            if w.check == CheckKind::UnsupportedName && w.is_error() {
                 flagged_words.extend(
                     unsupported_words(&w.message)
                         .iter()
@@ -346,6 +356,26 @@ mod tests {
         let f = check_summary(&subject(&flagged), None);
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].warning.check, CheckKind::LostContent);
+        assert!(f[0].warning.is_error());
+        // A repeated note stays a note; an error beside it is what the summary carries.
+        let note = [Warning {
+            severity: crate::check::Severity::Note,
+            ..lost_flag[0].clone()
+        }];
+        let noted = [FlaggedSentence {
+            english: title,
+            warnings: &note,
+        }];
+        let f = check_summary(&subject(&noted), None);
+        assert_eq!(f[0].warning.severity, crate::check::Severity::Note);
+        let both = [note[0].clone(), name_flag[0].clone()];
+        let mixed = [FlaggedSentence {
+            english: title,
+            warnings: &both,
+        }];
+        let f = check_summary(&subject(&mixed), None);
+        assert_eq!(f[0].warning.check, CheckKind::UnsupportedName);
+        assert!(f[0].warning.is_error());
         // Nothing is passed on when the summary does not repeat the flagged sentence.
         let other = [FlaggedSentence {
             english: "The ministers of transport signed three memoranda on railways and ports.",
