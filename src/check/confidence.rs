@@ -110,3 +110,58 @@ pub fn low_confidence(confidence: f32) -> Option<Finding> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(check: CheckKind) -> Finding {
+        Finding::new(check, "x".into(), "y".into())
+    }
+
+    #[test]
+    fn signals_summarize_the_token_log_probs() {
+        let s = Signals::of(&[-0.5, -3.0, -0.1, -2.4]).unwrap();
+        assert!((s.mean - -1.5).abs() < 1e-6);
+        assert_eq!(s.min, -3.0);
+        assert_eq!(s.doubtful, 0.5);
+        assert_eq!(s.tokens, 4);
+        assert!(Signals::of(&[]).is_none());
+        // A surer translation is more confident, and confidence is a probability.
+        let sure = Signals::of(&[-0.05; 8]).unwrap().confidence();
+        let unsure = Signals::of(&[-1.5; 8]).unwrap().confidence();
+        assert!(
+            sure > unsure && sure <= 1.0 && unsure >= 0.0,
+            "{sure} {unsure}"
+        );
+    }
+
+    #[test]
+    fn names_and_lost_words_weigh_as_errors_only_when_the_model_was_unsure() {
+        let kinds = [
+            CheckKind::UnsupportedName,
+            CheckKind::LostContent,
+            CheckKind::Numbers,
+        ];
+        let mut sure: Vec<Finding> = kinds.iter().map(|&k| finding(k)).collect();
+        weigh(&mut sure, LOW);
+        let severities: Vec<Severity> = sure.iter().map(|f| f.warning.severity).collect();
+        assert_eq!(
+            severities,
+            [Severity::Note, Severity::Note, Severity::Error]
+        );
+        let mut unsure: Vec<Finding> = kinds.iter().map(|&k| finding(k)).collect();
+        weigh(&mut unsure, VERY_LOW - 0.01);
+        assert!(unsure.iter().all(|f| f.warning.severity == Severity::Error));
+        assert_eq!(
+            unsure.len(),
+            4,
+            "a very low confidence is an error of its own"
+        );
+        assert_eq!(unsure[3].warning.check, CheckKind::LowConfidence);
+        let mut between: Vec<Finding> = vec![finding(CheckKind::UnsupportedName)];
+        weigh(&mut between, VERY_LOW);
+        assert_eq!(between.len(), 1);
+        assert!(between[0].warning.is_error());
+    }
+}

@@ -403,6 +403,33 @@ mod tests {
     }
 
     #[test]
+    fn confidence_survives_the_memory_and_old_memories_gain_its_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.sqlite");
+        // A memory as written before confidence existed: no `signals` column.
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE translations (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL,
+             model TEXT NOT NULL, source TEXT NOT NULL, translation TEXT NOT NULL,
+             warnings TEXT NOT NULL, attempts INTEGER NOT NULL, created TEXT NOT NULL);",
+        )
+        .unwrap();
+        drop(old);
+        let m = Memory::open(&path).unwrap();
+        let fp = fingerprint(&[]);
+        let mut sure = translation("The council met.");
+        sure.signals = crate::check::Signals::of(&[-0.1, -0.3, -2.5]);
+        m.store(&fp, "tiny", "اجتمع المجلس", &sure).unwrap();
+        let hit = m.lookup(&fp, "اجتمع المجلس").unwrap().unwrap();
+        assert_eq!(hit.signals, sure.signals);
+        assert_eq!(hit.confidence(), sure.confidence());
+        assert!(hit.confidence().is_some());
+        m.store(&fp, "tiny", "مرحبا", &translation("Welcome"))
+            .unwrap();
+        assert_eq!(m.lookup(&fp, "مرحبا").unwrap().unwrap().signals, None);
+    }
+
+    #[test]
     fn tmx_export_is_escaped_xml() {
         let dir = tempfile::tempdir().unwrap();
         let m = Memory::open(&dir.path().join("m.sqlite")).unwrap();
