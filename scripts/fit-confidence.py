@@ -101,7 +101,7 @@ def report(name, data, w, which="mean"):
             f"{auc([-d['contrast'] for d in with_contrast], [d['bad'] for d in with_contrast]):.3f}"
         )
     print(f"  confidence      AUC {auc([-c for c in conf], bad):.3f}")
-    for floor in (0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6):
+    for floor in (0.5, 0.55, 0.6, 0.65, 0.7, 0.75):
         low = [c < floor for c in conf]
         flagged = sum(low)
         hits = sum(l and b for l, b in zip(low, bad))
