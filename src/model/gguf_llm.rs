@@ -819,6 +819,19 @@ impl ChatModel for GgufLlm {
     }
 }
 
+/// The generations of `jobs` by the model at `path`, loaded as users' models are and
+/// decoding `batch_size` requests at a time.
+#[cfg(test)]
+fn generations(path: &Path, jobs: &[(ChatPrompt, Decoding)], batch_size: usize) -> Vec<Generation> {
+    let mut llm = GgufLlm::load(path, &Device::Cpu)
+        .unwrap()
+        .with_batch_size(batch_size);
+    llm.generate_batch(jobs, &mut |_, _| {})
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
+}
+
 /// Writes a tiny random model of `arch` to a file and checks
 /// [`assert_file_keeps_generations`] on it at batch size 4.
 #[cfg(test)]
@@ -852,15 +865,9 @@ pub(crate) fn assert_file_keeps_generations(
         })
         .collect();
     let generate = |batch_size: usize| {
-        let mut llm = GgufLlm::load(path, &Device::Cpu)
-            .unwrap()
-            .with_batch_size(batch_size);
-        llm.generate_batch(&jobs, &mut |_, _| {})
+        generations(path, &jobs, batch_size)
             .into_iter()
-            .map(|g| {
-                let g = g.unwrap();
-                (g.text, g.prompt_tokens, g.generated_tokens, g.hit_cap)
-            })
+            .map(|g| (g.text, g.prompt_tokens, g.generated_tokens, g.hit_cap))
             .collect::<Vec<_>>()
     };
     let one_at_a_time = generate(1);
@@ -958,15 +965,9 @@ mod tests {
             })
             .collect();
         let generate = |batch_size: usize| {
-            let mut llm = GgufLlm::load(file.path(), &Device::Cpu)
-                .unwrap()
-                .with_batch_size(batch_size);
-            llm.generate_batch(&jobs, &mut |_, _| {})
+            generations(file.path(), &jobs, batch_size)
                 .into_iter()
-                .map(|g| {
-                    let g = g.unwrap();
-                    (g.text, g.tokens, g.token_logprobs)
-                })
+                .map(|g| (g.text, g.tokens, g.token_logprobs))
                 .collect::<Vec<_>>()
         };
         assert_eq!(generate(1), generate(3));
