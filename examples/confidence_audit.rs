@@ -15,11 +15,21 @@
 //! adds to every segment how well its English gives the Arabic back (the mean
 //! log-probability of the source under the back-translation prompt, teacher-forced) and
 //! prints the records again, for `scripts/fit-confidence.py`.
+//!
+//! `--tokens SEGMENTS.jsonl` adds each segment's token log-probabilities (its English
+//! scored teacher-forced under its first attempt's prompt: for a segment translated in one
+//! attempt, the values it was decoded with), and `--coverage SEGMENTS.jsonl` how many of
+//! its Arabic content words at each rarity have a gloss in the English; `scripts/fit-confidence.py
+//! --aggregates` ranks what can be derived from either.
 
 use std::path::PathBuf;
 
-use tarjama::check::{weigh, Checker, Severity, Signals, Subject};
+use tarjama::check::{
+    close, english_words, weigh, Checker, LostContent, Severity, Signals, Subject,
+};
 use tarjama::engine;
+use tarjama::glossary::Term;
+use tarjama::lexicon::{arabic_words, Lexicon, Rarity};
 use tarjama::metrics::detection::{flag_quality, roc_auc};
 use tarjama::model::{DeviceChoice, ModelError};
 use tarjama::registry::DEFAULT_MODEL;
@@ -31,8 +41,37 @@ fn main() -> anyhow::Result<()> {
     let settings = default_settings()?;
     let (_, mut translator) = engine::load_llm(&settings)?;
     if let [flag, segments] = &args[..] {
-        if flag == "--reconstruct" {
-            return reconstruct(&mut translator, segments);
+        match flag.as_str() {
+            "--reconstruct" => {
+                return annotate(
+                    &settings,
+                    segments,
+                    "reconstruction",
+                    |source, english, _| translator.reconstruction(source, english).into(),
+                )
+            }
+            "--tokens" => {
+                return annotate(
+                    &settings,
+                    segments,
+                    "token_logprobs",
+                    |source, english, terms| {
+                        translator
+                            .score_answer(&Request::new(source, terms), english)
+                            .into()
+                    },
+                )
+            }
+            "--coverage" => {
+                let lexicon = settings
+                    .lexicon
+                    .clone()
+                    .ok_or_else(|| anyhow::anyhow!("--coverage needs the lexicon"))?;
+                return annotate(&settings, segments, "coverage", |source, english, _| {
+                    coverage(&lexicon, source, english)
+                });
+            }
+            _ => {}
         }
     }
     let path = args
@@ -42,7 +81,14 @@ fn main() -> anyhow::Result<()> {
     audit(&settings, &mut translator, &path)
 }
 
-fn reconstruct(translator: &mut dyn Translator, segments: &str) -> anyhow::Result<()> {
+/// Prints every record of `segments` again with `field` set to `measure(source, english,
+/// glossary terms)`.
+fn annotate(
+    settings: &RunSettings,
+    segments: &str,
+    field: &str,
+    mut measure: impl FnMut(&str, &str, &[&Term]) -> serde_json::Value,
+) -> anyhow::Result<()> {
     for line in std::fs::read_to_string(segments)?.lines() {
         let mut record: serde_json::Value = serde_json::from_str(line)?;
         let source = record["source"].as_str().unwrap_or_default().to_string();
@@ -50,10 +96,63 @@ fn reconstruct(translator: &mut dyn Translator, segments: &str) -> anyhow::Resul
             .as_str()
             .unwrap_or_default()
             .to_string();
-        record["reconstruction"] = translator.reconstruction(&source, &english).into();
+        let terms = settings.glossary.find(&source);
+        record[field] = measure(&source, &english, &terms);
         println!("{record}");
     }
     Ok(())
+}
+
+/// Rarities from the lost-word check's to every word the lexicon knows.
+const COVERAGE_RARITIES: [Rarity; 5] = [
+    LostContent::RARITY,
+    Rarity {
+        max_zipf: 4.0,
+        max_glosses: 3,
+        verbs: false,
+    },
+    Rarity::HINT,
+    Rarity {
+        max_zipf: 5.5,
+        max_glosses: 6,
+        verbs: true,
+    },
+    Rarity {
+        max_zipf: 9.0,
+        max_glosses: 8,
+        verbs: true,
+    },
+];
+
+/// For each of [`COVERAGE_RARITIES`]: `[content words, words with no gloss in the English]`.
+fn coverage(lexicon: &Lexicon, source: &str, english: &str) -> serde_json::Value {
+    let english = english_words(english);
+    let counts: Vec<[usize; 2]> = COVERAGE_RARITIES
+        .iter()
+        .map(|rarity| {
+            let mut counted = [0, 0];
+            for word in arabic_words(source) {
+                if lexicon.rare_word(word, rarity).is_none() {
+                    continue;
+                }
+                let meaning: Vec<String> = lexicon
+                    .related_glosses(word)
+                    .iter()
+                    .flat_map(|g| english_words(g))
+                    .filter(|w| w.len() > 2)
+                    .collect();
+                if meaning.is_empty() {
+                    continue;
+                }
+                counted[0] += 1;
+                if !meaning.iter().any(|m| english.iter().any(|e| close(m, e))) {
+                    counted[1] += 1;
+                }
+            }
+            counted
+        })
+        .collect();
+    serde_json::json!(counts)
 }
 
 fn default_settings() -> anyhow::Result<RunSettings> {

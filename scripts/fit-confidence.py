@@ -13,6 +13,11 @@ in the lowest quarter of its run. Every segment of a line shares the line's labe
 Prints, for the mean alone (what tarjama uses) and for the mean, minimum and doubtful
 share together, the fitted weights and on each set the ROC-AUC of every signal and of
 the fitted confidence, and what flagging below each confidence floor would catch.
+
+With --aggregates, the segments must carry `token_logprobs` or `coverage` (from
+`cargo run --release --example confidence_audit -- --tokens|--coverage SEG.jsonl`), and it
+prints instead, for each quantity derived from them alone and together with the mean, the
+line-level ROC-AUC of a logistic fit on --fit and of the same weights on --check.
 """
 import argparse
 import json
@@ -50,9 +55,87 @@ def load(segments_path, reference_path, offset):
                 doubtful=s["doubtful"],
                 contrast=r.get("source_contrast"),
                 errors=any(w.get("severity", "error") == "error" for w in r["warnings"]),
+                aggregates=aggregates(r),
             )
         )
     return data
+
+
+def aggregates(record):
+    """Quantities a confidence could be built from, beyond the decoder's three signals."""
+    out = {"mean": record["signals"]["mean"]}
+    lp = record.get("token_logprobs")
+    if lp:
+        lp = np.array(lp)
+        low = np.sort(lp)
+        half = len(lp) // 2
+        out.update(
+            {
+                "mean under the first prompt": lp.mean(),
+                "min": max(lp.min(), MIN_FLOOR),
+                "mean of 3 lowest": low[:3].mean(),
+                "mean of 5 lowest": low[:5].mean(),
+                "share under -1": (lp < -1).mean(),
+                "share under -2": (lp < -2).mean(),
+                "tokens under -3": float((lp < -3).sum()),
+                "10th percentile": np.quantile(lp, 0.1),
+                "median": np.median(lp),
+                "mean clipped at -4": np.maximum(lp, -4).mean(),
+                "mean probability": np.exp(lp).mean(),
+                "first half mean": lp[: max(half, 1)].mean(),
+                "second half mean": lp[half:].mean(),
+                "log tokens": math.log(len(lp)),
+                "sum": lp.sum(),
+            }
+        )
+    for i, (words, missing) in enumerate(record.get("coverage") or []):
+        out[f"share without English, rarity {i}"] = missing / (1 + words)
+        out[f"words without English, rarity {i}"] = float(missing)
+    return out
+
+
+def line_auc(data, doubt):
+    """ROC-AUC over lines, a line as doubtful as its most doubtful segment."""
+    worst, bad = {}, {}
+    for d, x in zip(data, doubt):
+        worst[d["line"]] = max(worst.get(d["line"], -math.inf), x)
+        bad[d["line"]] = d["bad"]
+    lines = list(worst)
+    return auc([worst[l] for l in lines], [bad[l] for l in lines])
+
+
+def fit_columns(data, names, l2=1e-3, steps=20000, rate=0.5):
+    """Logistic fit of 'not bad' on standardized aggregates; returns a doubt scorer."""
+    x = np.array([[d["aggregates"][n] for n in names] for d in data])
+    mu, sd = x.mean(0), x.std(0) + 1e-9
+    z = np.c_[np.ones(len(x)), (x - mu) / sd]
+    y = np.array([0.0 if d["bad"] else 1.0 for d in data])
+    w = np.zeros(z.shape[1])
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-z @ w))
+        w -= rate * (z.T @ (p - y) / len(y) + l2 * np.r_[0, w[1:]])
+
+    def doubt(rows):
+        xs = np.array([[d["aggregates"][n] for n in names] for d in rows])
+        return list(-(np.c_[np.ones(len(xs)), (xs - mu) / sd] @ w))
+
+    return doubt
+
+
+def compare_aggregates(train, check):
+    names = list(train[0]["aggregates"])
+    if not names:
+        raise SystemExit("--aggregates: the segments carry no token_logprobs or coverage")
+    print("line-level ROC-AUC for the worst quarter: fit set / check set")
+    for name in names:
+        for columns in ([name], ["mean", name]):
+            if columns == ["mean", "mean"] or not all(c in names for c in columns):
+                continue
+            doubt = fit_columns(train, columns)
+            scores = f"{line_auc(train, doubt(train)):.3f}"
+            if check:
+                scores += f" / {line_auc(check, doubt(check)):.3f}"
+            print(f"  {' + '.join(columns)}: {scores}")
 
 
 def auc(scores, bad):
@@ -119,9 +202,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--fit", nargs=2, metavar=("SEGMENTS", "REFERENCE"), required=True)
     ap.add_argument("--check", nargs=2, metavar=("SEGMENTS", "REFERENCE"))
+    ap.add_argument("--aggregates", action="store_true")
     args = ap.parse_args()
     train = load(*args.fit, 0)
     check = load(*args.check, 0) if args.check else None
+    if args.aggregates:
+        compare_aggregates(train, check)
+        return
     for which in FEATURES:
         w = fit(train, which)
         print(f"{which}: weights (bias first) " + ", ".join(f"{x:.4f}" for x in w))
