@@ -185,7 +185,7 @@ fn audit(
 ) -> anyhow::Result<()> {
     let checker = Checker::new(settings.lexicon.clone());
 
-    let text = std::fs::read_to_string(&path)?;
+    let text = std::fs::read_to_string(path)?;
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or_default().split('\t').collect();
     let column = |name: &str| {
