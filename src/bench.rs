@@ -1,11 +1,15 @@
 //! `tarjama bench`: how fast the model translates the segments of a fixed set of
-//! documents, at several batch sizes.
+//! documents, at several batch sizes, and with `--whole-job` how fast the job a user runs
+//! is beside it.
 //!
 //! Every segment is translated once, greedily, with the translation prompt of
 //! `translate` (no retries, no summaries), so the figures measure the engine and can be
 //! set beside another engine given the same requests: [`export_requests`] writes them,
-//! token for token, for `scripts/bench-llamacpp.sh`. Each batch size runs in a process
-//! of its own, so its peak memory and model load time are its own.
+//! token for token, for `scripts/bench-llamacpp.sh`. The whole job ([`run_job`]) is
+//! `translate` itself on the same documents (checks, retries, repairs, summaries and
+//! the written outputs; no translation memory), timed from the loaded model to the
+//! written digest. Each measurement runs in a process of its own, so its peak memory
+//! and model load time are its own.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,10 +22,12 @@ use crate::engine;
 use crate::glossary::Term;
 use crate::inputs::{self, Source};
 use crate::job;
+use crate::job::{JobSettings, StageSeconds};
 use crate::load::{self, count_arabic_words};
 use crate::model::ChatModel;
 use crate::settings::RunSettings;
 use crate::translate::{Request, Translator};
+use crate::write::Format;
 
 /// What to translate and with which model.
 #[derive(Debug, Clone)]
@@ -53,7 +59,34 @@ pub struct BenchRow {
     pub load_s: f64,
     /// Threads computing the model (candle's barrier pool and the calling thread).
     pub threads: usize,
+    /// For the whole job: its seconds translating (checks, retries and repairs
+    /// included) and summarizing; the rest of `wall_s` is segmenting and writing.
+    #[serde(default)]
+    pub stages: Option<Stages>,
 }
+
+/// [`StageSeconds`] as a bench row records them.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Stages {
+    pub translate_s: f64,
+    pub summarize_s: f64,
+}
+
+impl From<StageSeconds> for Stages {
+    fn from(s: StageSeconds) -> Self {
+        Self {
+            translate_s: s.translate,
+            summarize_s: s.summarize,
+        }
+    }
+}
+
+/// The engine names of the two kinds of row.
+const TRANSLATION_ONLY: &str = "tarjama";
+const WHOLE_JOB: &str = "tarjama job";
+
+/// The formats `translate` writes by default.
+const JOB_FORMATS: [Format; 4] = [Format::Html, Format::Markdown, Format::Text, Format::Json];
 
 /// One translated segment, for comparing outputs across batch sizes and engines.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -137,7 +170,7 @@ pub fn run_one(opts: &BenchOptions) -> anyhow::Result<(BenchRow, Vec<BenchOutput
     let arabic_words = segments.iter().map(|s| count_arabic_words(&s.source)).sum();
     let per_s = |n: usize, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
     let row = BenchRow {
-        engine: "tarjama".into(),
+        engine: TRANSLATION_ONLY.into(),
         batch: translator.batch_size(),
         requests: segments.len(),
         prompt_tokens: throughput.prompt_tokens,
@@ -152,9 +185,66 @@ pub fn run_one(opts: &BenchOptions) -> anyhow::Result<(BenchRow, Vec<BenchOutput
         // The threads that run the weight products and attention: candle's barrier pool
         // and the calling thread (rayon's pool, which candle's `get_num_threads` reports,
         // has one thread on purpose: see `size_thread_pools` in main.rs).
-        threads: candle_core::utils::barrier_pool().n_workers() + 1,
+        threads: threads(),
+        stages: None,
     };
     Ok((row, outputs))
+}
+
+/// The threads that run the weight products and attention: candle's barrier pool and the
+/// calling thread (rayon's pool, which candle's `get_num_threads` reports, has one thread
+/// on purpose: see `size_thread_pools` in main.rs).
+fn threads() -> usize {
+    candle_core::utils::barrier_pool().n_workers() + 1
+}
+
+/// Runs `translate` on the options' documents at their batch size, writing into
+/// `scratch`, and times it from the loaded model to the written digest. Its outputs are
+/// each segment's English, for comparing with the translation-only run.
+pub fn run_job(opts: &BenchOptions, scratch: &Path) -> anyhow::Result<BenchRow> {
+    let job = JobSettings {
+        run: opts.run.clone(),
+        inputs: opts.inputs.clone(),
+        out_dir: scratch.to_path_buf(),
+        formats: JOB_FORMATS.to_vec(),
+        force: true,
+        shard: None,
+        progress_bar: false,
+        progress_every: std::time::Duration::from_secs(3600),
+    };
+    let mut plan = job::plan(&job)?;
+    let mut engine = engine::load(&job.run)?;
+    let load_s = engine.load_seconds.unwrap_or(0.0);
+    let started = Instant::now();
+    job::execute(&job, &mut plan, &mut engine);
+    let report = job::finish(&job, plan)?;
+    let wall_s = started.elapsed().as_secs_f64();
+    if let Some((name, job::Outcome::Failed { error })) = report
+        .outcomes
+        .iter()
+        .find(|(_, o)| matches!(o, job::Outcome::Failed { .. }))
+    {
+        anyhow::bail!("{name}: {error}");
+    }
+    let throughput = engine.translator.throughput();
+    let arabic_words = report.arabic_words();
+    let per_s = |n: usize, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
+    Ok(BenchRow {
+        engine: WHOLE_JOB.into(),
+        batch: engine.translator.batch_size(),
+        requests: report.done(),
+        prompt_tokens: throughput.prompt_tokens,
+        prompt_tokens_per_s: per_s(throughput.prompt_tokens, throughput.prompt_seconds),
+        generated_tokens: throughput.generated_tokens,
+        generated_tokens_per_s: per_s(throughput.generated_tokens, throughput.decode_seconds),
+        wall_s,
+        arabic_words,
+        words_per_s: per_s(arabic_words, wall_s),
+        peak_rss_mb: peak_rss_mb().unwrap_or(0.0),
+        load_s,
+        threads: threads(),
+        stages: Some(report.stages.into()),
+    })
 }
 
 /// Writes the benchmark's requests as JSON lines: the exact prompt (text and token ids),
@@ -185,44 +275,91 @@ pub fn export_requests(opts: &BenchOptions, path: &Path) -> anyhow::Result<usize
 
 /// Measures every batch size in a fresh process of `exe`, run with `args` (this
 /// process's own arguments) and `--single --batch-size N --out DIR`, so that each one's
-/// peak memory and load time are its own; returns the table, with each batch size's
-/// agreement with batch 1.
+/// peak memory and load time are its own; with `whole_job`, each batch size's whole job
+/// too (`--job`), right after its translation. Returns the table, with each batch size's
+/// agreement with batch 1, and each whole job's speed beside its translation's.
 pub fn compare_batch_sizes(
     exe: &Path,
     args: &[std::ffi::OsString],
     batch_sizes: &[usize],
+    whole_job: bool,
     out: &Path,
 ) -> anyhow::Result<String> {
     let mut rows = Vec::new();
     let mut reference = None;
+    let mut ratios = String::new();
     for &batch in batch_sizes {
         eprintln!("bench: batch size {batch}…");
-        let status = std::process::Command::new(exe)
-            .args(args)
-            .arg("--single")
-            .arg("--batch-size")
-            .arg(batch.to_string())
-            .arg("--out")
-            .arg(out)
-            .status()
-            .context("cannot run the benchmark process")?;
-        if !status.success() {
-            anyhow::bail!("the benchmark at batch size {batch} failed ({status})");
-        }
-        let (row, outputs) = load_saved(out, batch)?;
+        run_single(exe, args, batch, false, out)?;
+        let (row, outputs) = load_saved(out, TRANSLATION_ONLY, batch)?;
         if batch == 1 {
             reference = Some(outputs.clone());
         }
         let same = reference.as_deref().map(|r| agreement(&outputs, r));
+        let translation_words_per_s = row.words_per_s;
         rows.push((row, same));
+        if whole_job {
+            eprintln!("bench: the whole job at batch size {batch}…");
+            run_single(exe, args, batch, true, out)?;
+            let (job_row, _) = load_saved(out, WHOLE_JOB, batch)?;
+            ratios.push_str(&job_ratio(&job_row, translation_words_per_s));
+            rows.push((job_row, None));
+        }
     }
-    Ok(render(&rows))
+    Ok(render(&rows) + &ratios)
+}
+
+/// One measurement in a fresh process, saved under `out`.
+fn run_single(
+    exe: &Path,
+    args: &[std::ffi::OsString],
+    batch: usize,
+    whole_job: bool,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let status = std::process::Command::new(exe)
+        .args(args)
+        .arg("--single")
+        .args(whole_job.then_some("--job"))
+        .arg("--batch-size")
+        .arg(batch.to_string())
+        .arg("--out")
+        .arg(out)
+        .status()
+        .context("cannot run the benchmark process")?;
+    if !status.success() {
+        let what = if whole_job { "whole job" } else { "benchmark" };
+        anyhow::bail!("the {what} at batch size {batch} failed ({status})");
+    }
+    Ok(())
+}
+
+/// The line under the table that sets a whole job beside its translation.
+fn job_ratio(job: &BenchRow, translation_words_per_s: f64) -> String {
+    let stages = job.stages.unwrap_or(Stages {
+        translate_s: 0.0,
+        summarize_s: 0.0,
+    });
+    let ratio = if translation_words_per_s > 0.0 {
+        job.words_per_s / translation_words_per_s
+    } else {
+        0.0
+    };
+    format!(
+        "whole job at batch {}: {:.2} words/s, {ratio:.2} of translation only; \
+         {:.1} s translating (checks, retries, repairs), {:.1} s summarizing, {:.1} s the rest\n",
+        job.batch,
+        job.words_per_s,
+        stages.translate_s,
+        stages.summarize_s,
+        job.wall_s - stages.translate_s - stages.summarize_s
+    )
 }
 
 /// The table `tarjama bench` and the llama.cpp script print.
 pub fn render(rows: &[(BenchRow, Option<(usize, usize)>)]) -> String {
     let mut out = format!(
-        "{:<10}  {:>5}  {:>8}  {:>10}  {:>12}  {:>7}  {:>9}  {:>7}  {:>7}  {:>11}  {:>6}  {}\n",
+        "{:<11}  {:>5}  {:>8}  {:>10}  {:>12}  {:>7}  {:>9}  {:>7}  {:>7}  {:>11}  {:>6}  {}\n",
         "engine",
         "batch",
         "requests",
@@ -242,7 +379,7 @@ pub fn render(rows: &[(BenchRow, Option<(usize, usize)>)]) -> String {
             None => "-".into(),
         };
         out.push_str(&format!(
-            "{:<10}  {:>5}  {:>8}  {:>10}  {:>12.1}  {:>7}  {:>9.2}  {:>7.1}  {:>7.2}  {:>11.0}  {:>6.2}  {}\n",
+            "{:<11}  {:>5}  {:>8}  {:>10}  {:>12.1}  {:>7}  {:>9.2}  {:>7.1}  {:>7.2}  {:>11.0}  {:>6.2}  {}\n",
             r.engine,
             r.batch,
             r.requests,
@@ -260,29 +397,41 @@ pub fn render(rows: &[(BenchRow, Option<(usize, usize)>)]) -> String {
     out
 }
 
+/// The file name stem of one row's files: `batch-N`, or `job-batch-N` for a whole job.
+fn stem(engine: &str, batch: usize) -> String {
+    if engine == WHOLE_JOB {
+        format!("job-batch-{batch}")
+    } else {
+        format!("batch-{batch}")
+    }
+}
+
 /// Writes one row and its outputs where the parent process reads them.
 pub fn save(row: &BenchRow, outputs: &[BenchOutput], dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
+    let stem = stem(&row.engine, row.batch);
     crate::write::write_atomic(
-        &dir.join(format!("batch-{}.json", row.batch)),
+        &dir.join(format!("{stem}.json")),
         serde_json::to_string_pretty(row)?.as_bytes(),
     )?;
     let mut lines = Vec::new();
     for o in outputs {
         writeln!(lines, "{}", serde_json::to_string(o)?)?;
     }
-    crate::write::write_atomic(
-        &dir.join(format!("batch-{}.outputs.jsonl", row.batch)),
-        &lines,
-    )?;
+    crate::write::write_atomic(&dir.join(format!("{stem}.outputs.jsonl")), &lines)?;
     Ok(())
 }
 
-/// Reads back what [`save`] wrote.
-pub fn load_saved(dir: &Path, batch: usize) -> anyhow::Result<(BenchRow, Vec<BenchOutput>)> {
-    let row_path: PathBuf = dir.join(format!("batch-{batch}.json"));
+/// Reads back what [`save`] wrote for `engine`'s row at `batch`.
+pub fn load_saved(
+    dir: &Path,
+    engine: &str,
+    batch: usize,
+) -> anyhow::Result<(BenchRow, Vec<BenchOutput>)> {
+    let stem = stem(engine, batch);
+    let row_path: PathBuf = dir.join(format!("{stem}.json"));
     let row: BenchRow = serde_json::from_slice(&std::fs::read(&row_path)?)?;
-    let outputs = std::fs::read_to_string(dir.join(format!("batch-{batch}.outputs.jsonl")))?
+    let outputs = std::fs::read_to_string(dir.join(format!("{stem}.outputs.jsonl")))?
         .lines()
         .map(serde_json::from_str)
         .collect::<Result<Vec<BenchOutput>, _>>()?;
@@ -344,14 +493,49 @@ mod tests {
             peak_rss_mb: 1500.0,
             load_s: 0.8,
             threads: 2,
+            stages: None,
         };
         save(&row, &[output("a#0", "One.")], dir.path()).unwrap();
-        let (back, outputs) = load_saved(dir.path(), 4).unwrap();
+        let (back, outputs) = load_saved(dir.path(), TRANSLATION_ONLY, 4).unwrap();
         assert_eq!(back.prompt_tokens, 300);
         assert_eq!(outputs[0].text, "One.");
         let table = render(&[(back, Some((1, 1)))]);
         assert!(table.contains("tarjama"), "{table}");
         assert!(table.contains("1/1"), "{table}");
         assert!(peak_rss_mb().is_some_and(|mb| mb > 0.0));
+    }
+
+    #[test]
+    fn a_whole_job_is_saved_apart_and_set_beside_its_translation() {
+        let dir = tempfile::tempdir().unwrap();
+        let row = BenchRow {
+            engine: WHOLE_JOB.into(),
+            batch: 8,
+            requests: 5,
+            prompt_tokens: 9000,
+            prompt_tokens_per_s: 150.0,
+            generated_tokens: 3000,
+            generated_tokens_per_s: 20.0,
+            wall_s: 400.0,
+            arabic_words: 2800,
+            words_per_s: 7.0,
+            peak_rss_mb: 1500.0,
+            load_s: 0.8,
+            threads: 2,
+            stages: Some(Stages {
+                translate_s: 300.0,
+                summarize_s: 90.0,
+            }),
+        };
+        save(&row, &[], dir.path()).unwrap();
+        assert!(dir.path().join("job-batch-8.json").is_file());
+        assert!(load_saved(dir.path(), TRANSLATION_ONLY, 8).is_err());
+        let (back, _) = load_saved(dir.path(), WHOLE_JOB, 8).unwrap();
+        let line = job_ratio(&back, 14.0);
+        assert_eq!(
+            line,
+            "whole job at batch 8: 7.00 words/s, 0.50 of translation only; 300.0 s translating \
+             (checks, retries, repairs), 90.0 s summarizing, 10.0 s the rest\n"
+        );
     }
 }

@@ -170,8 +170,13 @@ struct BenchArgs {
     )]
     batch_sizes: Vec<usize>,
     /// Only the first N segments.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", conflicts_with = "whole_job")]
     limit: Option<usize>,
+    /// Also run the whole job at each batch size (`translate` on the same documents:
+    /// checks, retries, repairs, summaries, written outputs, no translation memory), and
+    /// set its speed beside translation alone.
+    #[arg(long)]
+    whole_job: bool,
     /// Write the requests (prompt token ids, token caps, stop tokens) as JSON lines for
     /// scripts/bench-llamacpp.sh, and measure nothing.
     #[arg(long, value_name = "FILE")]
@@ -182,6 +187,9 @@ struct BenchArgs {
     /// Run only --batch-size in this process and save to --out (used by bench itself).
     #[arg(long, hide = true, requires = "out")]
     single: bool,
+    /// With --single: measure the whole job instead of translation alone.
+    #[arg(long, hide = true, requires = "single")]
+    job: bool,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -641,8 +649,14 @@ fn benchmark(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     if args.single {
         let out = args.out.context("--single needs --out")?;
-        let (row, outputs) = bench::run_one(&opts)?;
-        bench::save(&row, &outputs, &out)?;
+        if args.job {
+            let written = out.join(format!("job-batch-{}-outputs", args.model.batch_size));
+            let row = bench::run_job(&opts, &written)?;
+            bench::save(&row, &[], &out)?;
+        } else {
+            let (row, outputs) = bench::run_one(&opts)?;
+            bench::save(&row, &outputs, &out)?;
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let temp;
@@ -657,7 +671,7 @@ fn benchmark(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let own_args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     print!(
         "{}",
-        bench::compare_batch_sizes(&exe, &own_args, &args.batch_sizes, &out)?
+        bench::compare_batch_sizes(&exe, &own_args, &args.batch_sizes, args.whole_job, &out)?
     );
     Ok(ExitCode::SUCCESS)
 }

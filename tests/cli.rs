@@ -366,6 +366,61 @@ fn bench_prints_a_row_per_batch_size_and_exports_its_requests() {
     }
 }
 
+/// `bench --whole-job` times `translate` itself beside translation alone: a job row and a
+/// line setting it beside translation, and the English it wrote is what `translate` writes.
+#[test]
+fn bench_whole_job_is_translate_timed_beside_translation_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = dir.path().join("visit.txt");
+    std::fs::write(
+        &doc,
+        "استقبل رئيس الوزراء اليوم وفدا من البنك الدولي لبحث التعاون في مجال التعليم.\n\n\
+         وأكد الجانبان أهمية تعزيز الشراكة بين الطرفين.\n",
+    )
+    .unwrap();
+    let rows = dir.path().join("rows");
+    let common = ["--max-new-tokens", "48", "--threads", "2"];
+    let mut args = vec![
+        "bench",
+        doc.to_str().unwrap(),
+        "--batch-sizes",
+        "2",
+        "--whole-job",
+        "--out",
+        rows.to_str().unwrap(),
+    ];
+    args.extend_from_slice(&common);
+    let o = tarjama(&args);
+    let log = text(&o);
+    assert!(o.status.success(), "{log}");
+    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+    let table: Vec<&str> = stdout.lines().collect();
+    assert_eq!(table.len(), 4, "{log}");
+    assert!(table[2].starts_with("tarjama job"), "{log}");
+    assert!(
+        table[3].starts_with("whole job at batch 2:") && table[3].contains("of translation only"),
+        "{log}"
+    );
+    let row: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(rows.join("job-batch-2.json")).unwrap()).unwrap();
+    assert_eq!(row["requests"], 1, "documents translated");
+    assert!(
+        row["stages"]["translate_s"].as_f64().unwrap() > 0.0,
+        "{row}"
+    );
+    assert!(row["arabic_words"].as_u64().unwrap() >= 18, "{row}");
+
+    let out = dir.path().join("translated");
+    let mut extra = vec!["--batch-size", "2", "--no-memory"];
+    extra.extend_from_slice(&common);
+    let o = translate(&doc, &out, &extra);
+    assert!(o.status.success(), "{}", text(&o));
+    let by_translate = std::fs::read_to_string(out.join("visit.en.txt")).unwrap();
+    let by_bench =
+        std::fs::read_to_string(rows.join("job-batch-2-outputs").join("visit.en.txt")).unwrap();
+    assert_eq!(by_bench, by_translate);
+}
+
 #[test]
 fn a_close_memory_match_is_shown_to_the_model() {
     let work = tempfile::tempdir().unwrap();

@@ -8,7 +8,7 @@ use super::memory::RunMemory;
 use super::plan::Pending;
 use super::progress::Progress;
 use super::segments::{assemble, collect, segment_refs, Segmented};
-use super::{JobSettings, Outcome};
+use super::{JobSettings, Outcome, StageSeconds};
 use crate::check::{Checker, Warning};
 use crate::document::{ModelRecord, Settings, Timings, TranslatedDocument, TranslatedParagraph};
 use crate::engine::Engine;
@@ -42,12 +42,13 @@ struct Draft {
 
 type Summary = Option<Result<CheckedSummary, ModelError>>;
 
-/// Translates, summarizes and writes a group of documents; returns each one's outcome.
+/// Translates, summarizes and writes a group of documents; returns each one's outcome,
+/// and the time spent translating and summarizing.
 pub(super) fn translate_group(
     stage: &Stage,
     engine: &mut Engine,
     group: Vec<(Pending, Segmented)>,
-) -> Vec<(String, Outcome)> {
+) -> (Vec<(String, Outcome)>, StageSeconds) {
     let started = Instant::now();
     let refs = segment_refs(&group);
     let results = translate_segments(stage, engine.translator.as_mut(), &refs, group.len());
@@ -70,7 +71,11 @@ pub(super) fn translate_group(
     }
     let summaries = summarize(stage, engine, &group, &drafts);
     stage.progress.set_stage(None);
-    let summarize_seconds = summarize_started.elapsed().as_secs_f64() / drafts.len().max(1) as f64;
+    let seconds = StageSeconds {
+        translate: translate_seconds,
+        summarize: summarize_started.elapsed().as_secs_f64(),
+    };
+    let summarize_seconds = seconds.summarize / drafts.len().max(1) as f64;
     for (draft, summary) in drafts.into_iter().zip(summaries) {
         let pending = &group[draft.doc].0;
         let d = draft.doc;
@@ -82,7 +87,7 @@ pub(super) fn translate_group(
             summarize_seconds,
         ));
     }
-    group
+    let outcomes = group
         .into_iter()
         .zip(outcomes)
         .map(|((pending, _), outcome)| {
@@ -91,7 +96,8 @@ pub(super) fn translate_group(
             });
             (pending.input.display, outcome)
         })
-        .collect()
+        .collect();
+    (outcomes, seconds)
 }
 
 /// The documents whose every segment was translated, assembled and titled; the others

@@ -35,7 +35,7 @@ use std::time::Duration;
 
 pub use plan::{plan, Plan};
 pub use progress::LOG_EVERY;
-pub use report::{Outcome, Report};
+pub use report::{Outcome, Report, StageSeconds};
 pub(crate) use segments::{segment_document, Segmented};
 
 use crate::check::Checker;
@@ -123,7 +123,10 @@ pub fn execute(job: &JobSettings, plan: &mut Plan, engine: &mut Engine) {
         let group = next_group(&mut documents);
         announce(&progress, &group, done, count);
         done += group.len();
-        for (name, outcome) in translate_group(&stage, engine, group) {
+        let (group_outcomes, seconds) = translate_group(&stage, engine, group);
+        plan.report.stages.translate += seconds.translate;
+        plan.report.stages.summarize += seconds.summarize;
+        for (name, outcome) in group_outcomes {
             if let Outcome::Failed { error } = &outcome {
                 progress.suspend(|| tracing::error!("{error}"));
             }

@@ -18,6 +18,14 @@ pub enum Outcome {
     },
 }
 
+/// Seconds the run spent in the model's two stages, summed over its groups: translating
+/// segments (checks, retries and repairs included) and summarizing documents.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct StageSeconds {
+    pub translate: f64,
+    pub summarize: f64,
+}
+
 /// The end-of-run report.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -28,6 +36,7 @@ pub struct Report {
     pub memory_hits: Option<usize>,
     /// Segments shown a close memory match as an example (`None` unless asked for).
     pub memory_examples: Option<usize>,
+    pub stages: StageSeconds,
     pub wall: Duration,
 }
 
