@@ -202,8 +202,12 @@ fn threads() -> usize {
 /// `scratch`, and times it from the loaded model to the written digest. Its outputs are
 /// each segment's English, for comparing with the translation-only run.
 pub fn run_job(opts: &BenchOptions, scratch: &Path) -> anyhow::Result<BenchRow> {
+    let mut run = opts.run.clone();
+    // As `translate` does unless told --no-summary.
+    run.summary_model
+        .get_or_insert_with(|| crate::registry::DEFAULT_MODEL.to_string());
     let job = JobSettings {
-        run: opts.run.clone(),
+        run,
         inputs: opts.inputs.clone(),
         out_dir: scratch.to_path_buf(),
         formats: JOB_FORMATS.to_vec(),
