@@ -4,7 +4,8 @@
 //! cargo run --release --example summary_audit -- out
 //! ```
 //!
-//! For every `NAME.json` in the directory: Arabic words, summary words and sentences, the
+//! For every `NAME.json` in the directory: Arabic words, summary words and sentences (the
+//! model's summary, without tarjama's note on left-out sentences), the
 //! document's distinct numbers and named entities (capitalized runs of its English, as the
 //! unsupported-name check finds them) and how many of each the summary mentions, the
 //! summary's flags as written, and its flags under today's checks (which differ when the
@@ -16,7 +17,7 @@ use tarjama::check::{name_spans, numbers};
 use tarjama::document::TranslatedDocument;
 use tarjama::lexicon::Lexicon;
 use tarjama::registry::FetchPolicy;
-use tarjama::summarize::{check_document_summary, SummaryInput};
+use tarjama::summarize::{check_document_summary, without_omission_note, SummaryInput};
 
 fn main() -> anyhow::Result<()> {
     let dir = std::env::args().nth(1).unwrap_or_else(|| "out".into());
@@ -35,7 +36,9 @@ fn main() -> anyhow::Result<()> {
     println!("|---|---|---|---|---|---|---|---|---|");
     for path in files {
         let doc: TranslatedDocument = serde_json::from_slice(&std::fs::read(&path)?)?;
-        let summary = doc.summary.clone().unwrap_or_default();
+        // The model's summary: the note on left-out sentences is tarjama's, with its own numbers.
+        let written = doc.summary.clone().unwrap_or_default();
+        let summary = without_omission_note(&written).to_string();
         let english: String = doc
             .paragraphs
             .iter()

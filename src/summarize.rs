@@ -128,6 +128,21 @@ fn translated_sentences(
         .filter(|s| !s.translation.trim().is_empty())
 }
 
+/// How the omission note begins when no sentence could be summarized, and when some were
+/// left out.
+const NOTHING_TRUSTED: &str = "No summary: the translation of";
+const LEAVES_OUT: &str = "This summary leaves out";
+
+/// A written summary without the omission note [`with_omission_note`] added: what the
+/// model wrote, which is what the summary checks judge.
+pub fn without_omission_note(summary: &str) -> &str {
+    [NOTHING_TRUSTED, LEAVES_OUT]
+        .iter()
+        .filter_map(|start| summary.rfind(start))
+        .max()
+        .map_or(summary, |at| summary[..at].trim_end())
+}
+
 /// `summary` followed, when sentences were left out of it, by a sentence saying how many
 /// and why (written here, not by the model, so it is always there and always right).
 fn with_omission_note(summary: String, paragraphs: &[TranslatedParagraph]) -> String {
@@ -139,12 +154,10 @@ fn with_omission_note(summary: String, paragraphs: &[TranslatedParagraph]) -> St
         return summary;
     }
     let note = if left_out == total {
-        format!(
-            "No summary: the translation of all {total} sentences may be wrong (see the flags)."
-        )
+        format!("{NOTHING_TRUSTED} all {total} sentences may be wrong (see the flags).")
     } else {
         format!(
-            "This summary leaves out {left_out} of {total} sentences whose translation may be wrong (see the flags)."
+            "{LEAVES_OUT} {left_out} of {total} sentences whose translation may be wrong (see the flags)."
         )
     };
     if summary.is_empty() {
@@ -521,6 +534,21 @@ mod tests {
         let chunks = chunk_by_tokens(&texts, 5, |t| Ok(t.split_whitespace().count())).unwrap();
         assert_eq!(chunks, vec!["a b c\n\nd e", "f g h i\n\nj"]);
         assert_eq!(chunks.join(" ").split_whitespace().count(), 10);
+    }
+
+    #[test]
+    fn the_omission_note_comes_off_a_written_summary() {
+        let note = "This summary leaves out 4 of 9 sentences whose translation may be wrong (see the flags).";
+        assert_eq!(
+            without_omission_note(&format!("The council met. {note}")),
+            "The council met."
+        );
+        assert_eq!(
+            without_omission_note("The council met."),
+            "The council met."
+        );
+        let none = "No summary: the translation of all 3 sentences may be wrong (see the flags).";
+        assert_eq!(without_omission_note(none), "");
     }
 
     #[test]
