@@ -156,7 +156,7 @@ fn coverage(lexicon: &Lexicon, source: &str, english: &str) -> serde_json::Value
 }
 
 fn default_settings() -> anyhow::Result<RunSettings> {
-    Ok(RunSettings::resolve(Choices {
+    RunSettings::resolve(Choices {
         model: DEFAULT_MODEL.to_string(),
         summary_model: None,
         offline: false,
@@ -175,7 +175,7 @@ fn default_settings() -> anyhow::Result<RunSettings> {
         hints: DEFAULT_HINTS as usize,
         memory: None::<PathBuf>,
         memory_examples: None,
-    })?)
+    })
 }
 
 fn audit(

@@ -166,29 +166,50 @@ pub fn run_one(opts: &BenchOptions) -> anyhow::Result<(BenchRow, Vec<BenchOutput
             text: t.text,
         });
     }
-    let throughput = translator.throughput();
-    let arabic_words = segments.iter().map(|s| count_arabic_words(&s.source)).sum();
-    let per_s = |n: usize, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
-    let row = BenchRow {
-        engine: TRANSLATION_ONLY.into(),
-        batch: translator.batch_size(),
+    let row = Measured {
         requests: segments.len(),
-        prompt_tokens: throughput.prompt_tokens,
-        prompt_tokens_per_s: per_s(throughput.prompt_tokens, throughput.prompt_seconds),
         generated_tokens,
-        generated_tokens_per_s: per_s(throughput.generated_tokens, throughput.decode_seconds),
         wall_s,
-        arabic_words,
-        words_per_s: per_s(arabic_words, wall_s),
-        peak_rss_mb: peak_rss_mb().unwrap_or(0.0),
+        arabic_words: segments.iter().map(|s| count_arabic_words(&s.source)).sum(),
         load_s,
-        // The threads that run the weight products and attention: candle's barrier pool
-        // and the calling thread (rayon's pool, which candle's `get_num_threads` reports,
-        // has one thread on purpose: see `size_thread_pools` in main.rs).
-        threads: threads(),
         stages: None,
-    };
+    }
+    .row(TRANSLATION_ONLY, translator.as_ref());
     Ok((row, outputs))
+}
+
+/// What one measurement counted, before the rates and the process's figures are added.
+struct Measured {
+    requests: usize,
+    generated_tokens: usize,
+    wall_s: f64,
+    arabic_words: usize,
+    load_s: f64,
+    stages: Option<Stages>,
+}
+
+impl Measured {
+    /// The row of `engine`, with `translator`'s batch size and token counts and times.
+    fn row(self, engine: &str, translator: &dyn Translator) -> BenchRow {
+        let throughput = translator.throughput();
+        let per_s = |n: usize, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
+        BenchRow {
+            engine: engine.into(),
+            batch: translator.batch_size(),
+            requests: self.requests,
+            prompt_tokens: throughput.prompt_tokens,
+            prompt_tokens_per_s: per_s(throughput.prompt_tokens, throughput.prompt_seconds),
+            generated_tokens: self.generated_tokens,
+            generated_tokens_per_s: per_s(throughput.generated_tokens, throughput.decode_seconds),
+            wall_s: self.wall_s,
+            arabic_words: self.arabic_words,
+            words_per_s: per_s(self.arabic_words, self.wall_s),
+            peak_rss_mb: peak_rss_mb().unwrap_or(0.0),
+            load_s: self.load_s,
+            threads: threads(),
+            stages: self.stages,
+        }
+    }
 }
 
 /// The threads that run the weight products and attention: candle's barrier pool and the
@@ -230,25 +251,16 @@ pub fn run_job(opts: &BenchOptions, scratch: &Path) -> anyhow::Result<BenchRow> 
     {
         anyhow::bail!("{name}: {error}");
     }
-    let throughput = engine.translator.throughput();
-    let arabic_words = report.arabic_words();
-    let per_s = |n: usize, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
-    Ok(BenchRow {
-        engine: WHOLE_JOB.into(),
-        batch: engine.translator.batch_size(),
+    let translator = engine.translator.as_ref();
+    Ok(Measured {
         requests: report.done(),
-        prompt_tokens: throughput.prompt_tokens,
-        prompt_tokens_per_s: per_s(throughput.prompt_tokens, throughput.prompt_seconds),
-        generated_tokens: throughput.generated_tokens,
-        generated_tokens_per_s: per_s(throughput.generated_tokens, throughput.decode_seconds),
+        generated_tokens: translator.throughput().generated_tokens,
         wall_s,
-        arabic_words,
-        words_per_s: per_s(arabic_words, wall_s),
-        peak_rss_mb: peak_rss_mb().unwrap_or(0.0),
+        arabic_words: report.arabic_words(),
         load_s,
-        threads: threads(),
         stages: Some(report.stages.into()),
-    })
+    }
+    .row(WHOLE_JOB, translator))
 }
 
 /// Writes the benchmark's requests as JSON lines: the exact prompt (text and token ids),
