@@ -62,23 +62,7 @@ pub struct BenchRow {
     /// For the whole job: its seconds translating (checks, retries and repairs
     /// included) and summarizing; the rest of `wall_s` is segmenting and writing.
     #[serde(default)]
-    pub stages: Option<Stages>,
-}
-
-/// [`StageSeconds`] as a bench row records them.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct Stages {
-    pub translate_s: f64,
-    pub summarize_s: f64,
-}
-
-impl From<StageSeconds> for Stages {
-    fn from(s: StageSeconds) -> Self {
-        Self {
-            translate_s: s.translate,
-            summarize_s: s.summarize,
-        }
-    }
+    pub stages: Option<StageSeconds>,
 }
 
 /// The engine names of the two kinds of row.
@@ -185,7 +169,7 @@ struct Measured {
     wall_s: f64,
     arabic_words: usize,
     load_s: f64,
-    stages: Option<Stages>,
+    stages: Option<StageSeconds>,
 }
 
 impl Measured {
@@ -258,7 +242,7 @@ pub fn run_job(opts: &BenchOptions, scratch: &Path) -> anyhow::Result<BenchRow> 
         wall_s,
         arabic_words: report.arabic_words(),
         load_s,
-        stages: Some(report.stages.into()),
+        stages: Some(report.stages),
     }
     .row(WHOLE_JOB, translator))
 }
@@ -352,10 +336,7 @@ fn run_single(
 
 /// The line under the table that sets a whole job beside its translation.
 fn job_ratio(job: &BenchRow, translation_words_per_s: f64) -> String {
-    let stages = job.stages.unwrap_or(Stages {
-        translate_s: 0.0,
-        summarize_s: 0.0,
-    });
+    let stages = job.stages.unwrap_or_default();
     let ratio = if translation_words_per_s > 0.0 {
         job.words_per_s / translation_words_per_s
     } else {
@@ -366,9 +347,9 @@ fn job_ratio(job: &BenchRow, translation_words_per_s: f64) -> String {
          {:.1} s translating (checks, retries, repairs), {:.1} s summarizing, {:.1} s the rest\n",
         job.batch,
         job.words_per_s,
-        stages.translate_s,
-        stages.summarize_s,
-        job.wall_s - stages.translate_s - stages.summarize_s
+        stages.translate,
+        stages.summarize,
+        job.wall_s - stages.translate - stages.summarize
     )
 }
 
@@ -538,9 +519,9 @@ mod tests {
             peak_rss_mb: 1500.0,
             load_s: 0.8,
             threads: 2,
-            stages: Some(Stages {
-                translate_s: 300.0,
-                summarize_s: 90.0,
+            stages: Some(StageSeconds {
+                translate: 300.0,
+                summarize: 90.0,
             }),
         };
         save(&row, &[], dir.path()).unwrap();

@@ -20,9 +20,11 @@ pub enum Outcome {
 
 /// Seconds the run spent in the model's two stages, summed over its groups: translating
 /// segments (checks, retries and repairs included) and summarizing documents.
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StageSeconds {
+    #[serde(rename = "translate_s")]
     pub translate: f64,
+    #[serde(rename = "summarize_s")]
     pub summarize: f64,
 }
 
